@@ -1,0 +1,1 @@
+"""incibot, the service: ingestion, incidents, processing, and (later) Slack and remediation."""

@@ -1,0 +1,1 @@
+"""The ``incibot`` command line."""

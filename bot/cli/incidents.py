@@ -1,0 +1,130 @@
+"""``incibot incidents list|show|ack|resolve``."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+from typing import Any
+
+from bot.incidents import views
+from bot.incidents.errors import IncidentError
+from bot.runtime import build_incident_service, open_database
+from bot.settings import Settings
+
+
+def register(commands: Any) -> None:
+    parser = commands.add_parser("incidents", help="list, show, acknowledge and resolve incidents")
+    sub = parser.add_subparsers(dest="incidents_command", required=True, metavar="COMMAND")
+
+    listing = sub.add_parser("list", help="incidents, newest first")
+    listing.add_argument("--status", choices=views.STATUS_FILTERS, default="all")
+    listing.add_argument("--json", action="store_true", help="print a JSON array")
+    listing.set_defaults(handler=list_incidents)
+
+    show = sub.add_parser("show", help="one incident with its alerts and timeline")
+    show.add_argument("id", type=int)
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(handler=show_incident)
+
+    ack = sub.add_parser("ack", help="acknowledge an incident")
+    ack.add_argument("id", type=int)
+    ack.add_argument("--by", default=None, help="who acknowledges (default: cli:$USER)")
+    ack.set_defaults(handler=acknowledge)
+
+    resolve_parser = sub.add_parser("resolve", help="resolve an incident")
+    resolve_parser.add_argument("id", type=int)
+    resolve_parser.add_argument("--note", default=None, help="resolution note")
+    resolve_parser.add_argument("--by", default=None, help="who resolves (default: cli:$USER)")
+    resolve_parser.set_defaults(handler=resolve)
+
+
+def list_incidents(settings: Settings, args: argparse.Namespace) -> int:
+    database = open_database(settings)
+    try:
+        with database.read() as session:
+            rows = [views.summary(incident) for incident in views.list_incidents(session, args.status)]
+    finally:
+        database.dispose()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("No incidents.")
+        return 0
+    print(f"{'ID':>5}  {'STATUS':<12}  {'SEVERITY':<8}  {'ALERTS':>6}  {'OPENED (UTC)':<16}  TITLE")
+    for row in rows:
+        opened = row["opened_at"][:16].replace("T", " ")
+        print(
+            f"{row['id']:>5}  {row['status']:<12}  {row['severity']:<8}  {row['alert_count']:>6}  {opened:<16}  "
+            f"{row['title']}"
+        )
+    return 0
+
+
+def show_incident(settings: Settings, args: argparse.Namespace) -> int:
+    database = open_database(settings)
+    try:
+        with database.read() as session:
+            data = views.detail(views.get_incident(session, args.id))
+    except IncidentError as exc:
+        print(f"incibot: {exc.message}", file=sys.stderr)
+        return 1
+    finally:
+        database.dispose()
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    print(f"Incident {data['id']}: {data['title']}")
+    for key in (
+        "status",
+        "severity",
+        "service",
+        "source",
+        "alert_count",
+        "commander",
+        "opened_at",
+        "acknowledged_at",
+        "acknowledged_by",
+        "resolved_at",
+        "resolved_by",
+        "resolution_note",
+    ):
+        if data[key] is not None:
+            print(f"  {key.replace('_', ' ')}: {data[key]}")
+    print("Alerts:")
+    for alert in data["alerts"]:
+        print(f"  [{alert['status']}] {alert['alertname']} {alert['severity']} {alert['fingerprint']}")
+    print("Timeline:")
+    for entry in data["timeline"]:
+        print(f"  {entry['at'][:19].replace('T', ' ')}  {entry['actor']}: {entry['text']}")
+    return 0
+
+
+def acknowledge(settings: Settings, args: argparse.Namespace) -> int:
+    service = build_incident_service(settings)
+    return _act(settings, lambda session: service.acknowledge(session, args.id, _actor(args)))
+
+
+def resolve(settings: Settings, args: argparse.Namespace) -> int:
+    service = build_incident_service(settings)
+    return _act(settings, lambda session: service.resolve(session, args.id, _actor(args), args.note))
+
+
+def _act(settings: Settings, action: Any) -> int:
+    database = open_database(settings)
+    try:
+        with database.write() as session:
+            outcome = action(session)
+    except IncidentError as exc:
+        print(f"incibot: {exc.message}", file=sys.stderr)
+        return 1
+    finally:
+        database.dispose()
+    print(outcome.message, file=sys.stdout if outcome.changed else sys.stderr)
+    return 0 if outcome.changed else 1
+
+
+def _actor(args: argparse.Namespace) -> str:
+    return str(args.by or f"cli:{getpass.getuser()}")

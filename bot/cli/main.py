@@ -1,0 +1,52 @@
+"""``incibot``: serve the bot, migrate the database, and work incidents from a shell.
+
+Commands that read or change incidents talk to the database from settings and need no running server.
+Exit status: 0 success, 1 the action was refused or failed (the message says why), 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+
+from bot.cli import deliveries, incidents, serve, test_alert
+from bot.settings import Settings
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="incibot", description=__doc__.splitlines()[0] if __doc__ else None)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve.register(commands)
+    db = commands.add_parser("db", help="database schema")
+    db_commands = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
+    db_commands.add_parser("upgrade", help="migrate the schema to the newest revision").set_defaults(
+        handler=serve.upgrade_database
+    )
+    incidents.register(commands)
+    deliveries.register(commands)
+    test_alert.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False):
+            name = "INCIBOT_" + "_".join(str(part) for part in error["loc"]).upper()
+            print(f"incibot: invalid setting {name}: {error['msg']}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for chatty in ("apscheduler", "alembic", "httpx"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
+    result: int = args.handler(settings, args)
+    return result

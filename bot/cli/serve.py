@@ -1,0 +1,81 @@
+"""``incibot serve`` and ``incibot db upgrade``."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import sys
+from typing import Any
+
+import uvicorn
+from pydantic import SecretStr
+
+from bot.db import migrate
+from bot.ingest import token_file
+from bot.runtime import Runtime, open_database
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def register(commands: Any) -> None:
+    parser = commands.add_parser("serve", help="run the bot (webhooks, worker, jobs)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
+    parser.set_defaults(handler=run_serve)
+
+
+def upgrade_database(settings: Settings, _args: argparse.Namespace) -> int:
+    database = open_database(settings)
+    try:
+        migrate.upgrade(database)
+        print(f"database at revision {migrate.current_revision(database)}")
+    finally:
+        database.dispose()
+    return 0
+
+
+def run_serve(settings: Settings, args: argparse.Namespace) -> int:
+    tokens = settings.ingest_tokens
+    if not tokens:
+        if not _is_loopback(args.host):
+            print(
+                f"incibot: refusing to listen on {args.host} without INCIBOT_INGEST_TOKENS; "
+                "configure a token, or listen on 127.0.0.1",
+                file=sys.stderr,
+            )
+            return 2
+        token, created = token_file.load_or_create(settings.token_file)
+        if created:
+            print(f"Created an ingest token in {settings.token_file}: {token}", flush=True)
+        else:
+            print(f"Using the ingest token in {settings.token_file}", flush=True)
+        tokens = ((None, SecretStr(token)),)
+    database = open_database(settings)
+    if not migrate.is_at_head(database):
+        database.dispose()
+        print("incibot: the database schema is not current; run `incibot db upgrade`", file=sys.stderr)
+        return 1
+    runtime = Runtime.build(settings, ingest_tokens=tokens, database=database)
+    config = uvicorn.Config(
+        runtime.asgi_app(),
+        host=args.host,
+        port=args.port,
+        lifespan="on",
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=30,
+    )
+    print(f"incibot starting on http://{args.host}:{args.port}", flush=True)
+    uvicorn.Server(config).run()
+    return 0
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,1 @@
+"""Database access: the declarative base, the engine with its dialect quirks, and migrations."""

@@ -1,0 +1,112 @@
+"""The engine and transactions, with each backend's durability and locking settings.
+
+SQLite runs in WAL mode with ``synchronous=NORMAL`` (a commit survives a process crash; the last commits
+before a power loss may not). Write transactions start with ``BEGIN IMMEDIATE`` so two writers queue on the
+busy timeout instead of deadlocking on a lock upgrade; pysqlite's own transaction handling is switched off
+so that SAVEPOINTs work (SQLAlchemy's documented recipe).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+_BEGIN_OPTION = "incibot_sqlite_begin"
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot serve us right now (down, locked, shutting down); try again later."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for errors that a later retry may not hit: lost connections, lock timeouts."""
+    if isinstance(exc, DatabaseUnavailable | OperationalError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+class Database:
+    """Owns the engine; hands out write and read sessions."""
+
+    def __init__(self, url: str, *, lock_timeout: float = 5.0, pool_size: int = 8) -> None:
+        parsed = make_url(url)
+        self.url = url
+        self.dialect = parsed.get_backend_name()
+        if self.is_sqlite:
+            if parsed.database and parsed.database != ":memory:":
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            self.engine = create_engine(
+                url,
+                connect_args={"timeout": lock_timeout, "check_same_thread": False},
+                pool_size=pool_size,
+                max_overflow=pool_size,
+            )
+            _configure_sqlite(self.engine, lock_timeout)
+        else:
+            self.engine = create_engine(
+                url,
+                pool_size=pool_size,
+                max_overflow=pool_size,
+                pool_pre_ping=True,
+                pool_timeout=lock_timeout,
+                connect_args=_postgres_connect_args(lock_timeout),
+            )
+        self._writer: sessionmaker[Session] = sessionmaker(self.engine, expire_on_commit=False)
+        self._reader: sessionmaker[Session] = sessionmaker(
+            self.engine.execution_options(**{_BEGIN_OPTION: "DEFERRED"}), expire_on_commit=False
+        )
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.dialect == "postgresql"
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """A session in one write transaction: committed on success, rolled back on error."""
+        with self._writer.begin() as session:
+            yield session
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A session for reading; on SQLite it takes no write lock."""
+        with self._reader() as session:
+            yield session
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _postgres_connect_args(lock_timeout: float) -> dict[str, Any]:
+    millis = int(lock_timeout * 1000)
+    return {
+        "connect_timeout": max(1, int(lock_timeout)),
+        "options": f"-c lock_timeout={millis} -c statement_timeout={millis * 6}",
+    }
+
+
+def _configure_sqlite(engine: Engine, lock_timeout: float) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(lock_timeout * 1000)}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        mode = connection.get_execution_options().get(_BEGIN_OPTION, "IMMEDIATE")
+        connection.exec_driver_sql(f"BEGIN {mode}")

@@ -1,0 +1,8 @@
+"""Imports every model module so that ``Base.metadata`` is complete (for Alembic and tests)."""
+
+from bot.db.base import Base
+from bot.incidents import models as incidents
+from bot.ingest import models as ingest
+from bot.scheduling import models as scheduling
+
+__all__ = ["Base", "incidents", "ingest", "scheduling"]

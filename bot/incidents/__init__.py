@@ -1,0 +1,1 @@
+"""Incidents: models, lifecycle, grouping, and read views."""

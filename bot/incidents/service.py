@@ -1,0 +1,264 @@
+"""The incident lifecycle: triggered → acknowledged → resolved, driven by alerts and by people.
+
+Alert-driven changes (:meth:`IncidentService.apply_events`) are called by the processing worker inside its
+transaction; people's actions (:meth:`acknowledge`, :meth:`resolve`) by the CLI and Slack. Every change
+writes a timeline entry. A resolve is never inferred from an alert's absence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from bot.incidents.errors import IncidentNotFound
+from bot.incidents.grouping import Grouper
+from bot.incidents.models import OPEN_STATUSES, Incident, IncidentAlert, IncidentStatus, TimelineEntry
+from bot.ingest.models import Alert
+from bot.ingest.parsed import Action
+from knowledge.alerts import AlertStatus, severity_rank
+
+SYSTEM_ACTOR = "incibot"
+# Sources whose keys start a fresh incident after a resolve, whatever the reopen window says.
+FRESH_AFTER_RESOLVE = frozenset({"pagerduty"})
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The result of a person's action: whether it changed anything, and what to tell them."""
+
+    changed: bool
+    message: str
+
+
+class IncidentService:
+    def __init__(self, grouper: Grouper, reopen_window: timedelta, clock: Callable[[], datetime]) -> None:
+        self._grouper = grouper
+        self._reopen_window = reopen_window
+        self._clock = clock
+
+    # --- alert-driven -------------------------------------------------------------------------------
+
+    def apply_events(self, session: Session, events: Sequence[Sequence[object]], received_at: datetime) -> None:
+        """Apply the occurrence changes one delivery recorded at ingest, in order.
+
+        Timeline entries are written once per incident and delivery (a 500-alert group is one line), and an
+        incident resolves by itself once the delivery leaves none of its alerts firing.
+        """
+        changes: dict[int, _Changes] = {}
+        for event in events:
+            alert_id, action = event
+            if not isinstance(alert_id, int) or not isinstance(action, str):
+                raise ValueError(f"malformed event {list(event)!r}")
+            alert = session.get(Alert, alert_id)
+            if alert is None:
+                raise LookupError(f"alert {alert_id} does not exist")
+            if action == Action.FIRING:
+                incident, linked = self._on_firing(session, alert, received_at)
+                if linked is not None:
+                    changes.setdefault(incident.id, _Changes(incident)).linked.append(linked)
+            elif action == Action.RESOLVED:
+                owner = _incident_of(session, alert.id)
+                if owner is not None:  # else it resolved before it ever fired: nothing was opened
+                    changes.setdefault(owner.id, _Changes(owner)).resolved.append(alert)
+            elif action == Action.ACKNOWLEDGE:
+                owner = _incident_of(session, alert.id)
+                if owner is not None and owner.status == IncidentStatus.TRIGGERED:
+                    self._acknowledge(session, owner, alert.source, received_at)
+            else:
+                raise ValueError(f"unknown action {action!r}")
+        for change in changes.values():
+            self._settle(session, change, received_at)
+
+    def _on_firing(self, session: Session, alert: Alert, at: datetime) -> tuple[Incident, _Linked | None]:
+        """Link a new occurrence to its incident (reopened, joined or opened); None if already linked."""
+        owner = _incident_of(session, alert.id)
+        if owner is not None:
+            return owner, None
+        opened = False
+        incident = self._previous_incident(session, alert, at)
+        if incident is None:
+            key = self._grouper.group_key(alert)
+            incident = session.scalars(
+                select(Incident)
+                .where(Incident.group_key == key, Incident.status.in_(OPEN_STATUSES))
+                .order_by(Incident.id.desc())
+                .limit(1)
+            ).first()
+            if incident is None:
+                incident = self._open(session, alert, key, at)
+                opened = True
+        elif incident.status == IncidentStatus.RESOLVED:
+            self._reopen(session, incident, alert, at)
+        self._link(session, incident, alert, at)
+        return incident, _Linked(alert, opened)
+
+    def _previous_incident(self, session: Session, alert: Alert, at: datetime) -> Incident | None:
+        """The incident of this fingerprint's previous occurrence, if the new one belongs with it."""
+        if alert.source in FRESH_AFTER_RESOLVE:
+            return None
+        incident = session.scalars(
+            select(Incident)
+            .join(IncidentAlert, IncidentAlert.incident_id == Incident.id)
+            .join(Alert, Alert.id == IncidentAlert.alert_id)
+            .where(Alert.source == alert.source, Alert.fingerprint == alert.fingerprint, Alert.id < alert.id)
+            .order_by(Alert.id.desc())
+            .limit(1)
+        ).first()
+        if incident is None or incident.is_open:
+            return incident
+        assert incident.resolved_at is not None
+        return incident if at - incident.resolved_at <= self._reopen_window else None
+
+    def _open(self, session: Session, alert: Alert, key: str, at: datetime) -> Incident:
+        incident = Incident(
+            status=IncidentStatus.TRIGGERED,
+            title=alert.normalized().title[:500],
+            severity=alert.severity,
+            service=alert.normalized().service,
+            source=alert.source,
+            group_key=key[:600],
+            alert_count=0,
+            opened_at=at,
+            last_alert_at=at,
+        )
+        session.add(incident)
+        session.flush()
+        _note(
+            session,
+            incident,
+            at,
+            SYSTEM_ACTOR,
+            "opened",
+            f"Opened by {alert.source} alert {alert.alertname}.",
+        )
+        return incident
+
+    def _reopen(self, session: Session, incident: Incident, alert: Alert, at: datetime) -> None:
+        incident.status = IncidentStatus.TRIGGERED
+        incident.resolved_at = None
+        incident.resolved_by = None
+        incident.quiet_flagged_at = None
+        _note(
+            session,
+            incident,
+            at,
+            SYSTEM_ACTOR,
+            "reopened",
+            f"Reopened: {alert.alertname} fired again within {_minutes(self._reopen_window)} of the resolve.",
+        )
+
+    def _link(self, session: Session, incident: Incident, alert: Alert, at: datetime) -> None:
+        session.add(IncidentAlert(incident_id=incident.id, alert_id=alert.id, linked_at=at))
+        incident.alert_count += 1
+        incident.last_alert_at = at
+        if severity_rank(alert.severity) > severity_rank(incident.severity):
+            incident.severity = alert.severity
+        incident.service = incident.service or alert.normalized().service
+
+    def _settle(self, session: Session, change: _Changes, at: datetime) -> None:
+        incident = change.incident
+        added = [link.alert for link in change.linked if not link.opened]
+        if added:
+            _note(session, incident, at, SYSTEM_ACTOR, "alerts_added", _describe("added", added))
+        if not change.resolved:
+            return
+        incident.last_alert_at = at
+        _note(session, incident, at, SYSTEM_ACTOR, "alerts_resolved", _describe("resolved", change.resolved))
+        if not incident.is_open:
+            return
+        still_firing = session.scalar(
+            select(func.count())
+            .select_from(IncidentAlert)
+            .join(Alert, Alert.id == IncidentAlert.alert_id)
+            .where(IncidentAlert.incident_id == incident.id, Alert.status == AlertStatus.FIRING.value)
+        )
+        if still_firing == 0:
+            incident.status = IncidentStatus.RESOLVED
+            incident.resolved_at = at
+            incident.resolved_by = SYSTEM_ACTOR
+            _note(
+                session,
+                incident,
+                at,
+                SYSTEM_ACTOR,
+                "auto_resolved",
+                f"Auto-resolved: all {incident.alert_count} alerts resolved.",
+            )
+
+    # --- people --------------------------------------------------------------------------------------
+
+    def acknowledge(self, session: Session, incident_id: int, actor: str) -> Outcome:
+        incident = self._get_for_update(session, incident_id)
+        if incident.status == IncidentStatus.RESOLVED:
+            return Outcome(False, f"Incident {incident_id} is already resolved; nothing to acknowledge.")
+        if incident.status == IncidentStatus.ACKNOWLEDGED:
+            return Outcome(False, f"Incident {incident_id} was already acknowledged by {incident.acknowledged_by}.")
+        self._acknowledge(session, incident, actor, self._clock())
+        return Outcome(True, f"Incident {incident_id} acknowledged by {actor}.")
+
+    def resolve(self, session: Session, incident_id: int, actor: str, note: str | None = None) -> Outcome:
+        incident = self._get_for_update(session, incident_id)
+        if incident.status == IncidentStatus.RESOLVED:
+            return Outcome(False, f"Incident {incident_id} is already resolved (by {incident.resolved_by}).")
+        now = self._clock()
+        incident.status = IncidentStatus.RESOLVED
+        incident.resolved_at = now
+        incident.resolved_by = actor
+        incident.resolution_note = note
+        _note(session, incident, now, actor, "resolved", f"Resolved by {actor}" + (f": {note}" if note else "."))
+        return Outcome(True, f"Incident {incident_id} resolved by {actor}.")
+
+    def _acknowledge(self, session: Session, incident: Incident, actor: str, at: datetime) -> None:
+        incident.status = IncidentStatus.ACKNOWLEDGED
+        incident.acknowledged_at = at
+        incident.acknowledged_by = actor
+        incident.commander = incident.commander or actor
+        _note(session, incident, at, actor, "acknowledged", f"Acknowledged by {actor}.")
+
+    @staticmethod
+    def _get_for_update(session: Session, incident_id: int) -> Incident:
+        incident = session.scalars(select(Incident).where(Incident.id == incident_id).with_for_update()).first()
+        if incident is None:
+            raise IncidentNotFound(incident_id)
+        return incident
+
+
+def _incident_of(session: Session, alert_id: int) -> Incident | None:
+    return session.scalars(
+        select(Incident).join(IncidentAlert).where(IncidentAlert.alert_id == alert_id).limit(1)
+    ).first()
+
+
+def _note(session: Session, incident: Incident, at: datetime, actor: str, kind: str, text: str) -> None:
+    session.add(TimelineEntry(incident_id=incident.id, at=at, actor=actor[:200], kind=kind, text=text))
+
+
+@dataclass(frozen=True, slots=True)
+class _Linked:
+    alert: Alert
+    opened: bool  # this alert opened the incident
+
+
+@dataclass(slots=True)
+class _Changes:
+    """What one delivery did to one incident."""
+
+    incident: Incident
+    linked: list[_Linked] = field(default_factory=list)
+    resolved: list[Alert] = field(default_factory=list)
+
+
+def _describe(verb: str, alerts: list[Alert], shown: int = 5) -> str:
+    titles = [alert.normalized().title for alert in alerts]
+    listed = "; ".join(dict.fromkeys(titles[:shown]))
+    more = f" and {len(titles) - shown} more" if len(titles) > shown else ""
+    noun = "alert" if len(titles) == 1 else f"{len(titles)} alerts"
+    return f"{noun.capitalize()} {verb}: {listed}{more}."
+
+
+def _minutes(window: timedelta) -> str:
+    return f"{int(window.total_seconds() // 60)} min"

@@ -1,0 +1,87 @@
+"""Read-side queries and the JSON shapes of incidents (CLI ``--json`` today, Slack later)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from bot.incidents.errors import IncidentNotFound
+from bot.incidents.models import OPEN_STATUSES, Incident, IncidentStatus
+
+STATUS_FILTERS = ("all", "open", "triggered", "acknowledged", "resolved")
+
+
+def list_incidents(session: Session, status: str = "all", limit: int | None = None) -> list[Incident]:
+    """Incidents, newest first, filtered by ``status`` (one of :data:`STATUS_FILTERS`)."""
+    query = select(Incident).order_by(Incident.id.desc())
+    if status == "open":
+        query = query.where(Incident.status.in_(OPEN_STATUSES))
+    elif status != "all":
+        query = query.where(Incident.status == IncidentStatus(status))
+    if limit is not None:
+        query = query.limit(limit)
+    return list(session.scalars(query))
+
+
+def get_incident(session: Session, incident_id: int) -> Incident:
+    """One incident with its alerts and timeline loaded."""
+    incident = session.scalars(
+        select(Incident)
+        .where(Incident.id == incident_id)
+        .options(selectinload(Incident.alerts), selectinload(Incident.timeline))
+    ).first()
+    if incident is None:
+        raise IncidentNotFound(incident_id)
+    return incident
+
+
+def summary(incident: Incident) -> dict[str, Any]:
+    return {
+        "id": incident.id,
+        "status": str(incident.status),
+        "title": incident.title,
+        "severity": incident.severity,
+        "service": incident.service,
+        "source": incident.source,
+        "alert_count": incident.alert_count,
+        "opened_at": _iso(incident.opened_at),
+        "acknowledged_at": _iso(incident.acknowledged_at),
+        "resolved_at": _iso(incident.resolved_at),
+    }
+
+
+def detail(incident: Incident) -> dict[str, Any]:
+    return {
+        **summary(incident),
+        "acknowledged_by": incident.acknowledged_by,
+        "resolved_by": incident.resolved_by,
+        "resolution_note": incident.resolution_note,
+        "commander": incident.commander,
+        "quiet_flagged_at": _iso(incident.quiet_flagged_at),
+        "alerts": [
+            {
+                "id": alert.id,
+                "alertname": alert.alertname,
+                "status": alert.status,
+                "severity": alert.severity,
+                "fingerprint": alert.fingerprint,
+                "labels": alert.labels,
+                "annotations": alert.annotations,
+                "starts_at": _iso(alert.starts_at),
+                "ends_at": _iso(alert.ends_at),
+                "generator_url": alert.generator_url,
+            }
+            for alert in incident.alerts
+        ],
+        "timeline": [
+            {"at": _iso(entry.at), "actor": entry.actor, "kind": entry.kind, "text": entry.text}
+            for entry in incident.timeline
+        ],
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()

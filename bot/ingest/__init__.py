@@ -1,0 +1,1 @@
+"""Alert ingestion: authenticated webhooks, one adapter per source, durable group-committed storage."""

@@ -1,0 +1,57 @@
+"""Webhook credentials: bearer tokens (or a basic-auth password), per source or for all sources."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+from collections.abc import Iterable, Mapping
+
+from pydantic import SecretStr
+
+
+class TokenVerifier:
+    """Checks a presented credential against the configured ingest tokens in constant time.
+
+    A token configured without a source is valid for every source.
+    """
+
+    def __init__(self, tokens: Iterable[tuple[str | None, SecretStr]]) -> None:
+        self._tokens = [(source, _digest(secret.get_secret_value())) for source, secret in tokens]
+
+    @property
+    def configured(self) -> bool:
+        return bool(self._tokens)
+
+    def verify(self, source: str, credential: str | None) -> bool:
+        if credential is None:
+            return False
+        presented = _digest(credential)
+        matched = False
+        for token_source, token in self._tokens:  # no early exit: timing does not reveal which matched
+            equal = hmac.compare_digest(presented, token)
+            matched |= equal and token_source in (None, source)
+        return matched
+
+
+def credential_from_headers(headers: Mapping[str, str]) -> str | None:
+    """The token in ``Authorization: Bearer T`` or ``Authorization: Basic base64(user:T)``, if any."""
+    header = headers.get("authorization")
+    if not header:
+        return None
+    scheme, _, value = header.strip().partition(" ")
+    value = value.strip()
+    if scheme.lower() == "bearer":
+        return value or None
+    if scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(value, validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return decoded.partition(":")[2] or None
+    return None
+
+
+def _digest(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode()).digest()

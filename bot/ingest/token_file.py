@@ -1,0 +1,31 @@
+"""The ingest token that ``make run`` creates when none is configured, kept in the state dir (0600)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+
+def load_or_create(path: Path) -> tuple[str, bool]:
+    """Return the token in ``path``, creating it (mode 0600) if missing; the flag says it was created."""
+    try:
+        return path.read_text().strip(), False
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(32)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process created it first: use theirs
+        return path.read_text().strip(), False
+    with os.fdopen(fd, "w") as handle:
+        handle.write(token + "\n")
+    return token, True
+
+
+def read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip() or None
+    except FileNotFoundError:
+        return None

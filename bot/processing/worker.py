@@ -1,0 +1,170 @@
+"""The processing worker: applies stored deliveries to incidents, after the sender got its 202.
+
+A claim is a row lock inside the processing transaction (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite
+has one writer at a time), so a crash or a kill rolls the claim back with the work: every delivery is
+processed exactly once, whenever the worker next runs. Deliveries of one source group are applied in
+arrival order: a group whose earlier delivery is held by another worker, or is waiting for a retry, is
+left for later. Each delivery runs in a savepoint; one that keeps failing ends ``failed`` after
+``max_attempts`` and waits for ``incibot deliveries retry``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import zlib
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, or_, select, text
+from sqlalchemy.orm import Session
+
+from bot.db.database import Database, is_transient
+from bot.incidents.service import IncidentService
+from bot.ingest.models import Delivery, DeliveryStatus
+from bot.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF = timedelta(minutes=5)
+
+
+class ProcessingWorker:
+    def __init__(
+        self,
+        database: Database,
+        incidents: IncidentService,
+        metrics: Metrics,
+        clock: Callable[[], datetime],
+        *,
+        max_attempts: int = 5,
+        batch_size: int = 200,
+        idle_poll: float = 1.0,
+    ) -> None:
+        self._database = database
+        self._incidents = incidents
+        self._metrics = metrics
+        self._clock = clock
+        self._max_attempts = max_attempts
+        self._batch_size = batch_size
+        self._idle_poll = idle_poll
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._run, name="processing-worker", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Finish the batch in hand (its transaction commits or rolls back whole), then stop."""
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def wake(self) -> None:
+        """Tell the worker new deliveries are waiting (called after each ingest commit)."""
+        self._wake.set()
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                processed = self.run_once()
+            except Exception as exc:
+                if is_transient(exc):
+                    log.warning("processing paused, database unavailable: %s", str(exc).splitlines()[0])
+                else:
+                    log.exception("processing batch failed")
+                processed = 0
+            if processed == 0:
+                self._wake.wait(self._idle_poll)
+                self._wake.clear()
+
+    def run_once(self) -> int:
+        """Claim and process one batch; returns how many deliveries were finished (done or failed)."""
+        now = self._clock()
+        with self._database.write() as session:
+            batch = self._claim(session, now)
+            finished = 0
+            blocked: set[str] = set()
+            for delivery in batch:
+                if delivery.order_key in blocked:
+                    continue
+                if self._process(session, delivery, now):
+                    finished += 1
+                else:
+                    blocked.add(delivery.order_key)
+                    finished += delivery.status == DeliveryStatus.FAILED
+            return finished
+
+    def _claim(self, session: Session, now: datetime) -> list[Delivery]:
+        candidates = list(
+            session.scalars(
+                select(Delivery)
+                .where(
+                    Delivery.status == DeliveryStatus.PENDING,
+                    or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
+                )
+                .order_by(Delivery.id)
+                .limit(self._batch_size)
+                .with_for_update(skip_locked=True)
+            )
+        )
+        if not candidates:
+            return []
+        first_in_batch: dict[str, int] = {}
+        for delivery in candidates:
+            first_in_batch.setdefault(delivery.order_key, delivery.id)
+        keys = [key for key in first_in_batch if self._lock_group(session, key)]
+        oldest_pending = {
+            key: first
+            for key, first in session.execute(
+                select(Delivery.order_key, func.min(Delivery.id))
+                .where(Delivery.status == DeliveryStatus.PENDING, Delivery.order_key.in_(keys))
+                .group_by(Delivery.order_key)
+            )
+        }
+        ready = {key for key in keys if oldest_pending.get(key) == first_in_batch[key]}
+        return [delivery for delivery in candidates if delivery.order_key in ready]
+
+    def _lock_group(self, session: Session, order_key: str) -> bool:
+        """On PostgreSQL, one worker at a time per group (released at commit)."""
+        if not self._database.is_postgres:
+            return True
+        lock_id = zlib.crc32(order_key.encode())
+        return bool(session.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": lock_id}).scalar())
+
+    def _process(self, session: Session, delivery: Delivery, now: datetime) -> bool:
+        try:
+            with session.begin_nested():
+                self._incidents.apply_events(session, delivery.events, delivery.received_at)
+                delivery.status = DeliveryStatus.DONE
+                delivery.processed_at = now
+                delivery.last_error = None
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            self._record_failure(delivery, exc, now)
+            return False
+        self._metrics.delivery_processed(delivery.source)
+        return True
+
+    def _record_failure(self, delivery: Delivery, exc: Exception, now: datetime) -> None:
+        delivery.attempts += 1
+        delivery.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+        if delivery.attempts >= self._max_attempts:
+            delivery.status = DeliveryStatus.FAILED
+            delivery.next_attempt_at = None
+            self._metrics.delivery_failed(delivery.source)
+            log.error(
+                "delivery %d failed after %d attempts: %s",
+                delivery.id,
+                delivery.attempts,
+                delivery.last_error,
+            )
+        else:
+            delivery.next_attempt_at = now + min(MAX_BACKOFF, timedelta(seconds=2**delivery.attempts))
+            log.warning("delivery %d failed (attempt %d): %s", delivery.id, delivery.attempts, delivery.last_error)

@@ -1,0 +1,104 @@
+"""The composition root: builds every part of incibot from settings, and nothing else does.
+
+Tests build a :class:`Runtime` with their own settings and clock; ``incibot serve`` builds one and hands
+its web app to uvicorn.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from pydantic import SecretStr
+from starlette.applications import Starlette
+
+from bot.db.database import Database
+from bot.incidents.grouping import SourceGroupGrouper
+from bot.incidents.service import IncidentService
+from bot.ingest.auth import TokenVerifier
+from bot.ingest.http import IngestEndpoint
+from bot.ingest.store import DeliveryStore
+from bot.ingest.writer import DeliveryWriter
+from bot.metrics import Metrics
+from bot.processing.worker import ProcessingWorker
+from bot.scheduling.scheduler import Maintenance
+from bot.settings import Settings
+from bot.web.app import build_web_app
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def open_database(settings: Settings) -> Database:
+    return Database(settings.effective_database_url, lock_timeout=settings.db_lock_timeout)
+
+
+def build_incident_service(settings: Settings, clock: Clock = utc_now) -> IncidentService:
+    return IncidentService(SourceGroupGrouper(), settings.reopen_window, clock)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    database: Database
+    metrics: Metrics
+    incidents: IncidentService
+    writer: DeliveryWriter
+    worker: ProcessingWorker
+    maintenance: Maintenance
+    ingest: IngestEndpoint
+
+    @classmethod
+    def build(
+        cls,
+        settings: Settings,
+        *,
+        ingest_tokens: tuple[tuple[str | None, SecretStr], ...] | None = None,
+        clock: Clock = utc_now,
+        database: Database | None = None,
+    ) -> Runtime:
+        """Wire incibot. ``ingest_tokens`` overrides the configured ones (``serve``'s token file)."""
+        database = database or open_database(settings)
+        metrics = Metrics(database, clock)
+        incidents = build_incident_service(settings, clock)
+        worker = ProcessingWorker(database, incidents, metrics, clock, max_attempts=settings.max_attempts)
+        writer = DeliveryWriter(
+            database,
+            DeliveryStore(database.dialect, settings.ignore_alertnames),
+            clock,
+            on_commit=lambda _stored: worker.wake(),
+        )
+        verifier = TokenVerifier(settings.ingest_tokens if ingest_tokens is None else ingest_tokens)
+        ingest = IngestEndpoint(verifier, writer, metrics, settings.max_body_bytes)
+        maintenance = Maintenance(
+            database,
+            clock,
+            retention=settings.retention,
+            quiet_after=settings.quiet_after,
+        )
+        return cls(settings, database, metrics, incidents, writer, worker, maintenance, ingest)
+
+    def asgi_app(self) -> Starlette:
+        """The web app; its lifespan starts and stops this runtime."""
+        return build_web_app(self.ingest, self.database, self.metrics, on_startup=self.start, on_shutdown=self.stop)
+
+    def start(self) -> None:
+        self.writer.start()
+        self.worker.start()
+        self.maintenance.start()
+        log.info("incibot started (database: %s)", self.database.dialect)
+
+    def stop(self) -> None:
+        """Stop taking deliveries, commit what is queued, finish the batch in hand, release the database."""
+        self.writer.stop()
+        self.worker.stop()
+        self.maintenance.stop()
+        self.database.dispose()
+        log.info("incibot stopped cleanly")

@@ -1,0 +1,66 @@
+"""Periodic jobs as plain functions of a session and ``now`` (tests call them with a fixed clock)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from bot.incidents.models import OPEN_STATUSES, Incident, IncidentAlert, TimelineEntry
+from bot.incidents.service import SYSTEM_ACTOR
+from bot.ingest.models import Alert, Delivery, DeliveryStatus
+
+log = logging.getLogger(__name__)
+
+
+def prune_deliveries(session: Session, now: datetime, retention: timedelta) -> int:
+    """Delete processed raw deliveries older than ``retention``; alerts and incidents are kept."""
+    result = session.execute(
+        delete(Delivery).where(
+            Delivery.received_at < now - retention,
+            Delivery.status == DeliveryStatus.DONE,
+        )
+    )
+    pruned = int(result.rowcount)  # type: ignore[attr-defined]
+    if pruned:
+        log.info("pruned %d deliveries older than %s", pruned, now - retention)
+    return pruned
+
+
+def flag_quiet_incidents(session: Session, now: datetime, quiet_after: timedelta) -> list[int]:
+    """Flag open incidents whose alerts no delivery has mentioned for ``quiet_after``.
+
+    Some sources never send a resolve; such incidents would stay open for ever. They are flagged once (a
+    timeline entry) for a person to look at, never resolved automatically.
+    """
+    cutoff = now - quiet_after
+    heard_recently = (
+        select(IncidentAlert.incident_id)
+        .join(Alert, Alert.id == IncidentAlert.alert_id)
+        .where(IncidentAlert.incident_id == Incident.id, Alert.last_seen_at >= cutoff)
+        .exists()
+    )
+    candidates = session.scalars(
+        select(Incident).where(
+            Incident.status.in_(OPEN_STATUSES),
+            Incident.quiet_flagged_at.is_(None),
+            Incident.last_alert_at < cutoff,
+            ~heard_recently,
+        )
+    ).all()
+    for incident in candidates:
+        incident.quiet_flagged_at = now
+        hours = quiet_after.total_seconds() / 3600
+        session.add(
+            TimelineEntry(
+                incident_id=incident.id,
+                at=now,
+                actor=SYSTEM_ACTOR,
+                kind="flagged_quiet",
+                text=f"No alert activity for {hours:g} h and still open: the source may never send a resolve. "
+                "Resolve it by hand if it is over.",
+            )
+        )
+    return [incident.id for incident in candidates]

@@ -1,0 +1,76 @@
+"""Runs the periodic jobs with APScheduler, in whichever process holds the maintenance lease."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from bot.db.database import Database
+from bot.scheduling import jobs, lease
+
+log = logging.getLogger(__name__)
+
+LEASE_NAME = "maintenance"
+
+
+class Maintenance:
+    """Retention and quiet-incident flags; each run first takes the database lease."""
+
+    def __init__(
+        self,
+        database: Database,
+        clock: Callable[[], datetime],
+        *,
+        retention: timedelta,
+        quiet_after: timedelta,
+        interval: timedelta = timedelta(minutes=5),
+    ) -> None:
+        self._database = database
+        self._clock = clock
+        self._retention = retention
+        self._quiet_after = quiet_after
+        self._interval = interval
+        self._holder = f"{socket.gethostname()}:{os.getpid()}"
+        self._scheduler: BackgroundScheduler | None = None
+
+    def run_once(self) -> bool:
+        """Run every job if this process holds the lease; returns whether it did."""
+        now = self._clock()
+        with self._database.write() as session:
+            if not lease.acquire(session, LEASE_NAME, self._holder, now, ttl=self._interval * 2):
+                return False
+            jobs.prune_deliveries(session, now, self._retention)
+            flagged = jobs.flag_quiet_incidents(session, now, self._quiet_after)
+        if flagged:
+            log.warning("flagged quiet incidents (no resolve from their source): %s", flagged)
+        return True
+
+    def start(self) -> None:
+        scheduler = BackgroundScheduler(timezone="UTC")
+        scheduler.add_job(
+            self._safe_run,
+            "interval",
+            seconds=self._interval.total_seconds(),
+            next_run_time=self._clock(),
+            max_instances=1,
+            coalesce=True,
+            id="maintenance",
+        )
+        scheduler.start()
+        self._scheduler = scheduler
+
+    def stop(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=True)
+            self._scheduler = None
+
+    def _safe_run(self) -> None:
+        try:
+            self.run_once()
+        except Exception:
+            log.exception("maintenance run failed; will try again in %s", self._interval)

@@ -1,0 +1,1 @@
+"""The ASGI application: ingest routes, health, readiness and metrics."""
