@@ -1,0 +1,88 @@
+"""Fixtures: a migrated database per test (SQLite file, or PostgreSQL from INCIBOT_TEST_DATABASE_URL),
+settings pointing at it, a fake clock, and a runtime wired exactly as ``incibot serve`` wires it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+from sqlalchemy import text
+
+from bot.db import migrate
+from bot.db.database import Database
+from bot.db.models import Base
+from bot.runtime import Runtime
+from bot.settings import Settings
+from tests.support import FakeClock
+
+TOKEN = "test-token-alertmanager-7f3a"
+PD_ROUTING_KEY = "R0UT1NGKEY0123456789abcdefabcdef"
+POSTGRES_URL = os.environ.get("INCIBOT_TEST_DATABASE_URL")
+
+
+@pytest.fixture(scope="session")
+def _migrated_template(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Migrate once per session: a SQLite template file, or the PostgreSQL test database itself."""
+    if POSTGRES_URL:
+        database = Database(POSTGRES_URL)
+        with database.engine.begin() as connection:
+            connection.execute(text("DROP SCHEMA public CASCADE"))
+            connection.execute(text("CREATE SCHEMA public"))
+        migrate.upgrade(database)
+        database.dispose()
+        return POSTGRES_URL
+    path = tmp_path_factory.mktemp("template") / "incibot.db"
+    database = Database(f"sqlite:///{path}")
+    migrate.upgrade(database)
+    database.dispose()
+    return str(path)
+
+
+@pytest.fixture
+def database_url(_migrated_template: str, tmp_path: Path) -> str:
+    if POSTGRES_URL:
+        database = Database(POSTGRES_URL)
+        tables = ", ".join(table.name for table in Base.metadata.sorted_tables)
+        with database.engine.begin() as connection:
+            connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        database.dispose()
+        return POSTGRES_URL
+    path = tmp_path / "incibot.db"
+    shutil.copy(_migrated_template, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        state_dir=tmp_path / "var",
+        database_url=database_url,
+        ingest_tokens=((None, SecretStr(TOKEN)), ("pagerduty", SecretStr(PD_ROUTING_KEY))),
+        db_lock_timeout=1.0,
+    )
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def runtime(settings: Settings, clock: FakeClock) -> Iterator[Runtime]:
+    """A runtime that is built but not started: tests drive the worker with ``run_once``."""
+    built = Runtime.build(settings, clock=clock)
+    yield built
+    built.database.dispose()
+
+
+@pytest.fixture
+def database(runtime: Runtime) -> Database:
+    return runtime.database
+
+
+def auth(token: str = TOKEN) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
