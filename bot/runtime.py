@@ -91,7 +91,10 @@ class Runtime:
 
     def start(self) -> None:
         self.writer.start()
-        self.worker.start()
+        if self.settings.process_deliveries:
+            self.worker.start()
+        else:
+            log.warning("processing is off (INCIBOT_PROCESS_DELIVERIES=false): deliveries are stored, not applied")
         self.maintenance.start()
         log.info("incibot started (database: %s)", self.database.dialect)
 

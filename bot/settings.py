@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     quiet_after: Duration = timedelta(hours=24)
     db_lock_timeout: float = Field(default=5.0, gt=0)
     max_attempts: int = Field(default=5, gt=0)
+    process_deliveries: bool = True
     log_level: str = "INFO"
 
     @field_validator("ingest_tokens", mode="before")

@@ -6,7 +6,7 @@ import logging
 import os
 import socket
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -56,7 +56,7 @@ class Maintenance:
             self._safe_run,
             "interval",
             seconds=self._interval.total_seconds(),
-            next_run_time=self._clock(),
+            next_run_time=datetime.now(UTC),  # APScheduler runs on wall time; jobs get the injected clock
             max_instances=1,
             coalesce=True,
             id="maintenance",
