@@ -21,6 +21,8 @@ def _parse_duration(raw: object) -> object:
     """Accept ``90s``, ``30m``, ``2h``, ``1d`` or plain seconds; anything else goes to pydantic."""
     if isinstance(raw, str):
         text = raw.strip().lower()
+        if text.replace(".", "", 1).isdigit():
+            return timedelta(seconds=float(text))
         if text[-1:] in _UNITS and text[:-1].replace(".", "", 1).isdigit():
             return timedelta(seconds=float(text[:-1]) * _UNITS[text[-1]])
     return raw

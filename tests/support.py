@@ -48,7 +48,8 @@ def am_alert(
         "labels": {"alertname": name, "severity": "critical", "service": "checkout", **labels},
         "annotations": {"summary": f"{name} on checkout", "description": "5xx ratio above 5% for 10 minutes."},
         "startsAt": starts_at.isoformat(),
-        "endsAt": (ends_at or datetime(1, 1, 1, tzinfo=UTC)).isoformat() if status == "resolved" or ends_at
+        "endsAt": (ends_at or datetime(1, 1, 1, tzinfo=UTC)).isoformat()
+        if status == "resolved" or ends_at
         else "0001-01-01T00:00:00Z",
         "generatorURL": "http://prometheus.example.com/graph?g0.expr=rate",
     }
@@ -57,8 +58,9 @@ def am_alert(
     return alert
 
 
-def am_group(alerts: list[dict[str, Any]], *, group_key: str = '{}:{alertname="HighErrorRate"}',
-             truncated: int = 0) -> dict[str, Any]:
+def am_group(
+    alerts: list[dict[str, Any]], *, group_key: str = '{}:{alertname="HighErrorRate"}', truncated: int = 0
+) -> dict[str, Any]:
     firing = any(alert["status"] == "firing" for alert in alerts)
     return {
         "version": "4",
@@ -74,14 +76,26 @@ def am_group(alerts: list[dict[str, Any]], *, group_key: str = '{}:{alertname="H
     }
 
 
-def pd_event(action: str = "trigger", *, routing_key: str, dedup_key: str | None = "disk-full-db1",
-             summary: str = "Disk 95% full on db1", severity: str = "critical") -> dict[str, Any]:
+def pd_event(
+    action: str = "trigger",
+    *,
+    routing_key: str,
+    dedup_key: str | None = "disk-full-db1",
+    summary: str = "Disk 95% full on db1",
+    severity: str = "critical",
+) -> dict[str, Any]:
     event: dict[str, Any] = {"routing_key": routing_key, "event_action": action}
     if dedup_key is not None:
         event["dedup_key"] = dedup_key
     if action == "trigger":
-        event["payload"] = {"summary": summary, "source": "db1.example.com", "severity": severity,
-                            "component": "postgres", "group": "storage", "class": "disk"}
+        event["payload"] = {
+            "summary": summary,
+            "source": "db1.example.com",
+            "severity": severity,
+            "component": "postgres",
+            "group": "storage",
+            "class": "disk",
+        }
     return event
 
 

@@ -36,8 +36,9 @@ def counts(database: Database) -> tuple[int, int, int]:
 
 
 def test_valid_alertmanager_delivery_is_stored_before_202(client: httpx.Client, database: Database) -> None:
-    response = client.post("/alerts/alertmanager", json=am_group([am_alert(pod="a"), am_alert(pod="b")]),
-                           headers=auth())
+    response = client.post(
+        "/alerts/alertmanager", json=am_group([am_alert(pod="a"), am_alert(pod="b")]), headers=auth()
+    )
     assert response.status_code == 202
     assert response.json()["status"] == "accepted"
     deliveries, alerts, _ = counts(database)
@@ -65,8 +66,9 @@ def test_bad_credentials_get_401_and_store_nothing(
 
 def test_basic_auth_password_is_accepted_as_token(client: httpx.Client, database: Database) -> None:
     basic = base64.b64encode(f"alertmanager:{TOKEN}".encode()).decode()
-    response = client.post("/alerts/alertmanager", json=am_group([am_alert()]),
-                           headers={"Authorization": f"Basic {basic}"})
+    response = client.post(
+        "/alerts/alertmanager", json=am_group([am_alert()]), headers={"Authorization": f"Basic {basic}"}
+    )
     assert response.status_code == 202
 
 
@@ -87,8 +89,7 @@ def test_oversized_body_gets_413(client: httpx.Client, runtime: Runtime, databas
     alerts = [am_alert(pod=f"pod-{i}", padding="p" * 1000) for i in range(12_000)]
     body = orjson.dumps(am_group(alerts))
     assert len(body) > runtime.settings.max_body_bytes
-    response = client.post("/alerts/alertmanager", content=body,
-                           headers={**auth(), "Content-Type": "application/json"})
+    response = client.post("/alerts/alertmanager", content=body, headers={**auth(), "Content-Type": "application/json"})
     assert response.status_code == 413
     assert response.json()["error"] == "too_large"
     assert counts(database) == (0, 0, 0)
@@ -99,8 +100,9 @@ def test_oversized_chunked_body_gets_413(client: httpx.Client, runtime: Runtime,
         for _ in range(12):
             yield b" " * (1024 * 1024)
 
-    response = client.post("/alerts/alertmanager", content=chunks(),
-                           headers={**auth(), "Content-Type": "application/json"})
+    response = client.post(
+        "/alerts/alertmanager", content=chunks(), headers={**auth(), "Content-Type": "application/json"}
+    )
     assert response.status_code == 413
     assert counts(database) == (0, 0, 0)
 
@@ -116,8 +118,11 @@ def test_wrong_content_type_gets_415(client: httpx.Client, database: Database, c
 
 
 def test_json_with_charset_is_fine(client: httpx.Client) -> None:
-    response = client.post("/alerts/alertmanager", content=orjson.dumps(am_group([am_alert()])),
-                           headers={**auth(), "Content-Type": "application/json; charset=utf-8"})
+    response = client.post(
+        "/alerts/alertmanager",
+        content=orjson.dumps(am_group([am_alert()])),
+        headers={**auth(), "Content-Type": "application/json; charset=utf-8"},
+    )
     assert response.status_code == 202
 
 
@@ -138,8 +143,7 @@ def test_json_with_charset_is_fine(client: httpx.Client) -> None:
 def test_malformed_payload_gets_400_naming_the_field(
     client: httpx.Client, database: Database, body: bytes, field: str | None
 ) -> None:
-    response = client.post("/alerts/alertmanager", content=body,
-                           headers={**auth(), "Content-Type": "application/json"})
+    response = client.post("/alerts/alertmanager", content=body, headers={**auth(), "Content-Type": "application/json"})
     assert response.status_code == 400
     answer = response.json()
     assert answer["error"] == "invalid"
@@ -201,7 +205,8 @@ def test_pagerduty_invalid_event_is_400_in_pagerduty_shape(client: httpx.Client,
 
 
 def test_pagerduty_ack_for_unknown_key_is_202(client: httpx.Client, database: Database) -> None:
-    response = client.post("/alerts/pagerduty/v2/enqueue",
-                           json=pd_event("acknowledge", routing_key=PD_ROUTING_KEY, dedup_key="never-seen"))
+    response = client.post(
+        "/alerts/pagerduty/v2/enqueue", json=pd_event("acknowledge", routing_key=PD_ROUTING_KEY, dedup_key="never-seen")
+    )
     assert response.status_code == 202
     assert counts(database)[1:] == (0, 0)

@@ -51,9 +51,13 @@ class Bot:
 
     def timeline(self, incident_id: int) -> list[str]:
         with self.runtime.database.read() as session:
-            return list(session.scalars(
-                select(TimelineEntry.kind).where(TimelineEntry.incident_id == incident_id).order_by(TimelineEntry.id)
-            ))
+            return list(
+                session.scalars(
+                    select(TimelineEntry.kind)
+                    .where(TimelineEntry.incident_id == incident_id)
+                    .order_by(TimelineEntry.id)
+                )
+            )
 
 
 @pytest.fixture
@@ -209,19 +213,38 @@ def test_pagerduty_resolve_for_unknown_key_changes_nothing(bot: Bot) -> None:
 
 def test_grafana_payload(bot: Bot) -> None:
     payload = {
-        "receiver": "incibot", "status": "firing", "orgId": 1, "groupKey": '{}/{}:{alertname="DiskFull"}',
-        "truncatedAlerts": 0, "title": "[FIRING:1] DiskFull", "state": "alerting", "message": "...",
-        "groupLabels": {"alertname": "DiskFull"}, "commonLabels": {}, "commonAnnotations": {},
-        "externalURL": "http://grafana.example.com/", "version": "1",
-        "alerts": [{
-            "status": "firing",
-            "labels": {"alertname": "DiskFull", "grafana_folder": "infra", "instance": "db1", "severity": "warning"},
-            "annotations": {"summary": "Disk almost full on db1"},
-            "startsAt": "2026-03-10T09:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
-            "generatorURL": "http://grafana.example.com/alerting/grafana/abc/view", "fingerprint": "c6eadffa33fcdf37",
-            "silenceURL": "http://grafana.example.com/alerting/silence/new", "values": {"B": 95.2},
-            "valueString": "[ var='B' value=95.2 ]",
-        }],
+        "receiver": "incibot",
+        "status": "firing",
+        "orgId": 1,
+        "groupKey": '{}/{}:{alertname="DiskFull"}',
+        "truncatedAlerts": 0,
+        "title": "[FIRING:1] DiskFull",
+        "state": "alerting",
+        "message": "...",
+        "groupLabels": {"alertname": "DiskFull"},
+        "commonLabels": {},
+        "commonAnnotations": {},
+        "externalURL": "http://grafana.example.com/",
+        "version": "1",
+        "alerts": [
+            {
+                "status": "firing",
+                "labels": {
+                    "alertname": "DiskFull",
+                    "grafana_folder": "infra",
+                    "instance": "db1",
+                    "severity": "warning",
+                },
+                "annotations": {"summary": "Disk almost full on db1"},
+                "startsAt": "2026-03-10T09:00:00Z",
+                "endsAt": "0001-01-01T00:00:00Z",
+                "generatorURL": "http://grafana.example.com/alerting/grafana/abc/view",
+                "fingerprint": "c6eadffa33fcdf37",
+                "silenceURL": "http://grafana.example.com/alerting/silence/new",
+                "values": {"B": 95.2},
+                "valueString": "[ var='B' value=95.2 ]",
+            }
+        ],
     }
     bot.send("grafana", payload)
     bot.process()
@@ -231,10 +254,21 @@ def test_grafana_payload(bot: Bot) -> None:
 
 
 def test_generic_alerts_group_by_group_key(bot: Bot) -> None:
-    bot.send("generic", {"group_key": "backup", "alerts": [
-        {"name": "BackupFailed", "severity": "error", "summary": "Nightly backup failed", "labels": {"host": "db1"}},
-        {"name": "BackupFailed", "severity": "error", "labels": {"host": "db2", "attempt": 3}},
-    ]})
+    bot.send(
+        "generic",
+        {
+            "group_key": "backup",
+            "alerts": [
+                {
+                    "name": "BackupFailed",
+                    "severity": "error",
+                    "summary": "Nightly backup failed",
+                    "labels": {"host": "db1"},
+                },
+                {"name": "BackupFailed", "severity": "error", "labels": {"host": "db2", "attempt": 3}},
+            ],
+        },
+    )
     bot.send("generic", {"alerts": [{"name": "CertExpiring", "labels": {"domain": "example.com"}}]})
     bot.process()
     backup, cert = bot.incidents()
