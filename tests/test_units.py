@@ -109,3 +109,9 @@ def test_torch_is_the_cpu_build() -> None:
 
     assert torch.__version__.startswith("2.13.0")
     assert torch.version.cuda is None
+
+
+def test_every_setting_is_in_the_readme_table() -> None:
+    readme = (ROOT / "README.md").read_text()
+    for name in Settings.model_fields:
+        assert f"`INCIBOT_{name.upper()}`" in readme, name
