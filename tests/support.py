@@ -110,7 +110,6 @@ def serve_in_thread(app: ASGIApp) -> Iterator[str]:
     """Serve ``app`` with uvicorn on a free loopback port (real HTTP, real lifespan); yields its base URL."""
     config = uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="on", log_config=None, access_log=False)
     server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
