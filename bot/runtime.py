@@ -71,7 +71,7 @@ class Runtime:
         worker = ProcessingWorker(database, incidents, metrics, clock, max_attempts=settings.max_attempts)
         writer = DeliveryWriter(
             database,
-            DeliveryStore(database.dialect, settings.ignore_alertnames),
+            DeliveryStore(settings.ignore_alertnames),
             clock,
             on_commit=lambda _stored: worker.wake(),
         )

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from pydantic import ValidationError
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from bot.cli import deliveries, incidents, serve, test_alert
 from bot.settings import Settings
@@ -48,5 +49,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     for chatty in ("apscheduler", "alembic", "httpx"):
         logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
-    result: int = args.handler(settings, args)
+    try:
+        result: int = args.handler(settings, args)
+    except (OperationalError, ProgrammingError) as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        hint = "; run `incibot db upgrade`" if "no such table" in reason or "does not exist" in reason else ""
+        print(f"incibot: database unavailable: {reason}{hint}", file=sys.stderr)
+        return 1
     return result

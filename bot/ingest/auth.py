@@ -25,7 +25,7 @@ class TokenVerifier:
         return bool(self._tokens)
 
     def verify(self, source: str, credential: str | None) -> bool:
-        if credential is None:
+        if not credential:
             return False
         presented = _digest(credential)
         matched = False

@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import case, select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy import Integer, String, Table, TextualSelect, bindparam, insert, select, text, update
+from sqlalchemy.engine import Connection
 
 from bot.ingest.models import Alert, Delivery, DeliveryStatus
 from bot.ingest.parsed import Action, AlertEvent, ParsedDelivery
@@ -26,6 +25,40 @@ from knowledge.alerts import AlertStatus
 log = logging.getLogger(__name__)
 
 Event = tuple[int, str]  # (alert id, Action value)
+
+# The upserts are plain SQL that SQLite and PostgreSQL both speak: SQLAlchemy's dialect-specific
+# ``insert(...).on_conflict_*`` constructs are not cacheable and cost milliseconds to compile per call.
+_ALERT_COLUMNS = (
+    "source", "occurrence_key", "fingerprint", "group_key", "alertname", "status", "severity", "labels",
+    "annotations", "starts_at", "ends_at", "generator_url", "severity_hint", "received_at",
+    "resolved_received_at", "last_seen_at", "change_token",
+)  # fmt: skip
+_CHANGED_BY_RESOLVE = ("status", "ends_at", "resolved_received_at", "change_token")
+_RESOLVES = "alerts.status = 'firing' AND excluded.status = 'resolved'"
+
+
+def _insert_alert(on_conflict: str) -> TextualSelect:
+    columns = ", ".join(_ALERT_COLUMNS)
+    values = ", ".join(f":{column}" for column in _ALERT_COLUMNS)
+    statement = text(  # built from the constants above, never from input
+        f"INSERT INTO alerts ({columns}) VALUES ({values}) "  # noqa: S608
+        f"ON CONFLICT (source, occurrence_key) {on_conflict} RETURNING id, change_token"
+    )
+    types = Alert.__table__.c
+    return statement.bindparams(*(bindparam(c, type_=types[c].type) for c in _ALERT_COLUMNS)).columns(
+        id=Integer, change_token=String
+    )
+
+
+# Insert an occurrence; on a re-send only refresh last_seen_at, unless it resolves a firing one.
+UPSERT_OCCURRENCE = _insert_alert(
+    "DO UPDATE SET last_seen_at = excluded.last_seen_at, "
+    + ", ".join(f"{c} = CASE WHEN {_RESOLVES} THEN excluded.{c} ELSE alerts.{c} END" for c in _CHANGED_BY_RESOLVE)
+)
+INSERT_GENERATION = _insert_alert("DO NOTHING")
+# A Core insert of the table (not the ORM entity): compiled once, cached after.
+_DELIVERIES: Table = Delivery.__table__  # type: ignore[assignment]
+INSERT_DELIVERY = insert(_DELIVERIES).returning(_DELIVERIES.c.id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,13 +69,12 @@ class StoredDelivery:
 
 
 class DeliveryStore:
-    """Writes deliveries and occurrences inside a caller's transaction."""
+    """Writes deliveries and occurrences inside a caller's transaction (Core only: this is the hot path)."""
 
-    def __init__(self, dialect: str, ignore_alertnames: frozenset[str]) -> None:
-        self._insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    def __init__(self, ignore_alertnames: frozenset[str]) -> None:
         self._ignore = ignore_alertnames
 
-    def record(self, session: Session, parsed: ParsedDelivery, body: bytes, now: datetime) -> StoredDelivery:
+    def record(self, connection: Connection, parsed: ParsedDelivery, body: bytes, now: datetime) -> StoredDelivery:
         token = uuid.uuid4().hex
         events: list[Event] = []
         ignored = 0
@@ -51,60 +83,42 @@ class DeliveryStore:
                 ignored += 1
                 continue
             if event.alert.starts_at is not None and event.action is not Action.ACKNOWLEDGE:
-                change = self._upsert_occurrence(session, event, now, token)
+                change = self._upsert_occurrence(connection, event, now, token)
             else:
-                change = self._apply_to_current(session, event, now, token)
+                change = self._apply_to_current(connection, event, now, token)
             if change is not None:
                 events.append(change)
         stored = parsed.stored_body if parsed.stored_body is not None else body
-        delivery_id = session.execute(
-            self._insert(Delivery)
-            .values(
-                source=parsed.source,
-                received_at=now,
-                order_key=parsed.order_key[:600],
-                status=DeliveryStatus.PENDING if events else DeliveryStatus.DONE,
-                attempts=0,
-                processed_at=None if events else now,
-                alert_count=len(parsed.events),
-                ignored_count=ignored,
-                truncated_alerts=parsed.truncated_alerts,
-                body=stored.decode("utf-8", errors="replace"),
-                events=events,
-            )
-            .returning(Delivery.id)
+        delivery_id = connection.execute(
+            INSERT_DELIVERY,
+            {
+                "source": parsed.source,
+                "received_at": now,
+                "order_key": parsed.order_key[:600],
+                "status": DeliveryStatus.PENDING if events else DeliveryStatus.DONE,
+                "attempts": 0,
+                "processed_at": None if events else now,
+                "alert_count": len(parsed.events),
+                "ignored_count": ignored,
+                "truncated_alerts": parsed.truncated_alerts,
+                "body": stored.decode("utf-8", errors="replace"),
+                "events": events,
+            },
         ).scalar_one()
         return StoredDelivery(delivery_id, events, ignored)
 
-    def _upsert_occurrence(self, session: Session, event: AlertEvent, now: datetime, token: str) -> Event | None:
+    def _upsert_occurrence(self, connection: Connection, event: AlertEvent, now: datetime, token: str) -> Event | None:
         """One row per (fingerprint, starts_at); ``resolved`` is final; every mention refreshes last_seen."""
         alert = event.alert
         assert alert.starts_at is not None
         key = f"{alert.fingerprint}@{alert.starts_at.astimezone(UTC).isoformat()}"
-        statement = self._insert(Alert).values(self._row(event, key, now, token))
-        new = statement.excluded
-        resolves = (Alert.status == AlertStatus.FIRING.value) & (new.status == AlertStatus.RESOLVED.value)
-
-        def on_resolve(column: str) -> Any:
-            return case((resolves, getattr(new, column)), else_=getattr(Alert, column))
-
-        statement = statement.on_conflict_do_update(
-            index_elements=[Alert.source, Alert.occurrence_key],
-            set_={
-                "last_seen_at": new.last_seen_at,
-                **{
-                    column: on_resolve(column)
-                    for column in ("status", "ends_at", "resolved_received_at", "change_token")
-                },
-            },
-        )
-        row = session.execute(statement.returning(Alert.id, Alert.change_token)).one()
+        row = connection.execute(UPSERT_OCCURRENCE, self._row(event, key, now, token)).one()
         return (row.id, event.action.value) if row.change_token == token else None
 
-    def _apply_to_current(self, session: Session, event: AlertEvent, now: datetime, token: str) -> Event | None:
+    def _apply_to_current(self, connection: Connection, event: AlertEvent, now: datetime, token: str) -> Event | None:
         """Sources without start times: one occurrence per life of the key, from trigger to resolve."""
         alert = event.alert
-        current = session.execute(
+        current = connection.execute(
             select(Alert.id, Alert.status, Alert.occurrence_key)
             .where(Alert.source == alert.source, Alert.fingerprint == alert.fingerprint)
             .order_by(Alert.id.desc())
@@ -120,13 +134,14 @@ class DeliveryStore:
                 )
                 return None
             generation = 0 if current is None else int(current.occurrence_key.rpartition("#")[2]) + 1
-            statement = self._insert(Alert).values(self._row(event, f"{alert.fingerprint}#{generation}", now, token))
-            alert_id = session.execute(statement.on_conflict_do_nothing().returning(Alert.id)).scalar_one_or_none()
-            return None if alert_id is None else (alert_id, event.action.value)
+            row = connection.execute(
+                INSERT_GENERATION, self._row(event, f"{alert.fingerprint}#{generation}", now, token)
+            ).first()
+            return None if row is None else (row.id, event.action.value)
         changes: dict[str, Any] = {"last_seen_at": now}
         if event.action is Action.RESOLVED:
             changes.update(status=AlertStatus.RESOLVED.value, ends_at=now, resolved_received_at=now, change_token=token)
-        session.execute(update(Alert).where(Alert.id == current.id).values(**changes))
+        connection.execute(update(Alert).where(Alert.id == current.id).values(**changes))
         return None if event.action is Action.FIRING else (current.id, event.action.value)
 
     @staticmethod

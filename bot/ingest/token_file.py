@@ -8,11 +8,11 @@ from pathlib import Path
 
 
 def load_or_create(path: Path) -> tuple[str, bool]:
-    """Return the token in ``path``, creating it (mode 0600) if missing; the flag says it was created."""
-    try:
-        return path.read_text().strip(), False
-    except FileNotFoundError:
-        pass
+    """Return the token in ``path``, creating it (mode 0600) if missing or empty; the flag says it was created."""
+    existing = read(path)
+    if existing is not None:
+        return existing, False
+    path.unlink(missing_ok=True)  # an empty file (a crash between create and write) is replaced
     path.parent.mkdir(parents=True, exist_ok=True)
     token = secrets.token_urlsafe(32)
     try:
@@ -21,6 +21,8 @@ def load_or_create(path: Path) -> tuple[str, bool]:
         return path.read_text().strip(), False
     with os.fdopen(fd, "w") as handle:
         handle.write(token + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
     return token, True
 
 

@@ -130,8 +130,8 @@ class DeliveryWriter:
 
     def _commit(self, batch: list[_Pending]) -> list[StoredDelivery]:
         now = self._clock()
-        with self._database.write() as session:
-            return [self._store.record(session, p.parsed, p.body, now) for p in batch]
+        with self._database.write_connection() as connection:
+            return [self._store.record(connection, p.parsed, p.body, now) for p in batch]
 
     @staticmethod
     def _fail_all(batch: list[_Pending], exc: Exception) -> None:
