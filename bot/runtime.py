@@ -25,6 +25,7 @@ from bot.metrics import Metrics
 from bot.processing.worker import ProcessingWorker
 from bot.scheduling.scheduler import Maintenance
 from bot.settings import Settings
+from bot.slack.integration import SlackIntegration
 from bot.web.app import build_web_app
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,8 @@ class Runtime:
     worker: ProcessingWorker
     maintenance: Maintenance
     ingest: IngestEndpoint
+    slack: SlackIntegration
+    bot_url: str | None = None
 
     @classmethod
     def build(
@@ -63,11 +66,14 @@ class Runtime:
         ingest_tokens: tuple[tuple[str | None, SecretStr], ...] | None = None,
         clock: Clock = utc_now,
         database: Database | None = None,
+        bot_url: str | None = None,
     ) -> Runtime:
-        """Wire incibot. ``ingest_tokens`` overrides the configured ones (``serve``'s token file)."""
+        """Wire incibot. ``ingest_tokens`` overrides the configured ones (``serve``'s token file);
+        ``bot_url`` is where Slack (or the stand-in's driver) reaches this bot."""
         database = database or open_database(settings)
         metrics = Metrics(database, clock)
         incidents = build_incident_service(settings, clock)
+        slack = SlackIntegration.build(settings, database, incidents, clock)
         worker = ProcessingWorker(database, incidents, metrics, clock, max_attempts=settings.max_attempts)
         writer = DeliveryWriter(
             database,
@@ -79,15 +85,18 @@ class Runtime:
         ingest = IngestEndpoint(verifier, writer, metrics, settings.max_body_bytes)
         maintenance = Maintenance(
             database,
+            incidents,
             clock,
             retention=settings.retention,
             quiet_after=settings.quiet_after,
         )
-        return cls(settings, database, metrics, incidents, writer, worker, maintenance, ingest)
+        return cls(settings, database, metrics, incidents, writer, worker, maintenance, ingest, slack, bot_url)
 
     def asgi_app(self) -> Starlette:
         """The web app; its lifespan starts and stops this runtime."""
-        return build_web_app(self.ingest, self.database, self.metrics, on_startup=self.start, on_shutdown=self.stop)
+        return build_web_app(
+            self.ingest, self.slack, self.database, self.metrics, on_startup=self.start, on_shutdown=self.stop
+        )
 
     def start(self) -> None:
         self.writer.start()
@@ -96,6 +105,7 @@ class Runtime:
         else:
             log.warning("processing is off (INCIBOT_PROCESS_DELIVERIES=false): deliveries are stored, not applied")
         self.maintenance.start()
+        self.slack.start(self.bot_url)
         log.info("incibot started (database: %s)", self.database.dialect)
 
     def stop(self) -> None:
@@ -103,5 +113,6 @@ class Runtime:
         self.writer.stop()
         self.worker.stop()
         self.maintenance.stop()
+        self.slack.stop()
         self.database.dispose()
         log.info("incibot stopped cleanly")

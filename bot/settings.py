@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal, NamedTuple
 
 from pydantic import BeforeValidator, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -31,10 +31,18 @@ def _parse_duration(raw: object) -> object:
 Duration = Annotated[timedelta, BeforeValidator(_parse_duration)]
 
 
+class Route(NamedTuple):
+    """Incidents whose alerts carry ``label=value`` are posted to ``channel``."""
+
+    label: str
+    value: str
+    channel: str
+
+
 class Settings(BaseSettings):
     """incibot settings; each field is read from ``INCIBOT_<NAME>``."""
 
-    model_config = SettingsConfigDict(env_prefix="INCIBOT_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="INCIBOT_", extra="ignore", frozen=True, populate_by_name=True)
 
     state_dir: Path = Path("./var")
     database_url: str | None = Field(
@@ -50,6 +58,20 @@ class Settings(BaseSettings):
     max_attempts: int = Field(default=5, gt=0)
     process_deliveries: bool = True
     log_level: str = "INFO"
+
+    # Slack. The three credentials keep Slack's own variable names.
+    slack_bot_token: SecretStr | None = Field(default=None, validation_alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: SecretStr | None = Field(default=None, validation_alias="SLACK_SIGNING_SECRET")
+    slack_app_token: SecretStr | None = Field(default=None, validation_alias="SLACK_APP_TOKEN")
+    slack_api_url: str = "https://slack.com/api/"
+    slack_mode: Literal["auto", "real", "standin"] = "auto"
+    standin_port: int = Field(default=0, ge=0, le=65535)
+    alerts_channel: str = "incidents"
+    routes: Annotated[tuple[Route, ...], NoDecode] = ()
+    min_severity: Literal["info", "warning", "error", "critical"] = "info"
+    responders: Annotated[frozenset[str], NoDecode] = frozenset()
+    unacked_reminder: Duration = timedelta(minutes=15)
+    incident_channels: bool = False
 
     @field_validator("ingest_tokens", mode="before")
     @classmethod
@@ -71,7 +93,23 @@ class Settings(BaseSettings):
             entries.append((source or None, SecretStr(token.strip())))
         return tuple(entries)
 
-    @field_validator("ignore_alertnames", mode="before")
+    @field_validator("routes", mode="before")
+    @classmethod
+    def _parse_routes(cls, raw: object) -> object:
+        if not isinstance(raw, str):
+            return raw
+        routes = []
+        for rule in (part.strip() for part in raw.split(",")):
+            if not rule:
+                continue
+            matcher, sep, channel = rule.rpartition(":")
+            label, eq, value = matcher.partition("=")
+            if not sep or not eq or not label.strip() or not value.strip() or not channel.strip(" #"):
+                raise ValueError(f"route {rule!r} is not LABEL=VALUE:#channel")
+            routes.append(Route(label.strip(), value.strip(), channel.strip().lstrip("#")))
+        return tuple(routes)
+
+    @field_validator("ignore_alertnames", "responders", mode="before")
     @classmethod
     def _parse_names(cls, raw: object) -> object:
         if isinstance(raw, str):

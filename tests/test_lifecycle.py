@@ -103,7 +103,7 @@ def test_resolve_auto_resolves_and_stale_firing_is_ignored(bot: Bot) -> None:
     assert incident.status == IncidentStatus.RESOLVED
     assert incident.resolved_by == "incibot"
     assert [alert.status for alert in bot.alerts()] == ["resolved", "resolved"]
-    assert bot.timeline(incident.id) == ["opened", "alerts_added", "alerts_resolved", "auto_resolved"]
+    assert bot.timeline(incident.id) == ["opened", "alerts_added", "auto_resolved"]
 
 
 def test_partial_resolve_keeps_incident_open(bot: Bot) -> None:

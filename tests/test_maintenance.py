@@ -37,7 +37,9 @@ def test_retention_prunes_old_processed_deliveries_only(
     runtime.worker.run_once()
     clock.advance(days=31)
     http.post("/alerts/alertmanager", json=am_group([am_alert(pod="new", starts_at=clock.now)]), headers=auth())
-    maintenance = Maintenance(runtime.database, clock, retention=settings.retention, quiet_after=timedelta(days=99))
+    maintenance = Maintenance(
+        runtime.database, runtime.incidents, clock, retention=settings.retention, quiet_after=timedelta(days=99)
+    )
     assert maintenance.run_once()
     with runtime.database.read() as session:
         assert session.scalar(select(func.count()).select_from(Delivery)) == 1  # the new, still pending one
@@ -52,7 +54,9 @@ def test_quiet_incidents_are_flagged_once_never_resolved(
     http.post("/alerts/alertmanager", json=am_group([am_alert(pod="a")]), headers=auth())
     http.post("/alerts/alertmanager", json=am_group([am_alert(pod="b")], group_key="other"), headers=auth())
     runtime.worker.run_once()
-    maintenance = Maintenance(runtime.database, clock, retention=settings.retention, quiet_after=timedelta(hours=6))
+    maintenance = Maintenance(
+        runtime.database, runtime.incidents, clock, retention=settings.retention, quiet_after=timedelta(hours=6)
+    )
     clock.advance(hours=5)
     # Alertmanager re-sends group "other" (a still-firing alert): that source is alive.
     http.post("/alerts/alertmanager", json=am_group([am_alert(pod="b")], group_key="other"), headers=auth())

@@ -113,5 +113,6 @@ def test_torch_is_the_cpu_build() -> None:
 
 def test_every_setting_is_in_the_readme_table() -> None:
     readme = (ROOT / "README.md").read_text()
-    for name in Settings.model_fields:
-        assert f"`INCIBOT_{name.upper()}`" in readme, name
+    for name, field in Settings.model_fields.items():
+        env = field.validation_alias if isinstance(field.validation_alias, str) else f"INCIBOT_{name.upper()}"
+        assert f"| `{env}` |" in readme, env

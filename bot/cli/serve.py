@@ -19,6 +19,7 @@ from bot.db import migrate
 from bot.ingest import token_file
 from bot.runtime import Runtime, open_database
 from bot.settings import Settings
+from bot.slack.integration import SlackConfigurationError
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,14 @@ def run_serve(settings: Settings, args: argparse.Namespace) -> int:
         database.dispose()
         print("incibot: the database schema is not current; run `incibot db upgrade`", file=sys.stderr)
         return 1
-    runtime = Runtime.build(settings, ingest_tokens=tokens, database=database)
+    try:
+        runtime = Runtime.build(
+            settings, ingest_tokens=tokens, database=database, bot_url=f"http://{args.host}:{args.port}"
+        )
+    except SlackConfigurationError as exc:
+        database.dispose()
+        print(f"incibot: {exc}", file=sys.stderr)
+        return 2
     config = uvicorn.Config(
         runtime.asgi_app(),
         host=args.host,

@@ -4,5 +4,6 @@ from bot.db.base import Base
 from bot.incidents import models as incidents
 from bot.ingest import models as ingest
 from bot.scheduling import models as scheduling
+from bot.slack import models as slack
 
-__all__ = ["Base", "incidents", "ingest", "scheduling"]
+__all__ = ["Base", "incidents", "ingest", "scheduling", "slack"]

@@ -48,6 +48,8 @@ class Incident(Base):
     # Where the incident's Slack message lives (filled by the Slack integration).
     slack_channel: Mapped[str | None] = mapped_column(String(64))
     slack_ts: Mapped[str | None] = mapped_column(String(32))
+    incident_channel: Mapped[str | None] = mapped_column(String(64))  # the optional per-incident channel
+    alerts_reported: Mapped[int] = mapped_column(default=0, server_default="0")  # alerts already in the thread
 
     alerts: Mapped[list[Alert]] = relationship(
         secondary="incident_alerts", order_by="Alert.id", lazy="raise_on_sql", viewonly=True

@@ -7,9 +7,11 @@ writes a timeline entry. A resolve is never inferred from an alert's absence.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -19,9 +21,10 @@ from bot.incidents.grouping import Grouper
 from bot.incidents.models import OPEN_STATUSES, Incident, IncidentAlert, IncidentStatus, TimelineEntry
 from bot.ingest.models import Alert
 from bot.ingest.parsed import Action
-from knowledge.alerts import AlertStatus, severity_rank
+from knowledge.alerts import DEFAULT_SEVERITY, AlertStatus, severity_rank
 
 SYSTEM_ACTOR = "incibot"
+MANUAL_SOURCE = "manual"
 # Sources whose keys start a fresh incident after a resolve, whatever the reopen window says.
 FRESH_AFTER_RESOLVE = frozenset({"pagerduty"})
 
@@ -34,11 +37,27 @@ class Outcome:
     message: str
 
 
+class IncidentListener(Protocol):
+    """Told of every timeline entry, inside the transaction that writes it (Slack's outbox listens)."""
+
+    def on_timeline(self, session: Session, incident: Incident, entry: TimelineEntry) -> None: ...
+
+
 class IncidentService:
-    def __init__(self, grouper: Grouper, reopen_window: timedelta, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        grouper: Grouper,
+        reopen_window: timedelta,
+        clock: Callable[[], datetime],
+        listeners: Sequence[IncidentListener] = (),
+    ) -> None:
         self._grouper = grouper
         self._reopen_window = reopen_window
         self._clock = clock
+        self._listeners = list(listeners)
+
+    def add_listener(self, listener: IncidentListener) -> None:
+        self._listeners.append(listener)
 
     # --- alert-driven -------------------------------------------------------------------------------
 
@@ -94,6 +113,10 @@ class IncidentService:
         elif incident.status == IncidentStatus.RESOLVED:
             self._reopen(session, incident, alert, at)
         self._link(session, incident, alert, at)
+        if opened:  # noted once the alert is linked, so listeners see it (Slack routes by its labels)
+            self._note(
+                session, incident, at, SYSTEM_ACTOR, "opened", f"Opened by {alert.source} alert {alert.alertname}."
+            )
         return incident, _Linked(alert, opened)
 
     def _previous_incident(self, session: Session, alert: Alert, at: datetime) -> Incident | None:
@@ -127,14 +150,6 @@ class IncidentService:
         )
         session.add(incident)
         session.flush()
-        _note(
-            session,
-            incident,
-            at,
-            SYSTEM_ACTOR,
-            "opened",
-            f"Opened by {alert.source} alert {alert.alertname}.",
-        )
         return incident
 
     def _reopen(self, session: Session, incident: Incident, alert: Alert, at: datetime) -> None:
@@ -142,7 +157,7 @@ class IncidentService:
         incident.resolved_at = None
         incident.resolved_by = None
         incident.quiet_flagged_at = None
-        _note(
+        self._note(
             session,
             incident,
             at,
@@ -163,61 +178,111 @@ class IncidentService:
         incident = change.incident
         added = [link.alert for link in change.linked if not link.opened]
         if added:
-            _note(session, incident, at, SYSTEM_ACTOR, "alerts_added", _describe("added", added))
+            self._note(session, incident, at, SYSTEM_ACTOR, "alerts_added", _describe("added", added))
         if not change.resolved:
             return
         incident.last_alert_at = at
-        _note(session, incident, at, SYSTEM_ACTOR, "alerts_resolved", _describe("resolved", change.resolved))
-        if not incident.is_open:
-            return
         still_firing = session.scalar(
             select(func.count())
             .select_from(IncidentAlert)
             .join(Alert, Alert.id == IncidentAlert.alert_id)
             .where(IncidentAlert.incident_id == incident.id, Alert.status == AlertStatus.FIRING.value)
         )
-        if still_firing == 0:
-            incident.status = IncidentStatus.RESOLVED
-            incident.resolved_at = at
-            incident.resolved_by = SYSTEM_ACTOR
-            _note(
-                session,
-                incident,
-                at,
-                SYSTEM_ACTOR,
-                "auto_resolved",
-                f"Auto-resolved: all {incident.alert_count} alerts resolved.",
-            )
+        resolved = _describe("resolved", change.resolved)
+        if still_firing or not incident.is_open:
+            self._note(session, incident, at, SYSTEM_ACTOR, "alerts_resolved", resolved)
+            return
+        incident.status = IncidentStatus.RESOLVED
+        incident.resolved_at = at
+        incident.resolved_by = SYSTEM_ACTOR
+        every = "its alert" if incident.alert_count == 1 else f"all {incident.alert_count} alerts"
+        self._note(session, incident, at, SYSTEM_ACTOR, "auto_resolved", f"Auto-resolved: {every} resolved. {resolved}")
 
     # --- people --------------------------------------------------------------------------------------
 
-    def acknowledge(self, session: Session, incident_id: int, actor: str) -> Outcome:
+    def acknowledge(self, session: Session, incident_id: int, actor: str, actor_name: str | None = None) -> Outcome:
+        """Acknowledge; the first to acknowledge becomes the commander. ``actor_name`` is shown to people."""
         incident = self._get_for_update(session, incident_id)
         if incident.status == IncidentStatus.RESOLVED:
             return Outcome(False, f"Incident {incident_id} is already resolved; nothing to acknowledge.")
         if incident.status == IncidentStatus.ACKNOWLEDGED:
             return Outcome(False, f"Incident {incident_id} was already acknowledged by {incident.acknowledged_by}.")
-        self._acknowledge(session, incident, actor, self._clock())
-        return Outcome(True, f"Incident {incident_id} acknowledged by {actor}.")
+        name = actor_name or actor
+        self._acknowledge(session, incident, actor, self._clock(), name)
+        return Outcome(True, f"Incident {incident_id} acknowledged by {name}.")
 
-    def resolve(self, session: Session, incident_id: int, actor: str, note: str | None = None) -> Outcome:
+    def resolve(
+        self, session: Session, incident_id: int, actor: str, note: str | None = None, actor_name: str | None = None
+    ) -> Outcome:
         incident = self._get_for_update(session, incident_id)
         if incident.status == IncidentStatus.RESOLVED:
             return Outcome(False, f"Incident {incident_id} is already resolved (by {incident.resolved_by}).")
         now = self._clock()
+        name = actor_name or actor
         incident.status = IncidentStatus.RESOLVED
         incident.resolved_at = now
-        incident.resolved_by = actor
+        incident.resolved_by = name
         incident.resolution_note = note
-        _note(session, incident, now, actor, "resolved", f"Resolved by {actor}" + (f": {note}" if note else "."))
-        return Outcome(True, f"Incident {incident_id} resolved by {actor}.")
+        self._note(session, incident, now, actor, "resolved", f"Resolved by {name}" + (f": {note}" if note else "."))
+        return Outcome(True, f"Incident {incident_id} resolved by {name}.")
 
-    def _acknowledge(self, session: Session, incident: Incident, actor: str, at: datetime) -> None:
+    def assign(self, session: Session, incident_id: int, commander: str, actor: str, actor_name: str) -> Outcome:
+        """Make ``commander`` (a display name) the incident commander."""
+        incident = self._get_for_update(session, incident_id)
+        if incident.commander == commander:
+            return Outcome(False, f"{commander} is already the commander of incident {incident_id}.")
+        incident.commander = commander
+        self._note(session, incident, self._clock(), actor, "assigned", f"{actor_name} made {commander} the commander.")
+        return Outcome(True, f"{commander} is now the commander of incident {incident_id}.")
+
+    def declare(self, session: Session, title: str, actor: str, actor_name: str) -> Incident:
+        """Open a manual incident (no alerts) on a person's word."""
+        now = self._clock()
+        incident = Incident(
+            status=IncidentStatus.TRIGGERED,
+            title=title[:500],
+            severity=DEFAULT_SEVERITY,
+            service=None,
+            source=MANUAL_SOURCE,
+            group_key=f"{MANUAL_SOURCE}:{uuid.uuid4().hex}",
+            alert_count=0,
+            opened_at=now,
+            last_alert_at=now,
+        )
+        session.add(incident)
+        session.flush()
+        self._note(session, incident, now, actor, "opened", f"Declared by {actor_name}.")
+        return incident
+
+    def flag_quiet(self, session: Session, incident: Incident, now: datetime, quiet_after: timedelta) -> None:
+        """Flag an open incident whose source has gone quiet (never resolve it)."""
+        incident.quiet_flagged_at = now
+        hours = quiet_after.total_seconds() / 3600
+        self._note(
+            session,
+            incident,
+            now,
+            SYSTEM_ACTOR,
+            "flagged_quiet",
+            f"No alert activity for {hours:g} h and still open: the source may never send a resolve. "
+            "Resolve it by hand if it is over.",
+        )
+
+    def _acknowledge(
+        self, session: Session, incident: Incident, actor: str, at: datetime, name: str | None = None
+    ) -> None:
+        name = name or actor
         incident.status = IncidentStatus.ACKNOWLEDGED
         incident.acknowledged_at = at
-        incident.acknowledged_by = actor
-        incident.commander = incident.commander or actor
-        _note(session, incident, at, actor, "acknowledged", f"Acknowledged by {actor}.")
+        incident.acknowledged_by = name
+        incident.commander = incident.commander or name
+        self._note(session, incident, at, actor, "acknowledged", f"Acknowledged by {name}.")
+
+    def _note(self, session: Session, incident: Incident, at: datetime, actor: str, kind: str, text: str) -> None:
+        entry = TimelineEntry(incident_id=incident.id, at=at, actor=actor[:200], kind=kind, text=text)
+        session.add(entry)
+        for listener in self._listeners:
+            listener.on_timeline(session, incident, entry)
 
     @staticmethod
     def _get_for_update(session: Session, incident_id: int) -> Incident:
@@ -231,10 +296,6 @@ def _incident_of(session: Session, alert_id: int) -> Incident | None:
     return session.scalars(
         select(Incident).join(IncidentAlert).where(IncidentAlert.alert_id == alert_id).limit(1)
     ).first()
-
-
-def _note(session: Session, incident: Incident, at: datetime, actor: str, kind: str, text: str) -> None:
-    session.add(TimelineEntry(incident_id=incident.id, at=at, actor=actor[:200], kind=kind, text=text))
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,7 +314,7 @@ class _Changes:
 
 
 def _describe(verb: str, alerts: list[Alert], shown: int = 5) -> str:
-    titles = [alert.normalized().title for alert in alerts]
+    titles = [alert.normalized().title.rstrip(".") for alert in alerts]
     listed = "; ".join(dict.fromkeys(titles[:shown]))
     more = f" and {len(titles) - shown} more" if len(titles) > shown else ""
     noun = "alert" if len(titles) == 1 else f"{len(titles)} alerts"

@@ -8,8 +8,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from bot.incidents.models import OPEN_STATUSES, Incident, IncidentAlert, TimelineEntry
-from bot.incidents.service import SYSTEM_ACTOR
+from bot.incidents.models import OPEN_STATUSES, Incident, IncidentAlert
+from bot.incidents.service import IncidentService
 from bot.ingest.models import Alert, Delivery, DeliveryStatus
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,9 @@ def prune_deliveries(session: Session, now: datetime, retention: timedelta) -> i
     return pruned
 
 
-def flag_quiet_incidents(session: Session, now: datetime, quiet_after: timedelta) -> list[int]:
+def flag_quiet_incidents(
+    session: Session, incidents: IncidentService, now: datetime, quiet_after: timedelta
+) -> list[int]:
     """Flag open incidents whose alerts no delivery has mentioned for ``quiet_after``.
 
     Some sources never send a resolve; such incidents would stay open for ever. They are flagged once (a
@@ -51,16 +53,5 @@ def flag_quiet_incidents(session: Session, now: datetime, quiet_after: timedelta
         )
     ).all()
     for incident in candidates:
-        incident.quiet_flagged_at = now
-        hours = quiet_after.total_seconds() / 3600
-        session.add(
-            TimelineEntry(
-                incident_id=incident.id,
-                at=now,
-                actor=SYSTEM_ACTOR,
-                kind="flagged_quiet",
-                text=f"No alert activity for {hours:g} h and still open: the source may never send a resolve. "
-                "Resolve it by hand if it is over.",
-            )
-        )
+        incidents.flag_quiet(session, incident, now, quiet_after)
     return [incident.id for incident in candidates]

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.db.database import Database
+from bot.incidents.service import IncidentService
 from bot.scheduling import jobs, lease
 
 log = logging.getLogger(__name__)
@@ -24,6 +25,7 @@ class Maintenance:
     def __init__(
         self,
         database: Database,
+        incidents: IncidentService,
         clock: Callable[[], datetime],
         *,
         retention: timedelta,
@@ -31,6 +33,7 @@ class Maintenance:
         interval: timedelta = timedelta(minutes=5),
     ) -> None:
         self._database = database
+        self._incidents = incidents
         self._clock = clock
         self._retention = retention
         self._quiet_after = quiet_after
@@ -45,7 +48,7 @@ class Maintenance:
             if not lease.acquire(session, LEASE_NAME, self._holder, now, ttl=self._interval * 2):
                 return False
             jobs.prune_deliveries(session, now, self._retention)
-            flagged = jobs.flag_quiet_incidents(session, now, self._quiet_after)
+            flagged = jobs.flag_quiet_incidents(session, self._incidents, now, self._quiet_after)
         if flagged:
             log.warning("flagged quiet incidents (no resolve from their source): %s", flagged)
         return True

@@ -16,6 +16,7 @@ from bot.db import migrate
 from bot.db.database import Database
 from bot.ingest.http import IngestEndpoint
 from bot.metrics import Metrics
+from bot.slack.integration import SlackIntegration
 
 INGEST_ROUTES = {
     "/alerts/alertmanager": "alertmanager",
@@ -28,6 +29,7 @@ INGEST_ROUTES = {
 
 def build_web_app(
     ingest: IngestEndpoint,
+    slack: SlackIntegration,
     database: Database,
     metrics: Metrics,
     *,
@@ -54,7 +56,7 @@ def build_web_app(
                 {"status": "unavailable", "database": "ok", "schema": "behind; run `incibot db upgrade`"},
                 status_code=503,
             )
-        return JSONResponse({"status": "ready", "database": "ok", "schema": "head"})
+        return JSONResponse({"status": "ready", "database": "ok", "schema": "head", "slack": slack.mode})
 
     async def metrics_endpoint(_request: Request) -> Response:
         body = await run_in_threadpool(metrics.render)
@@ -70,6 +72,7 @@ def build_web_app(
 
     routes = [Route(path, ingest_route(source), methods=["POST"]) for path, source in INGEST_ROUTES.items()]
     routes += [
+        Route("/slack/events", slack.endpoint.handle, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),

@@ -1,0 +1,152 @@
+"""Assembles the Slack side from settings: real Slack or the local stand-in, the Bolt app, the outbox.
+
+Mode ``auto`` talks to real Slack when ``SLACK_BOT_TOKEN`` is set and to the built-in stand-in
+otherwise; ``real`` refuses to start without credentials; ``standin`` always uses the stand-in.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from slack_bolt import App
+from slack_bolt.adapter.socket_mode import SocketModeHandler
+from slack_sdk import WebClient
+
+from bot.db.database import Database
+from bot.incidents.service import IncidentService
+from bot.settings import Settings
+from bot.slack.app import build_bolt_app
+from bot.slack.http import SlackEventsEndpoint
+from bot.slack.notifier import ChannelRouter, SlackNotifier
+from bot.slack.outbox import OutboxWorker
+from bot.slack.services import Permissions, SlackServices
+from bot.slack.verification import RequestVerifier
+from bot.standin.server import StandinServer
+from bot.standin.workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+
+class SlackConfigurationError(Exception):
+    """The Slack settings cannot work (e.g. ``real`` mode without credentials)."""
+
+
+@dataclass
+class SlackIntegration:
+    mode: str  # "real" or "standin"
+    api_url: str
+    signing_secret: str
+    client: WebClient
+    app: App
+    outbox: OutboxWorker
+    endpoint: SlackEventsEndpoint
+    notifier: SlackNotifier
+    standin: StandinServer | None
+    app_token: str | None
+    runtime_file: Path
+    socket_handler: SocketModeHandler | None = None
+
+    @classmethod
+    def build(
+        cls, settings: Settings, database: Database, incidents: IncidentService, clock: Callable[[], datetime]
+    ) -> SlackIntegration:
+        mode = _resolve_mode(settings)
+        standin: StandinServer | None = None
+        app_token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else None
+        if mode == "standin":
+            workspace = Workspace()
+            port = settings.standin_port or _free_port()
+            standin = StandinServer(settings.state_dir / "standin.sqlite", port=port, workspace=workspace)
+            api_url = f"http://127.0.0.1:{port}/api/"
+            token, signing_secret = workspace.bot_token, secrets.token_hex(16)
+            app_token = workspace.app_token if app_token else None
+        else:
+            assert settings.slack_bot_token is not None
+            api_url = settings.slack_api_url
+            token = settings.slack_bot_token.get_secret_value()
+            signing_secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
+        # Writes go through the outbox only; its client never retries by itself (a blind re-post after a
+        # dropped connection is how people get duplicate messages).
+        outbox_client = WebClient(base_url=api_url, token=token, retry_handlers=[])
+        outbox = OutboxWorker(database, outbox_client, clock, responders=settings.responders, echo=mode == "standin")
+        listener_client = WebClient(base_url=api_url, token=token)
+        services = SlackServices(
+            database, incidents, Permissions(settings.responders, listener_client), clock, outbox.wake
+        )
+        app = build_bolt_app(listener_client, signing_secret or "unused-in-socket-mode", services)
+        notifier = SlackNotifier(
+            ChannelRouter(settings.routes, settings.alerts_channel),
+            clock,
+            min_severity=settings.min_severity,
+            reminder_after=settings.unacked_reminder,
+            incident_channels=settings.incident_channels,
+        )
+        incidents.add_listener(notifier)
+        return cls(
+            mode=mode,
+            api_url=api_url,
+            signing_secret=signing_secret,
+            client=listener_client,
+            app=app,
+            outbox=outbox,
+            endpoint=SlackEventsEndpoint(app, RequestVerifier(signing_secret)),
+            notifier=notifier,
+            standin=standin,
+            app_token=app_token,
+            runtime_file=settings.state_dir / "runtime.json",
+        )
+
+    def start(self, bot_url: str | None) -> None:
+        if self.standin is not None:
+            url = self.api_url.removesuffix("/api/")
+            log.warning("Slack: using the built-in stand-in, NOT real Slack (set SLACK_BOT_TOKEN for real Slack)")
+            log.info("slack stand-in: %s", url)
+            self.standin.start()
+            self._write_runtime_file(bot_url, url)
+        self.outbox.start()
+        if self.app_token:
+            self.socket_handler = SocketModeHandler(self.app, self.app_token, web_client=self.client)
+            self.socket_handler.connect()  # type: ignore[no-untyped-call]
+            log.info("Slack Socket Mode connected")
+
+    def stop(self) -> None:
+        if self.socket_handler is not None:
+            self.socket_handler.close()  # type: ignore[no-untyped-call]
+            self.socket_handler = None
+        self.outbox.stop()
+        if self.standin is not None:
+            self.standin.stop()
+
+    def _write_runtime_file(self, bot_url: str | None, standin_url: str) -> None:
+        self.runtime_file.parent.mkdir(parents=True, exist_ok=True)
+        info = {"bot_url": bot_url, "standin_url": standin_url, "signing_secret": self.signing_secret}
+        fd = os.open(self.runtime_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(info, handle, indent=2)
+        self.runtime_file.chmod(0o600)  # also when the file existed with looser bits
+
+
+def _resolve_mode(settings: Settings) -> str:
+    has_token = settings.slack_bot_token is not None
+    has_receiver = settings.slack_signing_secret is not None or settings.slack_app_token is not None
+    if settings.slack_mode == "standin" or (settings.slack_mode == "auto" and not has_token):
+        return "standin"
+    if not has_token or not has_receiver:
+        raise SlackConfigurationError(
+            "real Slack needs SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (HTTP) or SLACK_APP_TOKEN (Socket Mode)"
+        )
+    return "real"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -1,0 +1,24 @@
+"""Every command, action and event the bot answers, registered in one place.
+
+| kind    | id                                 | module            |
+|---------|------------------------------------|-------------------|
+| command | ``/incident``                      | ``commands.py``   |
+| action  | ``incident_acknowledge``           | ``actions.py``    |
+| action  | ``incident_resolve``               | ``actions.py``    |
+| event   | ``app_mention``                    | ``events.py``     |
+| error   | every listener's unhandled errors  | ``errors.py``     |
+"""
+
+from __future__ import annotations
+
+from slack_bolt import App
+
+from bot.slack.listeners import actions, commands, errors, events
+from bot.slack.services import SlackServices
+
+
+def register_all(app: App, services: SlackServices) -> None:
+    commands.register(app, services)
+    actions.register(app, services)
+    events.register(app, services)
+    errors.register(app)

@@ -1,0 +1,20 @@
+"""Events API callbacks. Slack retries an event until acked; its ``event_id`` makes a retry a no-op."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt import App, Say
+
+from bot.slack.services import SlackServices
+
+MENTION_HELP = "I'm incibot. Try `/incident list` for open incidents, or `/incident help`."
+
+
+def register(app: App, services: SlackServices) -> None:
+    @app.event("app_mention")
+    def on_mention(body: dict[str, Any], event: dict[str, Any], say: Say) -> None:
+        with services.database.write() as session:
+            if not services.first_time(session, f"event:{body.get('event_id')}"):
+                return
+        say(text=MENTION_HELP, thread_ts=event.get("thread_ts") or event.get("ts"))

@@ -1,0 +1,131 @@
+"""Turns incident timeline entries into outbox items, in the transaction that made the change.
+
+So a change and its Slack writes commit together: nothing is posted for a rolled-back change, and no
+committed change goes unannounced. Updates of the main message and "alerts joined" replies are coalesced
+(one pending item per incident); every other entry becomes one thread reply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import bindparam, select, text
+from sqlalchemy.orm import Session
+
+from bot.db.base import UTCDateTime
+from bot.incidents.models import Incident, IncidentAlert, TimelineEntry
+from bot.ingest.models import Alert
+from bot.settings import Route
+from bot.slack.models import IncidentTimer, OutboxItem, OutboxKind
+from knowledge.alerts import severity_rank
+
+REMINDER = "unacked_reminder"
+COALESCE_WINDOW = timedelta(seconds=2)
+
+_INSERT_COALESCED = text(
+    "INSERT INTO slack_outbox (kind, incident_id, channel, payload, status, coalesce_key, attempts, not_before,"
+    " created_at, ambiguous) VALUES (:kind, :incident_id, :channel, '{}', 'pending', :key, 0, :not_before,"
+    " :created_at, false) ON CONFLICT (coalesce_key) DO NOTHING"
+).bindparams(bindparam("not_before", type_=UTCDateTime()), bindparam("created_at", type_=UTCDateTime()))
+
+
+class ChannelRouter:
+    """First route whose label matches one of the incident's alerts wins; else the alerts channel."""
+
+    def __init__(self, routes: Sequence[Route], default_channel: str) -> None:
+        self._routes = list(routes)
+        self.default = default_channel.lstrip("#")
+
+    def channel_for(self, labels: Sequence[dict[str, str]]) -> str:
+        for route in self._routes:
+            if any(alert_labels.get(route.label) == route.value for alert_labels in labels):
+                return route.channel
+        return self.default
+
+
+class SlackNotifier:
+    """An :class:`~bot.incidents.service.IncidentListener` that fills the Slack outbox."""
+
+    def __init__(
+        self,
+        router: ChannelRouter,
+        clock: Callable[[], datetime],
+        *,
+        min_severity: str,
+        reminder_after: timedelta,
+        incident_channels: bool,
+    ) -> None:
+        self._router = router
+        self._clock = clock
+        self._min_rank = severity_rank(min_severity)
+        self._reminder_after = reminder_after
+        self._incident_channels = incident_channels
+
+    def on_timeline(self, session: Session, incident: Incident, entry: TimelineEntry) -> None:
+        if severity_rank(incident.severity) < self._min_rank:
+            return  # stored, not posted
+        now = self._clock()
+        if not self._posted(session, incident):
+            self._enqueue_post(session, incident, now)  # the post shows the current state: no history replies
+            return
+        if incident.slack_ts is None and entry.kind in ("alerts_added", "opened"):
+            return  # the post is still queued; it renders the alerts as they are when it is sent
+        channel = incident.slack_channel or self._channel(session, incident)
+        if entry.kind == "alerts_added":
+            self._coalesced(session, OutboxKind.ALERTS_JOINED, incident, channel, now + COALESCE_WINDOW)
+        else:
+            session.add(
+                OutboxItem(
+                    kind=OutboxKind.THREAD_REPLY,
+                    incident_id=incident.id,
+                    channel=channel,
+                    payload={"text": entry.text, "timeline_kind": entry.kind},
+                    not_before=now,
+                    created_at=now,
+                )
+            )
+        self._coalesced(session, OutboxKind.UPDATE_INCIDENT, incident, channel, now)
+
+    def _posted(self, session: Session, incident: Incident) -> bool:
+        return incident.slack_ts is not None or (
+            session.scalar(
+                select(OutboxItem.id)
+                .where(OutboxItem.incident_id == incident.id, OutboxItem.kind == OutboxKind.POST_INCIDENT)
+                .limit(1)
+            )
+            is not None
+        )
+
+    def _enqueue_post(self, session: Session, incident: Incident, now: datetime) -> None:
+        channel = self._channel(session, incident)
+        self._coalesced(session, OutboxKind.POST_INCIDENT, incident, channel, now)
+        if self._incident_channels:
+            self._coalesced(session, OutboxKind.CREATE_CHANNEL, incident, channel, now)
+        if self._reminder_after > timedelta(0) and incident.acknowledged_at is None:
+            session.add(IncidentTimer(incident_id=incident.id, kind=REMINDER, due_at=now + self._reminder_after))
+
+    def _channel(self, session: Session, incident: Incident) -> str:
+        labels = session.scalars(
+            select(Alert.labels)
+            .join(IncidentAlert, IncidentAlert.alert_id == Alert.id)
+            .where(IncidentAlert.incident_id == incident.id)
+            .order_by(Alert.id)
+            .limit(50)
+        ).all()
+        return self._router.channel_for(labels)
+
+    @staticmethod
+    def _coalesced(session: Session, kind: OutboxKind, incident: Incident, channel: str, not_before: datetime) -> None:
+        """One pending item of this kind per incident (posts and channels: one, ever)."""
+        session.execute(
+            _INSERT_COALESCED,
+            {
+                "kind": kind.value,
+                "incident_id": incident.id,
+                "channel": channel,
+                "key": f"{kind.value}:{incident.id}",
+                "not_before": not_before,
+                "created_at": not_before,
+            },
+        )

@@ -1,0 +1,300 @@
+"""The stand-in's HTTP surface: Slack's Web API under ``/api/``, and the test hooks under ``/_standin/``.
+
+Web API calls are authenticated with the bearer token (or, for form bodies, a ``token`` parameter), run into
+any scripted fault, and are recorded in the call log. ``/_standin/`` needs no credential; the whole app
+refuses clients that are not on loopback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from bot.standin.api import ApiError, WebApi
+from bot.standin.faults import Fault, FaultBook
+from bot.standin.inspection import Inspector
+from bot.standin.response_urls import ResponseUrls
+from bot.standin.socket_mode import SOCKET_PATH, NoConnection, SocketHub
+from bot.standin.store import Store
+from bot.standin.workspace import Workspace
+
+SERVER_ERRORS = {500: "fatal_error", 503: "service_unavailable"}
+DISCONNECT_WAIT = 5.0
+
+
+@dataclass(frozen=True)
+class Standin:
+    """The stand-in's parts, over one SQLite file."""
+
+    workspace: Workspace
+    store: Store
+    api: WebApi
+    faults: FaultBook
+    hub: SocketHub
+    response_urls: ResponseUrls
+    inspector: Inspector
+
+    @classmethod
+    def open(cls, db_path: Path, workspace: Workspace) -> Standin:
+        store = Store(db_path)
+        store.seed(workspace.channels, workspace.bot_user.id)
+        hub = SocketHub(workspace.app_id)
+        api = WebApi(store, workspace, hub.issue_url)
+        responses = ResponseUrls(store, workspace.bot_user.id)
+        return cls(workspace, store, api, FaultBook(), hub, responses, Inspector(store, api))
+
+
+def build_app(standin: Standin, drop_connection: Callable[[Scope], None]) -> Starlette:
+    """The ASGI app; ``drop_connection`` aborts the connection a request came on (``accept_then_drop``)."""
+    inspector = standin.inspector
+
+    async def messages(request: Request) -> Response:
+        view = await run_in_threadpool(inspector.messages, request.query_params.get("channel", ""))
+        return _json(200, view) if view else _not_found("channel_not_found")
+
+    async def message(request: Request) -> Response:
+        channel, ts = request.path_params["channel"], request.path_params["ts"]
+        if request.method == "DELETE":
+            deleted = await run_in_threadpool(inspector.delete_message, channel, ts)
+            return _json(200, {"ok": True}) if deleted else _not_found("message_not_found")
+        view = await run_in_threadpool(inspector.message, channel, ts)
+        return _json(200, view) if view else _not_found("message_not_found")
+
+    async def channel(request: Request) -> Response:
+        view = await run_in_threadpool(inspector.channel, request.path_params["channel"])
+        return _json(200, view) if view else _not_found("channel_not_found")
+
+    async def ephemerals(request: Request) -> Response:
+        view = await run_in_threadpool(inspector.ephemerals, request.query_params.get("channel", ""))
+        return _not_found("channel_not_found") if view is None else _json(200, {"ephemerals": view})
+
+    async def calls(request: Request) -> Response:
+        return _json(200, {"calls": await run_in_threadpool(standin.store.calls, request.query_params.get("method"))})
+
+    async def faults(request: Request) -> Response:
+        if request.method == "DELETE":
+            standin.faults.clear()
+        elif request.method == "POST":
+            try:
+                standin.faults.add(Fault.from_json(_object(await request.body())))
+            except ValueError as exc:
+                return _json(400, {"ok": False, "error": str(exc)})
+        return _json(200, {"ok": True, "faults": standin.faults.list()})
+
+    async def mint_response_url(request: Request) -> Response:
+        try:
+            body = _object(await request.body())
+            channel_ref, user = str(body["channel"]), str(body["user"])
+        except (ValueError, KeyError):
+            return _json(400, {"ok": False, "error": "give channel and user"})
+        target = await run_in_threadpool(standin.store.channel, channel_ref)
+        if target is None:
+            return _not_found("channel_not_found")
+        if standin.workspace.user(user) is None:
+            return _not_found("user_not_found")
+        message_ts = str(body["message_ts"]) if body.get("message_ts") else None
+        url = await run_in_threadpool(standin.response_urls.mint, _base(request), target, user, message_ts)
+        return _json(200, {"ok": True, "url": url})
+
+    async def response_url(request: Request) -> Response:
+        body = await request.body()
+        status, answer = await run_in_threadpool(standin.response_urls.receive, request.path_params["id"], body)
+        return _json(status, answer)
+
+    async def responses(request: Request) -> Response:
+        view = await run_in_threadpool(standin.response_urls.view, request.path_params["id"])
+        return _json(200, view) if view else _not_found("expired_url")
+
+    async def push_envelope(request: Request) -> Response:
+        try:
+            body = _object(await request.body())
+            envelope_id = await standin.hub.push(
+                str(body["type"]),
+                body["payload"],
+                accepts_response_payload=bool(body.get("accepts_response_payload")),
+                retry_attempt=int(body.get("retry_attempt", 0)),
+                retry_reason=str(body.get("retry_reason", "")),
+                connect_timeout=float(body.get("connect_timeout", 5.0)),
+            )
+        except (ValueError, KeyError, TypeError):
+            return _json(400, {"ok": False, "error": "give type and payload"})
+        except NoConnection:
+            return _json(409, {"ok": False, "error": "no_connection"})
+        return _json(200, {"ok": True, "envelope_id": envelope_id})
+
+    async def ack(request: Request) -> Response:
+        envelope_id = request.path_params["envelope_id"]
+        try:
+            got = await standin.hub.wait_for_ack(envelope_id, float(request.query_params.get("timeout", "3")))
+        except KeyError:
+            return _not_found("envelope_not_found")
+        except ValueError:
+            return _json(400, {"ok": False, "error": "timeout must be a number"})
+        if got is None:
+            return _json(200, {"envelope_id": envelope_id, "acked": False})
+        return _json(200, {"envelope_id": envelope_id, "acked": True, "payload": got.payload, "latency": got.latency})
+
+    routes = [
+        Route("/api/{method}", _ApiEndpoint(standin.api, standin.store, standin.faults, drop_connection)),
+        Route("/_standin/messages", messages, methods=["GET"]),
+        Route("/_standin/messages/{channel}/{ts}", message, methods=["GET", "DELETE"]),
+        Route("/_standin/channels/{channel}", channel, methods=["GET"]),
+        Route("/_standin/ephemerals", ephemerals, methods=["GET"]),
+        Route("/_standin/calls", calls, methods=["GET"]),
+        Route("/_standin/faults", faults, methods=["GET", "POST", "DELETE"]),
+        Route("/_standin/response_urls", mint_response_url, methods=["POST"]),
+        Route("/_standin/response/{id}", response_url, methods=["POST"]),
+        Route("/_standin/responses/{id}", responses, methods=["GET"]),
+        Route("/_standin/socket/envelopes", push_envelope, methods=["POST"]),
+        Route("/_standin/socket/acks/{envelope_id}", ack, methods=["GET"]),
+        WebSocketRoute(SOCKET_PATH, standin.hub.serve),
+    ]
+    return Starlette(routes=routes, middleware=[Middleware(_LoopbackOnly)])
+
+
+class _ApiEndpoint:
+    """``GET|POST /api/<method>``, as a raw ASGI app so that it can leave a request unanswered."""
+
+    def __init__(self, api: WebApi, store: Store, faults: FaultBook, drop: Callable[[Scope], None]) -> None:
+        self._api = api
+        self._store = store
+        self._faults = faults
+        self._drop = drop
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        method = request.path_params["method"]
+        try:
+            params, token = await _read_params(request)
+        except ApiError as exc:
+            await _json(200, {"ok": False, "error": exc.error})(scope, receive, send)
+            return
+        fault = await run_in_threadpool(self._fault_for, method, params.get("channel"))
+        if fault is not None and fault.kind == "latency":
+            await asyncio.sleep(fault.seconds)
+        if fault is not None and fault.kind in ("ratelimited", "server_error"):
+            response = _fault_response(fault)
+            error = "ratelimited" if fault.kind == "ratelimited" else SERVER_ERRORS.get(fault.status, "internal_error")
+            await run_in_threadpool(self._store.record_call, method, params, response.status_code, error, fault.kind)
+            await response(scope, receive, send)
+            return
+        answer = await run_in_threadpool(self._run, method, params, token, _base(request), fault)
+        if fault is not None and fault.kind == "accept_then_drop":
+            self._drop(scope)
+            await _until_disconnect(receive)
+            return
+        await _json(200, answer)(scope, receive, send)
+
+    def _fault_for(self, method: str, channel_ref: Any) -> Fault | None:
+        keys: set[str] = set()
+        if channel_ref:
+            keys.add(str(channel_ref).removeprefix("#"))
+            channel = self._store.channel(str(channel_ref))
+            if channel is not None:
+                keys |= {channel.id, channel.name}
+        return self._faults.take(method, keys)
+
+    def _run(
+        self, method: str, params: dict[str, Any], token: str | None, base_url: str, fault: Fault | None
+    ) -> dict[str, Any]:
+        try:
+            answer = self._api.call(method, params, token, base_url)
+        except ApiError as exc:
+            answer = {"ok": False, "error": exc.error, **exc.extra}
+        self._store.record_call(method, params, 200, answer.get("error"), fault.kind if fault else None)
+        return answer
+
+
+async def _read_params(request: Request) -> tuple[dict[str, Any], str | None]:
+    """The call's parameters (query string and body) and its token."""
+    params: dict[str, Any] = dict(request.query_params)
+    body = await request.body()
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type == "application/json":
+        try:
+            data = orjson.loads(body) if body else {}
+        except orjson.JSONDecodeError:
+            raise ApiError("invalid_json") from None
+        if not isinstance(data, dict):
+            raise ApiError("invalid_json")
+        data.pop("token", None)  # Slack takes JSON bodies' tokens from the Authorization header only
+        params.update(data)
+    elif body:
+        params.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+    token = params.pop("token", None)
+    scheme, _, credential = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and credential.strip():
+        token = credential.strip()
+    return params, token
+
+
+async def _until_disconnect(receive: Receive) -> None:
+    async with asyncio.timeout(DISCONNECT_WAIT):
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+
+def _fault_response(fault: Fault) -> Response:
+    if fault.kind == "ratelimited":
+        return _json(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(fault.retry_after)})
+    return _json(fault.status, {"ok": False, "error": SERVER_ERRORS.get(fault.status, "internal_error")})
+
+
+class _LoopbackOnly:
+    """Refuses every client that is not on a loopback address."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        client = scope.get("client")
+        if scope["type"] in ("http", "websocket") and not (client and _is_loopback(client[0])):
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008})
+            else:
+                await _json(403, {"ok": False, "error": "loopback_only"})(scope, receive, send)
+            return
+        await self._app(scope, receive, send)
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _base(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+def _object(body: bytes) -> dict[str, Any]:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise ValueError("the body must be a JSON object") from None
+    if not isinstance(data, dict):
+        raise ValueError("the body must be a JSON object")
+    return data
+
+
+def _not_found(error: str) -> Response:
+    return _json(404, {"ok": False, "error": error})
+
+
+def _json(status: int, content: object, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(content), status_code=status, media_type="application/json", headers=headers)

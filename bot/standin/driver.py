@@ -1,0 +1,420 @@
+"""Plays Slack towards the bot: slash commands, button clicks and Events API callbacks, shaped and signed
+as Slack sends them, to ``POST {bot_url}/slack/events`` or over the stand-in's Socket Mode.
+
+Slack waits 3 seconds for an ack: a later one is a failure (:attr:`Delivery.timed_out`). Events that are
+not acked are delivered again on Slack's schedule (soon, after a minute, after five), with the same
+``event_id`` and ``X-Slack-Retry-Num``/``X-Slack-Retry-Reason``, unless the bot answers
+``X-Slack-No-Retry: 1``; tests pass shorter ``retry_delays``. Response URLs are minted by the stand-in, so
+what the bot posts to them after the ack is collected into the result. :class:`Signing` breaks the
+signature on purpose for negative tests. Signatures come from :mod:`bot.standin.signing`, never slack_sdk.
+"""
+
+from __future__ import annotations
+
+import secrets
+import string
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Literal
+from urllib.parse import quote, urlencode
+
+import httpx
+import orjson
+
+from bot.standin.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, signed_headers
+from bot.standin.workspace import Workspace
+
+EVENTS_PATH = "/slack/events"
+ACK_DEADLINE = 3.0
+EVENT_RETRY_DELAYS = (1.0, 60.0, 300.0)
+FORM = "application/x-www-form-urlencoded"
+JSON = "application/json"
+USER_AGENT = "Slackbot 1.0 (+https://api.slack.com/robots)"
+POLL_INTERVAL = 0.05
+
+
+@dataclass(frozen=True)
+class Signing:
+    """How to sign one request; the defaults sign it exactly as Slack does."""
+
+    secret: str | None = None
+    """Sign with this secret instead of the driver's (a wrong one)."""
+    timestamp: int | None = None
+    """Send this ``X-Slack-Request-Timestamp`` (Unix seconds) instead of now (a stale one)."""
+    tamper: bool = False
+    """Append a space to the body after signing it."""
+    omit_signature: bool = False
+    omit_timestamp: bool = False
+
+
+@dataclass
+class Delivery:
+    """One request to the bot and how it was acked."""
+
+    transport: Literal["http", "socket"]
+    status: int | None
+    """The HTTP status; None over Socket Mode, or when no answer came."""
+    body: str
+    """The HTTP answer's body."""
+    ack_payload: dict[str, Any] | None
+    """The answer's JSON object (HTTP), or the Socket Mode ack's ``payload``."""
+    latency: float
+    """Seconds until the ack came, or until the driver gave up."""
+    timed_out: bool
+    """No ack within the deadline (a late ack counts as none, as at Slack)."""
+    error: str | None = None
+    """Why the request failed to get any answer (connection refused or dropped)."""
+    no_retry: bool = False
+    """The bot answered ``X-Slack-No-Retry: 1``."""
+    retry_num: int = 0
+    retry_reason: str = ""
+    response_url: str | None = None
+    responses: list[dict[str, Any]] = field(default_factory=list)
+    """The bodies the bot POSTed to ``response_url``, collected after the ack."""
+
+    @property
+    def acked(self) -> bool:
+        if self.timed_out or self.error is not None:
+            return False
+        return self.transport == "socket" or (self.status is not None and 200 <= self.status < 300)
+
+
+@dataclass
+class EventDelivery:
+    """An Events API callback: the first delivery, then Slack's retries."""
+
+    event_id: str
+    attempts: list[Delivery]
+
+    @property
+    def acked(self) -> bool:
+        return self.attempts[-1].acked
+
+
+class SlackDriver:
+    """Sends Slack's requests to the bot at ``bot_url`` (HTTP) or through the stand-in at ``standin_url``."""
+
+    def __init__(
+        self,
+        standin_url: str,
+        *,
+        bot_url: str | None = None,
+        signing_secret: str = "",
+        workspace: Workspace | None = None,
+        events_path: str = EVENTS_PATH,
+        ack_deadline: float = ACK_DEADLINE,
+        retry_delays: Sequence[float] = EVENT_RETRY_DELAYS,
+        verification_token: str = "standin-verification-token",  # noqa: S107 (deprecated by Slack, not a secret)
+    ) -> None:
+        self._events_url = f"{bot_url.rstrip('/')}{events_path}" if bot_url else None
+        self._secret = signing_secret
+        self.workspace = workspace or Workspace()
+        self.ack_deadline = ack_deadline
+        self.retry_delays = tuple(retry_delays)
+        self._token = verification_token
+        self._standin = httpx.Client(base_url=standin_url.rstrip("/"), timeout=ack_deadline + 10)
+        self._bot = httpx.Client()
+
+    def close(self) -> None:
+        self._standin.close()
+        self._bot.close()
+
+    def __enter__(self) -> SlackDriver:
+        return self
+
+    def __exit__(
+        self, _type: type[BaseException] | None, _value: BaseException | None, _traceback: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # What Slack sends.
+
+    def slash_command(
+        self,
+        command: str,
+        text: str = "",
+        *,
+        user: str = "U0ALICE",
+        channel: str = "incidents",
+        via_socket: bool = False,
+        signing: Signing | None = None,
+        wait_responses: float = 0.0,
+        expect_responses: int = 1,
+    ) -> Delivery:
+        """``command text`` typed by ``user`` in ``channel``; waits up to ``wait_responses`` seconds for
+        ``expect_responses`` posts to the response URL after the ack."""
+        target = self._channel(channel)
+        response_url = self._mint_response_url(target["id"], user)
+        fields = {
+            "token": self._token,
+            "team_id": self.workspace.team_id,
+            "team_domain": self.workspace.domain,
+            "channel_id": target["id"],
+            "channel_name": target["name"],
+            "user_id": user,
+            "user_name": self._user_name(user),
+            "command": command,
+            "text": text,
+            "api_app_id": self.workspace.app_id,
+            "is_enterprise_install": "false",
+            "response_url": response_url,
+            "trigger_id": _trigger_id(),
+        }
+        if via_socket:
+            delivery = self._over_socket("slash_commands", fields, accepts_response_payload=True)
+        else:
+            delivery = self._over_http(urlencode(fields).encode(), FORM, signing)
+        return self._with_responses(delivery, response_url, wait_responses, expect_responses)
+
+    def block_action(
+        self,
+        channel: str,
+        message_ts: str,
+        action_id: str,
+        *,
+        user: str = "U0ALICE",
+        value: str | None = None,
+        via_socket: bool = False,
+        signing: Signing | None = None,
+        wait_responses: float = 0.0,
+        expect_responses: int = 1,
+    ) -> Delivery:
+        """``user`` clicks the button ``action_id`` of the message at ``message_ts`` (as the stand-in holds it)."""
+        target = self._channel(channel)
+        answer = self._standin.get(f"/_standin/messages/{quote(target['id'])}/{quote(message_ts)}")
+        if answer.status_code == 404:
+            raise LookupError(f"no message {message_ts} in {channel}")
+        message = answer.raise_for_status().json()
+        block_id, element = _find_action(message.get("blocks") or [], action_id)
+        response_url = self._mint_response_url(target["id"], user, message_ts)
+        name = self._user_name(user)
+        action = {
+            "action_id": action_id,
+            "block_id": block_id,
+            "text": element.get("text"),
+            "value": element.get("value") if value is None else value,
+            "type": element["type"],
+            "action_ts": f"{time.time():.6f}",
+        }
+        payload = {
+            "type": "block_actions",
+            "user": {"id": user, "username": name, "name": name, "team_id": self.workspace.team_id},
+            "api_app_id": self.workspace.app_id,
+            "token": self._token,
+            "container": {
+                "type": "message",
+                "message_ts": message_ts,
+                "channel_id": target["id"],
+                "is_ephemeral": False,
+            },
+            "trigger_id": _trigger_id(),
+            "team": {"id": self.workspace.team_id, "domain": self.workspace.domain},
+            "enterprise": None,
+            "is_enterprise_install": False,
+            "channel": {"id": target["id"], "name": target["name"]},
+            "message": message,
+            "state": {"values": {}},
+            "response_url": response_url,
+            "actions": [action],
+        }
+        if via_socket:
+            delivery = self._over_socket("interactive", payload)
+        else:
+            body = urlencode({"payload": orjson.dumps(payload).decode()}).encode()
+            delivery = self._over_http(body, FORM, signing)
+        return self._with_responses(delivery, response_url, wait_responses, expect_responses)
+
+    def event(
+        self,
+        event: Mapping[str, Any],
+        *,
+        via_socket: bool = False,
+        signing: Signing | None = None,
+        retry: bool = True,
+    ) -> EventDelivery:
+        """An Events API ``event_callback`` around ``event``, retried on Slack's schedule until acked."""
+        event_id = "Ev" + _random(string.ascii_uppercase + string.digits, 10)
+        now = int(time.time())
+        callback = {
+            "token": self._token,
+            "team_id": self.workspace.team_id,
+            "api_app_id": self.workspace.app_id,
+            "event": {"event_ts": f"{time.time():.6f}", **event},
+            "type": "event_callback",
+            "event_id": event_id,
+            "event_time": now,
+            "authorizations": [
+                {
+                    "enterprise_id": None,
+                    "team_id": self.workspace.team_id,
+                    "user_id": self.workspace.bot_user.id,
+                    "is_bot": True,
+                    "is_enterprise_install": False,
+                }
+            ],
+            "is_ext_shared_channel": False,
+            "event_context": "4-" + _random(string.ascii_letters + string.digits, 24),
+        }
+        attempts = [self._deliver_event(callback, via_socket, signing, 0, "")]
+        for number, delay in enumerate(self.retry_delays, start=1):
+            last = attempts[-1]
+            if not retry or last.acked or last.no_retry:
+                break
+            time.sleep(delay)
+            attempts.append(self._deliver_event(callback, via_socket, signing, number, _retry_reason(last)))
+        return EventDelivery(event_id, attempts)
+
+    def url_verification(self, challenge: str | None = None, *, signing: Signing | None = None) -> Delivery:
+        """The handshake Slack sends when the request URL is set; the bot must echo ``challenge``."""
+        challenge = challenge or _random(string.ascii_letters + string.digits, 48)
+        body = {"token": self._token, "challenge": challenge, "type": "url_verification"}
+        return self._over_http(orjson.dumps(body), JSON, signing)
+
+    # Transports.
+
+    def _deliver_event(
+        self, callback: dict[str, Any], via_socket: bool, signing: Signing | None, number: int, reason: str
+    ) -> Delivery:
+        if via_socket:
+            delivery = self._over_socket("events_api", callback, retry_attempt=number, retry_reason=reason)
+        else:
+            retry_headers = {"X-Slack-Retry-Num": str(number), "X-Slack-Retry-Reason": reason} if number else {}
+            delivery = self._over_http(orjson.dumps(callback), JSON, signing, retry_headers)
+        delivery.retry_num, delivery.retry_reason = number, reason
+        return delivery
+
+    def _over_http(
+        self, body: bytes, content_type: str, signing: Signing | None, extra_headers: Mapping[str, str] | None = None
+    ) -> Delivery:
+        if self._events_url is None:
+            raise RuntimeError("HTTP delivery needs the bot's URL (bot_url)")
+        signing = signing or Signing()
+        timestamp = int(time.time()) if signing.timestamp is None else signing.timestamp
+        secret = self._secret if signing.secret is None else signing.secret
+        headers = {"Content-Type": content_type, "User-Agent": USER_AGENT, **(extra_headers or {})}
+        headers |= signed_headers(secret, timestamp, body)
+        if signing.omit_timestamp:
+            del headers[TIMESTAMP_HEADER]
+        if signing.omit_signature:
+            del headers[SIGNATURE_HEADER]
+        sent = body + b" " if signing.tamper else body
+        started = time.monotonic()
+        try:
+            answer = self._bot.post(self._events_url, content=sent, headers=headers, timeout=self.ack_deadline)
+        except httpx.TimeoutException:
+            return Delivery("http", None, "", None, time.monotonic() - started, timed_out=True)
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            return Delivery("http", None, "", None, time.monotonic() - started, timed_out=False, error=error)
+        latency = time.monotonic() - started
+        return Delivery(
+            "http",
+            answer.status_code,
+            answer.text,
+            _json_object(answer.content),
+            latency,
+            timed_out=latency > self.ack_deadline,
+            no_retry=answer.headers.get("X-Slack-No-Retry") == "1",
+        )
+
+    def _over_socket(
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        accepts_response_payload: bool = False,
+        retry_attempt: int = 0,
+        retry_reason: str = "",
+    ) -> Delivery:
+        envelope = {
+            "type": kind,
+            "payload": payload,
+            "accepts_response_payload": accepts_response_payload,
+            "retry_attempt": retry_attempt,
+            "retry_reason": retry_reason,
+        }
+        pushed = self._standin.post("/_standin/socket/envelopes", json=envelope)
+        if pushed.status_code == 409:
+            return Delivery("socket", None, "", None, 0.0, timed_out=False, error="no Socket Mode connection")
+        envelope_id = pushed.raise_for_status().json()["envelope_id"]
+        ack = (
+            self._standin.get(
+                f"/_standin/socket/acks/{envelope_id}",
+                params={"timeout": self.ack_deadline},
+                timeout=self.ack_deadline + 10,
+            )
+            .raise_for_status()
+            .json()
+        )
+        if not ack["acked"]:
+            return Delivery("socket", None, "", None, self.ack_deadline, timed_out=True)
+        return Delivery(
+            "socket", None, "", ack["payload"], ack["latency"], timed_out=ack["latency"] > self.ack_deadline
+        )
+
+    # The stand-in's side.
+
+    def _channel(self, channel: str) -> dict[str, Any]:
+        answer = self._standin.get(f"/_standin/channels/{quote(channel.removeprefix('#'))}")
+        if answer.status_code == 404:
+            raise LookupError(f"no channel {channel} in the stand-in")
+        found: dict[str, Any] = answer.raise_for_status().json()
+        return found
+
+    def _mint_response_url(self, channel_id: str, user: str, message_ts: str | None = None) -> str:
+        body = {"channel": channel_id, "user": user, "message_ts": message_ts}
+        url: str = self._standin.post("/_standin/response_urls", json=body).raise_for_status().json()["url"]
+        return url
+
+    def _with_responses(self, delivery: Delivery, response_url: str, wait: float, expect: int) -> Delivery:
+        delivery.response_url = response_url
+        url_id = response_url.rsplit("/", 1)[-1]
+        deadline = time.monotonic() + wait
+        while True:
+            recorded = self._standin.get(f"/_standin/responses/{url_id}").raise_for_status().json()["responses"]
+            if len(recorded) >= expect or time.monotonic() >= deadline:
+                delivery.responses = [entry["body"] for entry in recorded]
+                return delivery
+            time.sleep(POLL_INTERVAL)
+
+    def _user_name(self, user_id: str) -> str:
+        user = self.workspace.user(user_id)
+        if user is None:
+            raise LookupError(f"no user {user_id} in the workspace")
+        return user.name
+
+
+def _find_action(blocks: list[Any], action_id: str) -> tuple[str | None, dict[str, Any]]:
+    """The block id and element of the interactive element ``action_id`` (in actions blocks or accessories)."""
+    for block in blocks:
+        elements = block.get("elements", []) if block.get("type") == "actions" else [block.get("accessory")]
+        for element in elements:
+            if isinstance(element, dict) and element.get("action_id") == action_id:
+                return block.get("block_id"), element
+    raise LookupError(f"the message has no element with action_id {action_id!r}")
+
+
+def _retry_reason(failed: Delivery) -> str:
+    if failed.transport == "socket":
+        return "timeout"
+    if failed.timed_out:
+        return "http_timeout"
+    return "connection_failed" if failed.error is not None else "http_error"
+
+
+def _json_object(body: bytes) -> dict[str, Any] | None:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _random(alphabet: str, length: int) -> str:
+    return "".join(secrets.choice(alphabet) for _ in range(length))
+
+
+def _trigger_id() -> str:
+    return f"{_random(string.digits, 13)}.{_random(string.digits, 11)}.{secrets.token_hex(16)}"

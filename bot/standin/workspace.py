@@ -1,0 +1,87 @@
+"""The workspace the stand-in pretends to be: team, app, tokens, users and the channels it starts with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# Not secrets: the stand-in's own tokens, valid nowhere else.
+DEFAULT_BOT_TOKEN = "xoxb-standin-incibot"  # noqa: S105
+DEFAULT_APP_TOKEN = "xapp-1-standin-incibot"  # noqa: S105
+BOT_USER_ID = "U0BOTINCIBOT"
+
+
+@dataclass(frozen=True)
+class User:
+    """A workspace member; ``name`` is the handle (``user_name`` in slash commands)."""
+
+    id: str
+    name: str
+    real_name: str
+    display_name: str = ""
+    is_bot: bool = False
+    tz: str = "Europe/London"
+
+    def as_slack(self, team_id: str) -> dict[str, Any]:
+        """The ``user`` object of ``users.info``."""
+        return {
+            "id": self.id,
+            "team_id": team_id,
+            "name": self.name,
+            "deleted": False,
+            "real_name": self.real_name,
+            "tz": self.tz,
+            "is_bot": self.is_bot,
+            "is_app_user": False,
+            "profile": {
+                "real_name": self.real_name,
+                "real_name_normalized": self.real_name,
+                "display_name": self.display_name,
+                "display_name_normalized": self.display_name,
+                "team": team_id,
+            },
+        }
+
+
+@dataclass(frozen=True)
+class ChannelSeed:
+    """A channel that exists from the start; the bot is a member when ``BOT_USER_ID`` is in ``members``."""
+
+    id: str
+    name: str
+    members: tuple[str, ...]
+    is_private: bool = False
+
+
+def _default_users() -> tuple[User, ...]:
+    return (
+        User("U0ALICE", "alice", "Alice Archer", "alice"),
+        User("U0BOB", "bob", "Bob Baker", "bob"),
+        User("U0CAROL", "carol", "Carol Chen", "carol.c"),
+    )
+
+
+def _default_channels() -> tuple[ChannelSeed, ...]:
+    return (ChannelSeed("C0INCIDENTS", "incidents", (BOT_USER_ID, "U0ALICE", "U0BOB", "U0CAROL")),)
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """Defaults: the bot ``U0BOTINCIBOT`` (incibot), Alice, Bob and Carol, and ``#incidents`` (id
+    ``C0INCIDENTS``) with all of them in it. Pass ``users=``/``channels=`` to seed others."""
+
+    team_id: str = "T0STANDIN"
+    team_name: str = "Incibot Stand-in"
+    domain: str = "incibot-standin"
+    app_id: str = "A0STANDIN"
+    bot_id: str = "B0STANDIN"
+    bot_token: str = DEFAULT_BOT_TOKEN
+    app_token: str = DEFAULT_APP_TOKEN
+    bot_user: User = field(default_factory=lambda: User(BOT_USER_ID, "incibot", "incibot", "incibot", is_bot=True))
+    users: tuple[User, ...] = field(default_factory=_default_users)
+    channels: tuple[ChannelSeed, ...] = field(default_factory=_default_channels)
+
+    def user(self, user_id: str) -> User | None:
+        if user_id == self.bot_user.id:
+            return self.bot_user
+        return next((user for user in self.users if user.id == user_id), None)
