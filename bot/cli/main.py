@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from bot.cli import deliveries, incidents, serve, test_alert
+from bot.cli import deliveries, incidents, serve, slack, test_alert
 from bot.settings import Settings
 
 
@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     incidents.register(commands)
     deliveries.register(commands)
     test_alert.register(commands)
+    slack.register(commands)
     return parser
 
 

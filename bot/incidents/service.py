@@ -254,6 +254,18 @@ class IncidentService:
         self._note(session, incident, now, actor, "opened", f"Declared by {actor_name}.")
         return incident
 
+    def remind(self, session: Session, incident: Incident, now: datetime) -> None:
+        """Note that an incident is still unacknowledged (Slack turns it into a thread reply)."""
+        waited = int((now - incident.opened_at).total_seconds() // 60)
+        self._note(
+            session,
+            incident,
+            now,
+            SYSTEM_ACTOR,
+            "reminder",
+            f"Still unacknowledged after {waited} min. Acknowledge it if you are on it.",
+        )
+
     def flag_quiet(self, session: Session, incident: Incident, now: datetime, quiet_after: timedelta) -> None:
         """Flag an open incident whose source has gone quiet (never resolve it)."""
         incident.quiet_flagged_at = now

@@ -8,9 +8,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from bot.incidents.models import OPEN_STATUSES, Incident, IncidentAlert
+from bot.incidents.models import OPEN_STATUSES, Incident, IncidentAlert, IncidentStatus
 from bot.incidents.service import IncidentService
 from bot.ingest.models import Alert, Delivery, DeliveryStatus
+from bot.slack.models import IncidentTimer
 
 log = logging.getLogger(__name__)
 
@@ -55,3 +56,21 @@ def flag_quiet_incidents(
     for incident in candidates:
         incidents.flag_quiet(session, incident, now, quiet_after)
     return [incident.id for incident in candidates]
+
+
+def fire_reminders(session: Session, incidents: IncidentService, now: datetime) -> list[int]:
+    """Fire due reminder timers once each; only incidents still unacknowledged get a reminder."""
+    due = session.scalars(
+        select(IncidentTimer)
+        .where(IncidentTimer.fired_at.is_(None), IncidentTimer.due_at <= now)
+        .order_by(IncidentTimer.due_at)
+        .with_for_update(skip_locked=True)
+    ).all()
+    reminded = []
+    for timer in due:
+        timer.fired_at = now
+        incident = session.get(Incident, timer.incident_id)
+        if incident is not None and incident.status == IncidentStatus.TRIGGERED:
+            incidents.remind(session, incident, now)
+            reminded.append(incident.id)
+    return reminded

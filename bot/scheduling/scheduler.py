@@ -20,7 +20,7 @@ LEASE_NAME = "maintenance"
 
 
 class Maintenance:
-    """Retention and quiet-incident flags; each run first takes the database lease."""
+    """Retention, quiet-incident flags and due reminders; each run first takes the database lease."""
 
     def __init__(
         self,
@@ -30,7 +30,7 @@ class Maintenance:
         *,
         retention: timedelta,
         quiet_after: timedelta,
-        interval: timedelta = timedelta(minutes=5),
+        interval: timedelta = timedelta(seconds=30),
     ) -> None:
         self._database = database
         self._incidents = incidents
@@ -49,6 +49,7 @@ class Maintenance:
                 return False
             jobs.prune_deliveries(session, now, self._retention)
             flagged = jobs.flag_quiet_incidents(session, self._incidents, now, self._quiet_after)
+            jobs.fire_reminders(session, self._incidents, now)
         if flagged:
             log.warning("flagged quiet incidents (no resolve from their source): %s", flagged)
         return True

@@ -261,7 +261,7 @@ class OutboxWorker:
             self._retry(call, now, "ratelimited", ambiguous=False, delay=timedelta(seconds=retry_after), count=False)
         elif status >= 500:
             self._retry(call, now, f"HTTP {status}", ambiguous=call.kind in _CREATES_MESSAGE)
-        elif error == "message_not_found" and call.kind in _NEEDS_POST:
+        elif error in ("message_not_found", "thread_not_found") and call.kind in _NEEDS_POST:
             self._repost(call, now)
         elif error == "name_taken" and call.kind is OutboxKind.CREATE_CHANNEL:
             self._retry(

@@ -95,6 +95,8 @@ class WebApi:
             "conversations.replies": ("bot", self._replies),
             "conversations.invite": ("bot", self._invite),
             "conversations.join": ("bot", self._join),
+            "conversations.list": ("bot", self._list),
+            "usergroups.users.list": ("bot", self._group_users),
             "users.info": ("bot", self._user_info),
             "apps.connections.open": ("app", self._connections_open),
         }
@@ -345,6 +347,28 @@ class WebApi:
             answer = {"warning": "already_in_channel", "response_metadata": {"warnings": ["already_in_channel"]}}
         self._store.add_members(channel.id, [self._bot])
         return {"channel": self.channel_json(channel), **answer}
+
+    def _list(self, args: Args) -> dict[str, Any]:
+        """Channels the bot can see (public ones, private ones it is in), ``limit`` per page."""
+        types = set(args.text("types", "public_channel").split(","))
+        visible = [
+            channel
+            for channel in self._store.all_channels()
+            if ("private_channel" if channel.is_private else "public_channel") in types
+            and (not channel.is_private or self._bot in self._store.members(channel.id))
+        ]
+        start = int(args.text("cursor") or 0) if args.text("cursor").isdigit() else 0
+        limit = max(1, min(args.number("limit", 100), 1000))
+        page = visible[start : start + limit]
+        cursor = str(start + limit) if start + limit < len(visible) else ""
+        return {"channels": [self.channel_json(c) for c in page], "response_metadata": {"next_cursor": cursor}}
+
+    def _group_users(self, args: Args) -> dict[str, Any]:
+        groups = dict(self._ws.user_groups)
+        group = args.text("usergroup")
+        if group not in groups:
+            raise ApiError("no_such_subteam")
+        return {"users": list(groups[group])}
 
     def _user_info(self, args: Args) -> dict[str, Any]:
         user = self._ws.user(args.text("user"))

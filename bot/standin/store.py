@@ -216,6 +216,9 @@ class Store:
         by_id = [row for row in rows if row["id"] == ref]
         return _channel((by_id or rows)[0]) if rows else None
 
+    def all_channels(self) -> list[Channel]:
+        return [_channel(row) for row in self._rows("SELECT * FROM channels ORDER BY created, id")]
+
     def create_channel(self, channel_id: str, name: str, *, is_private: bool, creator: str) -> Channel:
         """A new channel with its creator as the one member; :class:`NameTaken` if the name is in use."""
         channel = Channel(channel_id, name, is_private, int(time.time()), creator)

@@ -80,6 +80,8 @@ class Workspace:
     bot_user: User = field(default_factory=lambda: User(BOT_USER_ID, "incibot", "incibot", "incibot", is_bot=True))
     users: tuple[User, ...] = field(default_factory=_default_users)
     channels: tuple[ChannelSeed, ...] = field(default_factory=_default_channels)
+    user_groups: tuple[tuple[str, tuple[str, ...]], ...] = (("S0ONCALL", ("U0ALICE", "U0CAROL")),)
+    """User groups as (id, member ids): the default ``S0ONCALL`` holds Alice and Carol."""
 
     def user(self, user_id: str) -> User | None:
         if user_id == self.bot_user.id:

@@ -9,6 +9,7 @@ from slack_bolt import Ack, App, Respond
 from bot.slack import operations
 from bot.slack.blocks import ACK_ACTION, RESOLVE_ACTION, parse_button_value
 from bot.slack.grammar import Command
+from bot.slack.listeners.errors import reported
 from bot.slack.services import SlackServices
 
 
@@ -16,12 +17,14 @@ def register(app: App, services: SlackServices) -> None:
     @app.action(ACK_ACTION)
     def acknowledge_button(ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
         ack()
-        _press(services, "ack", body, action, respond)
+        with reported(body, respond):
+            _press(services, "ack", body, action, respond)
 
     @app.action(RESOLVE_ACTION)
     def resolve_button(ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
         ack()
-        _press(services, "resolve", body, action, respond)
+        with reported(body, respond):
+            _press(services, "resolve", body, action, respond)
 
 
 def _press(services: SlackServices, name: str, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
@@ -34,4 +37,5 @@ def _press(services: SlackServices, name: str, body: dict[str, Any], action: dic
     user_name = str(user.get("username") or user.get("name") or user_id)
     key = f"action:{user_id}:{action.get('action_ts')}:{action.get('action_id')}"
     answer = operations.run(services, Command(name, incident_id), user_id, user_name, key)
-    respond(text=answer, response_type="ephemeral", replace_original=False)
+    if body.get("response_url"):
+        respond(text=answer, response_type="ephemeral", replace_original=False)

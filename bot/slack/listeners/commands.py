@@ -8,6 +8,7 @@ from slack_bolt import Ack, App, Respond
 
 from bot.slack import grammar, operations
 from bot.slack.errors import UsageError
+from bot.slack.listeners.errors import reported
 from bot.slack.services import SlackServices
 
 COMMAND = "/incident"
@@ -25,4 +26,5 @@ def register(app: App, services: SlackServices) -> None:
         user_id = str(command["user_id"])
         user_name = str(command.get("user_name") or user_id)
         key = f"command:{command.get('trigger_id') or command.get('response_url')}"
-        respond(text=operations.run(services, parsed, user_id, user_name, key), response_type="ephemeral")
+        with reported(command, respond):
+            respond(text=operations.run(services, parsed, user_id, user_name, key), response_type="ephemeral")

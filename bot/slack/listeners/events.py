@@ -6,6 +6,7 @@ from typing import Any
 
 from slack_bolt import App, Say
 
+from bot.slack.listeners.errors import reported
 from bot.slack.services import SlackServices
 
 MENTION_HELP = "I'm incibot. Try `/incident list` for open incidents, or `/incident help`."
@@ -14,7 +15,8 @@ MENTION_HELP = "I'm incibot. Try `/incident list` for open incidents, or `/incid
 def register(app: App, services: SlackServices) -> None:
     @app.event("app_mention")
     def on_mention(body: dict[str, Any], event: dict[str, Any], say: Say) -> None:
-        with services.database.write() as session:
-            if not services.first_time(session, f"event:{body.get('event_id')}"):
-                return
-        say(text=MENTION_HELP, thread_ts=event.get("thread_ts") or event.get("ts"))
+        with reported(body, None):
+            with services.database.write() as session:
+                if not services.first_time(session, f"event:{body.get('event_id')}"):
+                    return
+            say(text=MENTION_HELP, thread_ts=event.get("thread_ts") or event.get("ts"))

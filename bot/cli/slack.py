@@ -1,0 +1,69 @@
+"""``incibot slack command "/incident list" [--user U]``: talk to a running bot as Slack would.
+
+Reads ``<state dir>/runtime.json`` (written by ``serve`` in stand-in mode) for the bot's URL, the
+stand-in's URL and the signing secret; flags override it. The request is signed exactly as Slack signs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from bot.settings import Settings
+from bot.standin.driver import SlackDriver
+
+WAIT_SECONDS = 5.0
+
+
+def register(commands: Any) -> None:
+    parser = commands.add_parser("slack", help="act as Slack against a running bot (stand-in mode)")
+    sub = parser.add_subparsers(dest="slack_command", required=True, metavar="COMMAND")
+    command = sub.add_parser("command", help='send a signed slash command, e.g. "/incident list"')
+    command.add_argument("text", help='the command line, e.g. "/incident ack 3"')
+    command.add_argument("--user", default="U0ALICE", help="Slack user id (default U0ALICE)")
+    command.add_argument("--channel", default="incidents", help="channel it is typed in")
+    command.add_argument("--bot-url", default=None)
+    command.add_argument("--standin-url", default=None)
+    command.add_argument("--signing-secret", default=None)
+    command.set_defaults(handler=send_command)
+
+
+def send_command(settings: Settings, args: argparse.Namespace) -> int:
+    info = _runtime_info(settings)
+    bot_url = args.bot_url or info.get("bot_url")
+    standin_url = args.standin_url or info.get("standin_url")
+    secret = args.signing_secret or info.get("signing_secret")
+    if not (bot_url and standin_url and secret):
+        print(
+            "incibot: no running stand-in found; start `make run` or pass --bot-url, --standin-url and "
+            "--signing-secret",
+            file=sys.stderr,
+        )
+        return 2
+    name, _, text = args.text.strip().partition(" ")
+    if not name.startswith("/"):
+        print(f"incibot: {args.text!r} is not a slash command", file=sys.stderr)
+        return 2
+    with SlackDriver(standin_url, bot_url=bot_url, signing_secret=secret) as driver:
+        delivery = driver.slash_command(name, text, user=args.user, channel=args.channel, wait_responses=WAIT_SECONDS)
+    if delivery.error is not None or delivery.timed_out:
+        print(f"incibot: no ack within {driver.ack_deadline:g} s ({delivery.error or 'timed out'})", file=sys.stderr)
+        return 1
+    print(f"ack: HTTP {delivery.status} in {delivery.latency * 1000:.0f} ms {delivery.body}".rstrip())
+    if delivery.status == 401:
+        print("incibot: the bot refused the signature (401)", file=sys.stderr)
+        return 1
+    for response in delivery.responses:
+        kind = response.get("response_type", "ephemeral")
+        print(f"[{kind}] {response.get('text', '')}")
+    return 0 if delivery.acked else 1
+
+
+def _runtime_info(settings: Settings) -> dict[str, Any]:
+    try:
+        info = json.loads((settings.state_dir / "runtime.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+    return info if isinstance(info, dict) else {}

@@ -1,0 +1,76 @@
+"""A running bot wired to the Slack stand-in, and a signed driver that acts as Slack towards it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+
+from bot.incidents.models import Incident, TimelineEntry
+from bot.runtime import Runtime
+from bot.settings import Settings
+from bot.standin.driver import SlackDriver
+from bot.standin.server import StandinServer
+from tests.conftest import auth
+from tests.support import serve_in_thread, wait_for
+
+
+@dataclass
+class SlackBot:
+    runtime: Runtime
+    url: str
+    http: httpx.Client
+    driver: SlackDriver
+
+    @property
+    def standin(self) -> StandinServer:
+        assert self.runtime.slack.standin is not None
+        return self.runtime.slack.standin
+
+    def send(self, payload: dict[str, Any], source: str = "alertmanager") -> None:
+        response = self.http.post(f"/alerts/{source}", json=payload, headers=auth())
+        assert response.status_code == 202, response.text
+
+    def posts(self, channel: str = "incidents") -> list[dict[str, Any]]:
+        return self.standin.messages(channel)
+
+    def wait_for_post(self, predicate: Any = None, channel: str = "incidents", timeout: float = 10) -> dict[str, Any]:
+        def found() -> dict[str, Any] | None:
+            for message in self.posts(channel):
+                if predicate is None or predicate(message):
+                    return message
+            return None
+
+        message: dict[str, Any] = wait_for(found, timeout=timeout)
+        return message
+
+    def incident(self, incident_id: int) -> Incident:
+        with self.runtime.database.read() as session:
+            incident = session.get(Incident, incident_id)
+            assert incident is not None
+            return incident
+
+    def timeline(self, incident_id: int) -> list[TimelineEntry]:
+        with self.runtime.database.read() as session:
+            return list(
+                session.scalars(
+                    select(TimelineEntry).where(TimelineEntry.incident_id == incident_id).order_by(TimelineEntry.id)
+                )
+            )
+
+
+@contextmanager
+def running_bot(settings: Settings) -> Iterator[SlackBot]:
+    """The whole bot (real clock) over HTTP on loopback, with its stand-in and a driver."""
+    runtime = Runtime.build(settings)
+    with (
+        serve_in_thread(runtime.asgi_app()) as url,
+        httpx.Client(base_url=url, timeout=10) as http,
+    ):
+        assert runtime.slack.standin is not None
+        with SlackDriver(runtime.slack.standin.url, bot_url=url, signing_secret=runtime.slack.signing_secret) as driver:
+            yield SlackBot(runtime, url, http, driver)
