@@ -294,3 +294,34 @@ def test_invalid_setting_exits_2_naming_it(env: dict[str, str], name: str, value
     message = refused(result, 2)
     assert f"invalid setting {name}" in message
     assert result.stdout == ""
+
+
+# --- the Slack stand-in beside `serve` -------------------------------------------------------------------
+
+
+def test_serve_runs_the_slack_standin_and_slack_command_talks_to_it(
+    opened: tuple[Running, int], state_dir: Path
+) -> None:
+    running, incident_id = opened
+    runtime_file = state_dir / "runtime.json"
+    assert stat.S_IMODE(runtime_file.stat().st_mode) == 0o600
+    info = json.loads(runtime_file.read_text())
+    assert info["bot_url"] == running.url
+    assert httpx.get(f"{running.url}/readyz").json()["slack"] == "standin"
+
+    def posted() -> list[dict[str, Any]]:
+        answer = httpx.get(f"{info['standin_url']}/_standin/messages", params={"channel": "incidents"}).json()
+        return list(answer["messages"])
+
+    [post] = wait_for(posted, timeout=15)
+    assert f"(incident #{incident_id})" in post["text"]
+
+    listing = ok(run_incibot("slack", "command", "/incident list", env=running.env))
+    assert listing.startswith("ack: HTTP 200")
+    assert f"*#{incident_id}*" in listing
+    acked = ok(run_incibot("slack", "command", f"/incident ack {incident_id}", "--user", "U0BOB", env=running.env))
+    assert f"Incident {incident_id} acknowledged by bob." in acked
+    wait_for(lambda: "acknowledged" in posted()[0]["text"], timeout=15)
+
+    forged = run_incibot("slack", "command", "/incident list", "--signing-secret", "forged", env=running.env)
+    assert "401" in refused(forged, 1)
