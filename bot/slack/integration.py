@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import secrets
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -30,9 +31,12 @@ from bot.slack.outbox import OutboxWorker
 from bot.slack.services import Permissions, SlackServices
 from bot.slack.verification import RequestVerifier
 from bot.standin.server import StandinServer
-from bot.standin.workspace import Workspace
+from bot.standin.workspace import BOT_USER_ID, ChannelSeed, Workspace
 
 log = logging.getLogger(__name__)
+
+
+_CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{6,}$")
 
 
 class SlackConfigurationError(Exception):
@@ -62,7 +66,7 @@ class SlackIntegration:
         standin: StandinServer | None = None
         app_token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else None
         if mode == "standin":
-            workspace = Workspace()
+            workspace = _standin_workspace(settings)
             port = settings.standin_port or _free_port()
             standin = StandinServer(settings.state_dir / "standin.sqlite", port=port, workspace=workspace)
             api_url = f"http://127.0.0.1:{port}/api/"
@@ -144,6 +148,20 @@ def _resolve_mode(settings: Settings) -> str:
             "real Slack needs SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (HTTP) or SLACK_APP_TOKEN (Socket Mode)"
         )
     return "real"
+
+
+def _standin_workspace(settings: Settings) -> Workspace:
+    """The default stand-in workspace, plus every channel the settings name (alerts channel, routes)."""
+    default = Workspace()
+    known = {seed.name for seed in default.channels}
+    wanted = [settings.alerts_channel.lstrip("#"), *(route.channel for route in settings.routes)]
+    members = (BOT_USER_ID, *(user.id for user in default.users))
+    extra = tuple(
+        ChannelSeed("C0" + re.sub(r"[^A-Z0-9]", "", name.upper())[:9] + f"{n:02d}", name, members)
+        for n, name in enumerate(dict.fromkeys(wanted))
+        if name not in known and not _CHANNEL_ID.match(name)
+    )
+    return replace(default, channels=default.channels + extra)
 
 
 def _free_port() -> int:

@@ -139,13 +139,19 @@ class OutboxWorker:
             attempted += 1
         return attempted
 
+    def _pace_key(self, channel: str) -> str:
+        """One key per channel, whether it was given by name or by id."""
+        name = channel.lstrip("#")
+        return self._channel_ids.get(name, name)
+
     def _paced(self, kind: OutboxKind, channel: str, incident_id: int, now: datetime) -> bool:
-        if self._paused_until.get(channel, now) > now:
+        key = self._pace_key(channel)
+        if self._paused_until.get(key, now) > now:
             return True
         if kind is OutboxKind.UPDATE_INCIDENT:
             last = self._last_update.get(incident_id)
             return last is not None and now - last < self._update_interval
-        last = self._last_post.get(channel)
+        last = self._last_post.get(key)
         return last is not None and now - last < self._post_interval
 
     def _handle(self, item_id: int, now: datetime) -> bool:
@@ -256,7 +262,7 @@ class OutboxWorker:
         self._note_pacing(call, now)
         if status == 429 or error == "ratelimited":
             retry_after = int(exc.response.headers.get("Retry-After", exc.response.headers.get("retry-after", 1)))
-            self._paused_until[call.channel] = now + timedelta(seconds=retry_after)
+            self._paused_until[self._pace_key(call.channel)] = now + timedelta(seconds=retry_after)
             log.warning("Slack rate limit on %s: pausing that channel for %d s", call.channel, retry_after)
             self._retry(call, now, "ratelimited", ambiguous=False, delay=timedelta(seconds=retry_after), count=False)
         elif status >= 500:
@@ -419,7 +425,7 @@ class OutboxWorker:
         if call.kind is OutboxKind.UPDATE_INCIDENT:
             self._last_update[call.incident_id] = now
         elif call.kind in _CREATES_MESSAGE:
-            self._last_post[call.channel] = now
+            self._last_post[self._pace_key(call.channel)] = now
 
 
 def _fingerprint(incident: Incident) -> list[Any]:

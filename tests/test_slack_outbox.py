@@ -1,0 +1,456 @@
+"""The Slack outbox against the real stand-in over loopback HTTP: pacing, 429s, dropped connections, 5xx,
+deleted messages, coalescing, severity filtering, reminders and per-incident channels.
+
+Alerts come in through the real HTTP ingest; processing (``worker.run_once``), the outbox
+(``outbox.run_once``) and maintenance (``maintenance.run_once``) are driven by hand with a fake clock, so
+every pacing and backoff step is deterministic. Only the delivery writer and the stand-in run in threads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from slack_sdk import WebClient
+from sqlalchemy import func, select
+
+from bot.incidents.models import Incident, TimelineEntry
+from bot.runtime import Runtime
+from bot.settings import Route, Settings
+from bot.slack.blocks import MAX_HEADER_CHARS, MAX_SECTION_CHARS
+from bot.slack.models import OutboxItem, OutboxStatus
+from bot.standin.server import StandinServer
+from bot.standin.workspace import DEFAULT_BOT_TOKEN
+from bot.web.app import build_web_app
+from tests.conftest import auth
+from tests.support import FakeClock, am_alert, am_group, serve_in_thread
+
+pytestmark = pytest.mark.db
+
+ALICE = "slack:U0ALICE"
+
+
+@dataclass
+class Bot:
+    runtime: Runtime
+    http: httpx.Client
+    clock: FakeClock
+    standin: StandinServer
+    slack: WebClient  # the bot's token on the stand-in, for setting the scene (creating channels)
+
+    def send(self, payload: dict[str, Any]) -> None:
+        response = self.http.post("/alerts/alertmanager", json=payload, headers=auth())
+        assert response.status_code == 202, response.text
+
+    def process(self) -> None:
+        while self.runtime.worker.run_once():
+            pass
+
+    def pump(self) -> None:
+        """Run outbox passes at the current (fake) time until nothing more is due."""
+        for _ in range(20):
+            if not self.runtime.slack.outbox.run_once():
+                return
+        raise AssertionError("the outbox kept finding work at one instant")
+
+    def later(self, seconds: float) -> None:
+        self.clock.advance(seconds=seconds)
+        self.pump()
+
+    def declare(self, title: str) -> int:
+        with self.runtime.database.write() as session:
+            return self.runtime.incidents.declare(session, title, ALICE, "alice").id
+
+    def acknowledge(self, incident_id: int) -> None:
+        with self.runtime.database.write() as session:
+            assert self.runtime.incidents.acknowledge(session, incident_id, ALICE, "alice").changed
+
+    def incident(self, incident_id: int) -> Incident:
+        with self.runtime.database.read() as session:
+            found = session.get(Incident, incident_id)
+            assert found is not None
+            return found
+
+    def incidents(self) -> list[Incident]:
+        with self.runtime.database.read() as session:
+            return list(session.scalars(select(Incident).order_by(Incident.id)))
+
+    def outbox(self) -> list[OutboxItem]:
+        with self.runtime.database.read() as session:
+            return list(session.scalars(select(OutboxItem).order_by(OutboxItem.id)))
+
+    def messages(self, channel: str = "incidents") -> list[dict[str, Any]]:
+        return self.standin.messages(channel)
+
+    def posts_to(self, channel_id: str) -> list[dict[str, Any]]:
+        """``chat.postMessage`` calls to ``channel_id`` (by id or name) as the stand-in recorded them."""
+        names = {channel_id}
+        info = self.standin.channel(channel_id)
+        if info is not None:
+            names |= {info["id"], info["name"]}
+        return [call for call in self.standin.calls("chat.postMessage") if call["params"]["channel"] in names]
+
+
+def start_bot(settings: Settings, clock: FakeClock) -> Iterator[Bot]:
+    """The real web app on loopback, with only the delivery writer and the stand-in running."""
+    runtime = Runtime.build(settings.model_copy(update={"process_deliveries": False}), clock=clock)
+    standin = runtime.slack.standin
+    assert standin is not None
+
+    def start() -> None:
+        runtime.writer.start()
+        standin.start()
+
+    def stop() -> None:
+        runtime.writer.stop()
+        standin.stop()
+
+    app = build_web_app(
+        runtime.ingest, runtime.slack, runtime.database, runtime.metrics, on_startup=start, on_shutdown=stop
+    )
+    try:
+        with serve_in_thread(app) as url, httpx.Client(base_url=url, timeout=30) as http:
+            slack = WebClient(base_url=standin.api_url, token=DEFAULT_BOT_TOKEN, retry_handlers=[], timeout=10)
+            yield Bot(runtime, http, clock, standin, slack)
+    finally:
+        runtime.database.dispose()
+
+
+class Bots:
+    """Starts bots with settings overrides; stops them (in reverse) at the end of the test."""
+
+    def __init__(self, settings: Settings, clock: FakeClock) -> None:
+        self._settings = settings
+        self._clock = clock
+        self._running: dict[int, Iterator[Bot]] = {}
+
+    def start(self, **overrides: Any) -> Bot:
+        started = start_bot(self._settings.model_copy(update=overrides), self._clock)
+        bot = next(started)
+        self._running[id(bot)] = started
+        return bot
+
+    def stop(self, bot: Bot) -> None:
+        next(self._running.pop(id(bot)), None)
+
+    def stop_all(self) -> None:
+        for started in reversed(list(self._running.values())):
+            next(started, None)
+        self._running.clear()
+
+
+@pytest.fixture
+def bots(settings: Settings, clock: FakeClock) -> Iterator[Bots]:
+    started = Bots(settings, clock)
+    yield started
+    started.stop_all()
+
+
+@pytest.fixture
+def bot(bots: Bots) -> Bot:
+    return bots.start()
+
+
+def only(items: list[Any]) -> Any:
+    assert len(items) == 1, items
+    return items[0]
+
+
+def section_texts(message: dict[str, Any]) -> list[str]:
+    texts = []
+    for block in message["blocks"] or []:
+        if block.get("text"):
+            texts.append(block["text"]["text"])
+        texts += [field["text"] for field in block.get("fields", [])]
+        texts += [element.get("text", "") for element in block.get("elements", []) if block["type"] == "context"]
+    return texts
+
+
+# Failures Slack can answer with.
+
+
+def test_429_pauses_only_its_channel_for_retry_after(bots: Bots) -> None:
+    bot = bots.start(routes=(Route("team", "payments", "payments"),))
+    assert bot.standin.channel("payments") is not None  # the stand-in seeds the channels routes name
+    bot.send(am_group([am_alert("PaymentsDown", team="payments")], group_key="payments"))
+    bot.process()
+    payments = only(bot.incidents()).id
+    first_other = bot.declare("Checkout is slow")
+    bot.standin.add_fault("ratelimited", method="chat.postMessage", channel="payments", retry_after=2)
+
+    bot.pump()  # t=0: #payments answers 429 (Retry-After: 2); #incidents posts
+    assert bot.messages("payments") == []
+    assert len(bot.messages("incidents")) == 1
+    [limited] = bot.posts_to("payments")
+    assert (limited["status"], limited["fault"]) == (429, "ratelimited")
+
+    second_other = bot.declare("Search is slow")
+    bot.later(1)  # t=1: #payments is still paused; #incidents keeps posting
+    assert bot.messages("payments") == []
+    assert len(bot.messages("incidents")) == 2
+    bot.later(0.9)  # t=1.9: still inside Retry-After
+    assert bot.messages("payments") == []
+    assert len(bot.posts_to("payments")) == 1
+
+    bot.later(0.1)  # t=2: the pause is over
+    [posted] = bot.messages("payments")
+    assert [call["status"] for call in bot.posts_to("payments")] == [429, 200]
+    assert bot.incident(payments).slack_ts == posted["ts"]
+    assert "PaymentsDown" in posted["text"]
+    bot.later(5)
+    assert len(bot.messages("payments")) == 1
+    assert [m["ts"] for m in bot.messages("incidents")] == [
+        bot.incident(first_other).slack_ts,
+        bot.incident(second_other).slack_ts,
+    ]
+    assert all(item.status == OutboxStatus.DONE for item in bot.outbox())
+
+
+def test_dropped_connection_after_post_is_reconciled_not_reposted(bot: Bot) -> None:
+    incident_id = bot.declare("Checkout is down")
+    bot.standin.add_fault("accept_then_drop", method="chat.postMessage")
+
+    bot.pump()  # Slack stores the post, but the answer never arrives
+    [stored] = bot.messages()
+    assert bot.incident(incident_id).slack_ts is None
+    [item] = bot.outbox()
+    assert (item.status, item.ambiguous, item.attempts) == (OutboxStatus.PENDING, True, 1)
+
+    bot.later(1)  # inside the backoff: nothing happens
+    assert len(bot.standin.calls("chat.postMessage")) == 1
+    bot.later(1.5)  # past the backoff: the worker looks before it posts
+    bot.later(10)
+    assert only(bot.messages())["ts"] == stored["ts"]
+    assert len(bot.standin.calls("chat.postMessage")) == 1
+    assert bot.standin.calls("conversations.history")
+    incident = bot.incident(incident_id)
+    assert (incident.slack_channel, incident.slack_ts) == ("C0INCIDENTS", stored["ts"])
+    [item] = bot.outbox()
+    assert (item.status, item.ambiguous) == (OutboxStatus.DONE, False)
+
+
+def test_dropped_connection_after_thread_reply_is_reconciled(bot: Bot) -> None:
+    incident_id = bot.declare("Checkout is down")
+    bot.pump()
+    bot.standin.add_fault("accept_then_drop", method="chat.postMessage")
+    bot.acknowledge(incident_id)
+
+    bot.later(1)  # the reply is stored but unanswered; the edit goes through
+    [message] = bot.messages()
+    assert [reply["text"] for reply in message["replies"]] == ["Acknowledged by alice."]
+    bot.later(3)
+    bot.later(10)
+    [message] = bot.messages()
+    assert [reply["text"] for reply in message["replies"]] == ["Acknowledged by alice."]
+    assert bot.standin.calls("conversations.replies")
+    assert len(bot.standin.calls("chat.postMessage")) == 2  # the post and the one reply
+    assert all(item.status == OutboxStatus.DONE for item in bot.outbox())
+
+
+def test_deleted_message_is_reposted_and_relinked(bot: Bot) -> None:
+    incident_id = bot.declare("Checkout is down")
+    bot.pump()
+    old_ts = bot.incident(incident_id).slack_ts
+    assert old_ts is not None
+    assert bot.standin.delete_message("incidents", old_ts)
+    bot.acknowledge(incident_id)
+
+    bot.later(1)
+    bot.later(3)
+    [message] = bot.messages()  # the old one is gone; exactly one new one
+    incident = bot.incident(incident_id)
+    assert incident.slack_ts == message["ts"] != old_ts
+    assert ":eyes: Acknowledged" in " ".join(section_texts(message))
+    assert "acknowledged (incident" in message["text"]
+    actions = [block for block in message["blocks"] if block["type"] == "actions"]
+    assert [element["action_id"] for element in only(actions)["elements"]] == ["incident_resolve"]
+    # The acknowledgement's thread reply lands in the new message's thread, not nowhere.
+    assert [reply["text"] for reply in message["replies"]] == ["Acknowledged by alice."]
+    assert all(item.status == OutboxStatus.DONE for item in bot.outbox())
+
+
+def test_server_error_is_retried_after_backoff(bot: Bot) -> None:
+    incident_id = bot.declare("Checkout is down")
+    bot.standin.add_fault("server_error", method="chat.postMessage", status=500)
+
+    bot.pump()
+    assert bot.messages() == []
+    [failed] = bot.standin.calls("chat.postMessage")
+    assert (failed["status"], failed["fault"]) == (500, "server_error")
+    bot.later(1.5)  # the first backoff is 2 s
+    assert len(bot.standin.calls("chat.postMessage")) == 1
+    bot.later(0.5)
+    [message] = bot.messages()
+    assert bot.incident(incident_id).slack_ts == message["ts"]
+    bot.later(60)
+    assert len(bot.messages()) == 1
+    assert [call["status"] for call in bot.standin.calls("chat.postMessage")] == [500, 200]
+
+
+# What gets posted.
+
+
+def test_a_thousand_alerts_cost_a_handful_of_calls(bot: Bot) -> None:
+    long_name = "CheckoutLatencyBudgetBurn" + "X" * 300  # long lines: the section limit bites before ten
+
+    def batch(start: int) -> dict[str, Any]:
+        return am_group([am_alert(long_name, pod=f"pod-{n:04d}") for n in range(start, start + 100)])
+
+    bot.send(batch(0))
+    bot.process()
+    bot.pump()  # the post, with the first 100 alerts
+    for start in range(100, 1000, 100):  # 900 more join in nine deliveries, each processed at once
+        bot.send(batch(start))
+        bot.process()
+        bot.pump()
+    for _ in range(8):
+        bot.later(0.5)
+
+    [incident] = bot.incidents()
+    assert incident.alert_count == 1000
+    posts, updates = bot.standin.calls("chat.postMessage"), bot.standin.calls("chat.update")
+    assert len(posts) + len(updates) <= 6, (len(posts), len(updates))
+    assert all(call["error"] is None for call in posts + updates)
+    [message] = bot.messages()
+    assert len(message["blocks"]) <= 50
+    assert message["blocks"][0]["type"] == "header"
+    assert len(message["blocks"][0]["text"]["text"]) <= MAX_HEADER_CHARS
+    assert all(len(text) <= MAX_SECTION_CHARS for text in section_texts(message))
+    assert "*Alerts*\n1000" in section_texts(message)
+    [alert_section] = [text for text in section_texts(message) if text.endswith(" more")]
+    *shown, more = alert_section.split("\n")
+    assert 1 <= len(shown) < 10
+    assert more == f"+{1000 - len(shown)} more"
+    [joined] = message["replies"]
+    assert joined["text"].startswith("900 alerts joined:\n")
+    assert len(joined["text"]) <= MAX_SECTION_CHARS
+    *shown, more = joined["text"].split("\n")[1:]
+    assert more == f"+{900 - len(shown)} more"
+
+
+def test_below_min_severity_is_stored_never_posted(bots: Bots) -> None:
+    bot = bots.start(min_severity="critical")
+    bot.send(am_group([am_alert("DiskFilling", severity="warning")], group_key="disk"))
+    bot.send(am_group([am_alert("DatabaseDown", severity="critical")], group_key="db"))
+    bot.process()
+    bot.later(5)
+    warning, critical = bot.incidents()
+    assert (warning.severity, critical.severity) == ("warning", "critical")
+    [message] = bot.messages()
+    assert "DatabaseDown" in message["text"]
+    assert warning.slack_ts is None and critical.slack_ts == message["ts"]
+    assert {item.incident_id for item in bot.outbox()} == {critical.id}
+
+
+def test_unacknowledged_reminder_once_and_after_a_restart(bots: Bots, clock: FakeClock) -> None:
+    bot = bots.start(unacked_reminder=timedelta(minutes=15))
+    forgotten = bot.declare("Checkout is down")
+    handled = bot.declare("Search is slow")
+    bot.pump()
+    bot.later(1)
+    bot.acknowledge(handled)
+    bot.later(1)
+
+    def replies(incident_id: int) -> list[str]:
+        ts = bot.incident(incident_id).slack_ts
+        return [reply["text"] for m in bot.messages() if m["ts"] == ts for reply in m["replies"]]
+
+    bot.clock.advance(minutes=14)  # not due yet
+    assert bot.runtime.maintenance.run_once()
+    bot.later(1)
+    assert replies(forgotten) == []
+    bot.clock.advance(minutes=1)
+    assert bot.runtime.maintenance.run_once()
+    bot.later(1)
+
+    reminder = "Still unacknowledged after 15 min. Acknowledge it if you are on it."
+    assert replies(forgotten) == [reminder]
+    assert replies(handled) == ["Acknowledged by alice."]
+    bot.clock.advance(minutes=30)
+    assert bot.runtime.maintenance.run_once()
+    bot.later(5)
+    assert replies(forgotten) == [reminder]
+
+    # A timer is a database row: set before a restart, it fires after it, once.
+    survivor = bot.declare("Payments are slow")
+    bot.later(1)
+    bots.stop(bot)
+    restarted = bots.start(unacked_reminder=timedelta(minutes=15))
+    clock.advance(minutes=16)
+    assert restarted.runtime.maintenance.run_once()
+    restarted.later(1)
+    assert restarted.runtime.maintenance.run_once()
+    restarted.later(5)
+    ts = restarted.incident(survivor).slack_ts
+    [message] = [m for m in restarted.messages() if m["ts"] == ts]
+    assert [r["text"] for r in message["replies"]] == [
+        "Still unacknowledged after 16 min. Acknowledge it if you are on it."
+    ]
+    with restarted.runtime.database.read() as session:
+        kinds = session.scalars(select(TimelineEntry.kind).where(TimelineEntry.incident_id == survivor)).all()
+        reminders = select(func.count()).select_from(TimelineEntry).where(TimelineEntry.kind == "reminder")
+        assert (list(kinds), session.scalar(reminders)) == (["opened", "reminder"], 2)
+
+
+def test_incident_channel_is_created_with_a_suffix_and_linked(bots: Bots) -> None:
+    bot = bots.start(incident_channels=True, responders=frozenset({"U0ALICE", "U0BOB"}))
+    incident_id = bot.declare("Checkout is DOWN!")
+    taken = f"inc-{incident_id}-checkout-is-down"
+    bot.slack.conversations_create(name=taken)
+
+    bot.pump()
+    bot.later(1)
+    bot.later(2)
+    created = [(c["params"]["name"], c["error"]) for c in bot.standin.calls("conversations.create")]
+    assert created == [(taken, None), (taken, "name_taken"), (f"{taken}-2", None)]
+    channel = bot.standin.channel(f"{taken}-2")
+    assert channel is not None
+    assert set(channel["members"]) >= {"U0ALICE", "U0BOB"}
+    incident = bot.incident(incident_id)
+    assert incident.incident_channel == channel["id"]
+    [message] = bot.messages()
+    assert message["ts"] == incident.slack_ts
+    assert f"channel <#{channel['id']}>" in " ".join(section_texts(message))
+    assert len(message["edits"]) == 1
+
+
+def test_deleted_message_before_an_alerts_joined_reply(bot: Bot) -> None:
+    bot.send(am_group([am_alert(pod="a")]))
+    bot.process()
+    bot.pump()
+    bot.send(am_group([am_alert(pod="a"), am_alert(pod="b")]))
+    bot.process()
+    bot.later(1)  # the edit goes out now; the "joined" reply waits for the coalescing window
+    [incident] = bot.incidents()
+    old_ts = incident.slack_ts
+    assert old_ts is not None and len(only(bot.messages())["edits"]) == 1
+    assert bot.standin.delete_message("incidents", old_ts)
+
+    bot.later(1.5)
+    bot.later(3)
+    [message] = bot.messages()
+    assert bot.incident(incident.id).slack_ts == message["ts"] != old_ts
+    assert [reply["text"].split(":")[0] for reply in message["replies"]] == ["1 alert joined"]
+    assert all(item.status == OutboxStatus.DONE for item in bot.outbox())
+
+
+def test_429_on_a_reply_pauses_new_posts_to_the_same_channel(bot: Bot) -> None:
+    first = bot.declare("Checkout is down")
+    bot.pump()
+    bot.clock.advance(seconds=5)
+    bot.standin.add_fault("ratelimited", method="chat.postMessage", channel="incidents", retry_after=2)
+    bot.acknowledge(first)
+    bot.pump()  # the reply to #incidents (by id) gets the 429
+    bot.declare("Search is slow")
+    bot.pump()  # a new post to #incidents (by name): the channel is paused
+    assert [call["status"] for call in bot.standin.calls("chat.postMessage")] == [200, 429]
+    bot.later(2)  # the pause is over: the reply goes first, then (a second later) the new post
+    bot.later(1)
+    first_message, second_message = bot.messages()
+    assert [reply["text"] for reply in first_message["replies"]] == ["Acknowledged by alice."]
+    assert "Search is slow" in second_message["text"]
+    assert [call["status"] for call in bot.standin.calls("chat.postMessage")] == [200, 429, 200, 200]
