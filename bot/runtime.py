@@ -10,6 +10,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Literal
 
 from pydantic import SecretStr
 from starlette.applications import Starlette
@@ -31,6 +32,9 @@ from bot.web.app import build_web_app
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+Role = Literal["web", "worker"]
+WORKER_IDLE_POLL = 0.2  # seconds; in its own process the worker cannot be woken by the web process
+ALL_ROLES: frozenset[Role] = frozenset({"web", "worker"})
 
 
 def utc_now() -> datetime:
@@ -74,7 +78,9 @@ class Runtime:
         metrics = Metrics(database, clock)
         incidents = build_incident_service(settings, clock)
         slack = SlackIntegration.build(settings, database, incidents, clock)
-        worker = ProcessingWorker(database, incidents, metrics, clock, max_attempts=settings.max_attempts)
+        worker = ProcessingWorker(
+            database, incidents, metrics, clock, max_attempts=settings.max_attempts, idle_poll=WORKER_IDLE_POLL
+        )
         writer = DeliveryWriter(
             database,
             DeliveryStore(settings.ignore_alertnames),
@@ -92,21 +98,32 @@ class Runtime:
         )
         return cls(settings, database, metrics, incidents, writer, worker, maintenance, ingest, slack, bot_url)
 
-    def asgi_app(self) -> Starlette:
-        """The web app; its lifespan starts and stops this runtime."""
+    def asgi_app(self, roles: frozenset[Role] = ALL_ROLES) -> Starlette:
+        """The web app; its lifespan starts and stops this runtime in ``roles``."""
         return build_web_app(
-            self.ingest, self.slack, self.database, self.metrics, on_startup=self.start, on_shutdown=self.stop
+            self.ingest,
+            self.slack,
+            self.database,
+            self.metrics,
+            on_startup=lambda: self.start(roles),
+            on_shutdown=self.stop,
         )
 
-    def start(self) -> None:
-        self.writer.start()
-        if self.settings.process_deliveries:
-            self.worker.start()
-        else:
-            log.warning("processing is off (INCIBOT_PROCESS_DELIVERIES=false): deliveries are stored, not applied")
-        self.maintenance.start()
-        self.slack.start(self.bot_url)
-        log.info("incibot started (database: %s)", self.database.dialect)
+    def start(self, roles: frozenset[Role] = ALL_ROLES) -> None:
+        """Start the parts of ``roles``: ``web`` takes deliveries and Slack requests; ``worker`` applies
+        deliveries, sends the Slack outbox and runs the periodic jobs (``serve`` runs it in a child process,
+        so processing never competes with ingestion for the interpreter)."""
+        if "web" in roles:
+            self.writer.start()
+            self.slack.start_web(self.bot_url)
+        if "worker" in roles:
+            if self.settings.process_deliveries:
+                self.worker.start()
+            else:
+                log.warning("processing is off (INCIBOT_PROCESS_DELIVERIES=false): deliveries are stored only")
+            self.maintenance.start()
+            self.slack.start_worker()
+        log.info("incibot started (%s; database: %s)", "+".join(sorted(roles)), self.database.dialect)
 
     def stop(self) -> None:
         """Stop taking deliveries, commit what is queued, finish the batch in hand, release the database."""

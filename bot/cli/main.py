@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from bot.cli import deliveries, incidents, serve, slack, test_alert
+from bot.cli import deliveries, incidents, serve, slack, test_alert, worker
 from bot.settings import Settings
 
 
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     deliveries.register(commands)
     test_alert.register(commands)
     slack.register(commands)
+    worker.register(commands)
     return parser
 
 

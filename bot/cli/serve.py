@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import ipaddress
 import logging
+import os
 import signal
 import sys
 import threading
@@ -20,6 +21,7 @@ from bot.ingest import token_file
 from bot.runtime import Runtime, open_database
 from bot.settings import Settings
 from bot.slack.integration import SlackConfigurationError
+from bot.supervisor import WorkerProcess
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +72,9 @@ def run_serve(settings: Settings, args: argparse.Namespace) -> int:
         database.dispose()
         print(f"incibot: {exc}", file=sys.stderr)
         return 2
+    worker = _worker_process(settings, runtime)
     config = uvicorn.Config(
-        runtime.asgi_app(),
+        runtime.asgi_app(frozenset({"web"})),
         host=args.host,
         port=args.port,
         lifespan="on",
@@ -80,8 +83,26 @@ def run_serve(settings: Settings, args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=30,
     )
     print(f"incibot starting on http://{args.host}:{args.port}", flush=True)
-    _Server(config).run()
+    if worker is not None:
+        worker.start()
+    try:
+        _Server(config).run()
+    finally:
+        if worker is not None:
+            worker.stop()
     return 0
+
+
+def _worker_process(settings: Settings, runtime: Runtime) -> WorkerProcess | None:
+    """The child that processes deliveries, unless this is an ingest-only replica."""
+    if not settings.process_deliveries:
+        log.warning("processing is off (INCIBOT_PROCESS_DELIVERIES=false): deliveries are stored only")
+        return None
+    env = dict(os.environ)
+    port = runtime.slack.standin_port
+    if port is not None:
+        env["INCIBOT_STANDIN_PORT"] = str(port)  # the worker sends to the stand-in this process serves
+    return WorkerProcess(env)
 
 
 class _Server(uvicorn.Server):

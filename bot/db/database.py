@@ -3,11 +3,13 @@
 SQLite runs in WAL mode with ``synchronous=NORMAL`` (a commit survives a process crash; the last commits
 before a power loss may not). Write transactions start with ``BEGIN IMMEDIATE`` so two writers queue on the
 busy timeout instead of deadlocking on a lock upgrade; pysqlite's own transaction handling is switched off
-so that SAVEPOINTs work (SQLAlchemy's documented recipe).
+so that SAVEPOINTs work (SQLAlchemy's documented recipe). A write transaction waits for the lock in 0.5 ms steps up
+to the lock timeout, then fails (a webhook answers 503).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +21,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 _BEGIN_OPTION = "incibot_sqlite_begin"
+LOCK_RETRY_SECONDS = 0.0005
 
 
 class DatabaseUnavailable(Exception):
@@ -109,10 +112,20 @@ def _configure_sqlite(engine: Engine, lock_timeout: float) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={int(lock_timeout * 1000)}")
+        cursor.execute("PRAGMA busy_timeout=0")  # _on_begin waits for the write lock, more finely than SQLite
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         mode = connection.get_execution_options().get(_BEGIN_OPTION, "IMMEDIATE")
-        connection.exec_driver_sql(f"BEGIN {mode}")
+        deadline = time.monotonic() + lock_timeout
+        while True:
+            try:
+                connection.exec_driver_sql(f"BEGIN {mode}")
+                return
+            except OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+            # SQLite's own busy handler sleeps 1, 2, 5, 10 … 100 ms between tries: under a steady stream of
+            # short transactions from another process that adds tens of milliseconds to a webhook's answer.
+            time.sleep(LOCK_RETRY_SECONDS)

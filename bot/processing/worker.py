@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import zlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -27,6 +28,8 @@ from bot.metrics import Metrics
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = timedelta(minutes=5)
+BATCH = 100
+SQLITE_BATCH = 4
 
 
 class ProcessingWorker:
@@ -38,7 +41,7 @@ class ProcessingWorker:
         clock: Callable[[], datetime],
         *,
         max_attempts: int = 5,
-        batch_size: int = 200,
+        batch_size: int | None = None,
         idle_poll: float = 1.0,
     ) -> None:
         self._database = database
@@ -46,7 +49,8 @@ class ProcessingWorker:
         self._metrics = metrics
         self._clock = clock
         self._max_attempts = max_attempts
-        self._batch_size = batch_size
+        # Short write transactions on SQLite (each holds the only write lock), larger ones elsewhere.
+        self._batch_size = batch_size or (SQLITE_BATCH if database.is_sqlite else BATCH)
         self._idle_poll = idle_poll
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -71,6 +75,7 @@ class ProcessingWorker:
 
     def _run(self) -> None:
         while not self._stopping.is_set():
+            started = time.monotonic()
             try:
                 processed = self.run_once()
             except Exception as exc:
@@ -82,6 +87,10 @@ class ProcessingWorker:
             if processed == 0:
                 self._wake.wait(self._idle_poll)
                 self._wake.clear()
+            elif self._database.is_sqlite:
+                # SQLite has one writer at a time and no queue for the lock: leave it free as long as we held
+                # it, so that ingestion (another process) gets in without waiting out its busy timeout.
+                self._stopping.wait(time.monotonic() - started)
 
     def run_once(self) -> int:
         """Claim and process one batch; returns how many deliveries were finished (done or failed)."""

@@ -108,18 +108,26 @@ class SlackIntegration:
             runtime_file=settings.state_dir / "runtime.json",
         )
 
-    def start(self, bot_url: str | None) -> None:
+    @property
+    def standin_port(self) -> int | None:
+        return int(self.api_url.removesuffix("/api/").rpartition(":")[2]) if self.standin is not None else None
+
+    def start_web(self, bot_url: str | None) -> None:
+        """The receiving side: the stand-in (in stand-in mode) and Socket Mode."""
         if self.standin is not None:
             url = self.api_url.removesuffix("/api/")
             log.warning("Slack: using the built-in stand-in, NOT real Slack (set SLACK_BOT_TOKEN for real Slack)")
             log.info("slack stand-in: %s", url)
             self.standin.start()
             self._write_runtime_file(bot_url, url)
-        self.outbox.start()
         if self.app_token:
             self.socket_handler = SocketModeHandler(self.app, self.app_token, web_client=self.client)
             self.socket_handler.connect()  # type: ignore[no-untyped-call]
             log.info("Slack Socket Mode connected")
+
+    def start_worker(self) -> None:
+        """The sending side: the outbox worker."""
+        self.outbox.start()
 
     def stop(self) -> None:
         if self.socket_handler is not None:

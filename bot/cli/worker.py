@@ -1,0 +1,48 @@
+"""``incibot worker``: applies deliveries, sends the Slack outbox and runs the periodic jobs.
+
+``incibot serve`` starts one as its child; run it by hand beside ingest-only replicas
+(``INCIBOT_PROCESS_DELIVERIES=false``) to scale them apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import threading
+from types import FrameType
+from typing import Any
+
+from bot.runtime import Runtime
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PARENT_CHECK_SECONDS = 1.0
+
+
+def register(commands: Any) -> None:
+    parser = commands.add_parser("worker", help="process deliveries and send Slack messages (serve starts one)")
+    parser.add_argument("--parent-pid", type=int, default=None, help="exit when this process is gone")
+    parser.set_defaults(handler=run_worker)
+
+
+def run_worker(settings: Settings, args: argparse.Namespace) -> int:
+    runtime = Runtime.build(settings.model_copy(update={"process_deliveries": True}))
+    stop = threading.Event()
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    runtime.start(frozenset({"worker"}))
+    try:
+        while not stop.wait(PARENT_CHECK_SECONDS):
+            if args.parent_pid is not None and os.getppid() != args.parent_pid:
+                log.error("the serve process %d is gone; stopping", args.parent_pid)
+                break
+    finally:
+        runtime.stop()
+    return 0
