@@ -66,7 +66,7 @@ class SlackNotifier:
         if severity_rank(incident.severity) < self._min_rank:
             return  # stored, not posted
         now = self._clock()
-        if not self._posted(session, incident):
+        if entry.kind == "opened" or not self._posted(session, incident):
             self._enqueue_post(session, incident, now)  # the post shows the current state: no history replies
             return
         if incident.slack_ts is None and entry.kind in ("alerts_added", "opened"):
