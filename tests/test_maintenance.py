@@ -34,7 +34,8 @@ def test_retention_prunes_old_processed_deliveries_only(
 ) -> None:
     runtime, http = send
     http.post("/alerts/alertmanager", json=am_group([am_alert(pod="old")]), headers=auth())
-    runtime.worker.run_once()
+    while runtime.worker.run_once():
+        pass
     clock.advance(days=31)
     http.post("/alerts/alertmanager", json=am_group([am_alert(pod="new", starts_at=clock.now)]), headers=auth())
     maintenance = Maintenance(
@@ -53,7 +54,8 @@ def test_quiet_incidents_are_flagged_once_never_resolved(
     runtime, http = send
     http.post("/alerts/alertmanager", json=am_group([am_alert(pod="a")]), headers=auth())
     http.post("/alerts/alertmanager", json=am_group([am_alert(pod="b")], group_key="other"), headers=auth())
-    runtime.worker.run_once()
+    while runtime.worker.run_once():
+        pass
     maintenance = Maintenance(
         runtime.database, runtime.incidents, clock, retention=settings.retention, quiet_after=timedelta(hours=6)
     )
