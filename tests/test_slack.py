@@ -195,7 +195,7 @@ NOW = object()
         ("tampered", 401),
     ],
 )
-def test_signature_matrix(bot: SlackBot, signing: str, expected: int) -> None:
+def test_signature_matrix(bot: SlackBot, signing: str, expected: int, caplog: pytest.LogCaptureFixture) -> None:
     now = int(time.time())
     options = {
         "valid": Signing(),
@@ -220,3 +220,5 @@ def test_signature_matrix(bot: SlackBot, signing: str, expected: int) -> None:
     with bot.runtime.database.read() as session:
         declared = session.scalar(select(func.count()).select_from(TimelineEntry))
     assert declared == (1 if expected == 200 else 0)  # nothing is written for a 401
+    if expected == 401:
+        assert "forged" not in caplog.text  # a refused request's body is never logged
