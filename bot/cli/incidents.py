@@ -77,22 +77,8 @@ def show_incident(settings: Settings, args: argparse.Namespace) -> int:
         print(json.dumps(data, indent=2))
         return 0
     print(f"Incident {data['id']}: {data['title']}")
-    for key in (
-        "status",
-        "severity",
-        "service",
-        "source",
-        "alert_count",
-        "commander",
-        "opened_at",
-        "acknowledged_at",
-        "acknowledged_by",
-        "resolved_at",
-        "resolved_by",
-        "resolution_note",
-    ):
-        if data[key] is not None:
-            print(f"  {key.replace('_', ' ')}: {data[key]}")
+    for label, value in views.facts(data):
+        print(f"  {label}: {value}")
     print("Alerts:")
     for alert in data["alerts"]:
         print(f"  [{alert['status']}] {alert['alertname']} {alert['severity']} {alert['fingerprint']}")

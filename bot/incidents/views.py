@@ -83,5 +83,14 @@ def detail(incident: Incident) -> dict[str, Any]:
     }
 
 
+FACT_KEYS = ("status", "severity", "service", "source", "alert_count", "commander", "opened_at", "acknowledged_at",
+             "acknowledged_by", "resolved_at", "resolved_by", "resolution_note")  # fmt: skip
+
+
+def facts(data: dict[str, Any]) -> list[tuple[str, str]]:
+    """The set fields of an incident's :func:`detail`, as (label, value) lines for people."""
+    return [(key.replace("_", " ").capitalize(), str(data[key])) for key in FACT_KEYS if data.get(key) is not None]
+
+
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()

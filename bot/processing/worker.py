@@ -11,7 +11,6 @@ left for later. Each delivery runs in a savepoint; one that keeps failing ends `
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import zlib
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, or_, select, text
 from sqlalchemy.orm import Session
 
+from bot.background import BackgroundLoop
 from bot.db.database import Database, is_transient
 from bot.incidents.service import IncidentService
 from bot.ingest.models import Delivery, DeliveryStatus
@@ -35,7 +35,7 @@ STORM_ARRIVALS_PER_SECOND = 100  # above this, on SQLite, processing yields the 
 STORM_YIELD_FACTOR = 4  # ... holding it at most a fifth of the time
 
 
-class ProcessingWorker:
+class ProcessingWorker(BackgroundLoop):
     def __init__(
         self,
         database: Database,
@@ -54,51 +54,32 @@ class ProcessingWorker:
         self._max_attempts = max_attempts
         # Short write transactions on SQLite (each holds the only write lock), larger ones elsewhere.
         self._batch_size = batch_size or (SQLITE_BATCH if database.is_sqlite else BATCH)
-        self._idle_poll = idle_poll
+        super().__init__("processing-worker", idle_poll)
         self._held = 0.0  # seconds the last batch held the write lock
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._newest = 0  # the newest delivery id seen, and when: the arrival rate tells a storm
+        self._checked = time.monotonic()
 
-    def start(self) -> None:
-        self._stopping.clear()
-        self._thread = threading.Thread(target=self._run, name="processing-worker", daemon=True)
-        self._thread.start()
+    def step(self) -> int:
+        try:
+            processed = self.run_once()
+        except Exception as exc:
+            if is_transient(exc):
+                log.warning("processing paused, database unavailable: %s", str(exc).splitlines()[0])
+            else:
+                log.exception("processing batch failed")
+            return 0
+        if processed and self._database.is_sqlite and self._storming():
+            # SQLite has one writer at a time and no queue for its lock. While deliveries pour in, leave the
+            # lock free most of the time: accepting alerts comes first, applying them can catch up.
+            self.pause(self._held * STORM_YIELD_FACTOR)
+        return processed
 
-    def stop(self) -> None:
-        """Finish the batch in hand (its transaction commits or rolls back whole), then stop."""
-        self._stopping.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-
-    def wake(self) -> None:
-        """Tell the worker new deliveries are waiting (called after each ingest commit)."""
-        self._wake.set()
-
-    def _run(self) -> None:
-        newest, checked = self._newest_delivery(), time.monotonic()
-        while not self._stopping.is_set():
-            try:
-                processed = self.run_once()
-            except Exception as exc:
-                if is_transient(exc):
-                    log.warning("processing paused, database unavailable: %s", str(exc).splitlines()[0])
-                else:
-                    log.exception("processing batch failed")
-                processed = 0
-            if processed == 0:
-                self._wake.wait(self._idle_poll)
-                self._wake.clear()
-            elif self._database.is_sqlite:
-                # SQLite has one writer at a time and no queue for its lock. While deliveries pour in, leave
-                # the lock free most of the time: accepting alerts comes first, applying them can catch up.
-                latest, now = self._newest_delivery(), time.monotonic()
-                storming = (latest - newest) / max(now - checked, 1e-3) > STORM_ARRIVALS_PER_SECOND
-                newest, checked = latest, now
-                if storming:
-                    self._stopping.wait(self._held * STORM_YIELD_FACTOR)
+    def _storming(self) -> bool:
+        latest, now = self._newest_delivery(), time.monotonic()
+        rate = (latest - self._newest) / max(now - self._checked, 1e-3)
+        first = self._newest == 0
+        self._newest, self._checked = latest, now
+        return not first and rate > STORM_ARRIVALS_PER_SECOND
 
     def run_once(self) -> int:
         """Claim and process one batch; returns how many deliveries were finished (done or failed)."""

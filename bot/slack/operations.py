@@ -78,20 +78,7 @@ def _show(services: SlackServices, incident_id: int) -> str:
     with services.database.read() as session:
         data = views.detail(views.get_incident(session, incident_id))  # IncidentNotFound reaches the error handler
     lines = [f"*Incident #{data['id']}: {escape(data['title'])}*"]
-    for key in (
-        "status",
-        "severity",
-        "service",
-        "source",
-        "alert_count",
-        "commander",
-        "opened_at",
-        "acknowledged_by",
-        "resolved_by",
-        "resolution_note",
-    ):
-        if data[key] is not None:
-            lines.append(f"{key.replace('_', ' ').capitalize()}: {escape(str(data[key]))}")
+    lines += [f"{label}: {escape(value)}" for label, value in views.facts(data)]
     lines.append("Timeline:")
     lines += [f"• {entry['at'][:16].replace('T', ' ')} {escape(entry['text'])}" for entry in data["timeline"][-10:]]
     return "\n".join(lines)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -27,6 +26,7 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.background import BackgroundLoop
 from bot.db.database import Database
 from bot.incidents.models import Incident
 from bot.slack import blocks
@@ -55,7 +55,7 @@ class _Call:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class OutboxWorker:
+class OutboxWorker(BackgroundLoop):
     def __init__(
         self,
         database: Database,
@@ -75,44 +75,20 @@ class OutboxWorker:
         self._post_interval = post_interval
         self._update_interval = update_interval
         self._max_attempts = max_attempts
-        self._idle_poll = idle_poll
+        super().__init__("slack-outbox", idle_poll)
         self._responders = responders
         self._echo = echo  # log every message sent, readably (the stand-in's console view)
         self._paused_until: dict[str, datetime] = {}
         self._last_post: dict[str, datetime] = {}
         self._last_update: dict[int, datetime] = {}
         self._channel_ids: dict[str, str] = {}
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    # --- lifecycle ---------------------------------------------------------------------------------
-
-    def start(self) -> None:
-        self._stopping.clear()
-        self._thread = threading.Thread(target=self._run, name="slack-outbox", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    def _run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                handled = self.run_once()
-            except Exception:
-                log.exception("outbox pass failed")
-                handled = 0
-            if handled == 0:
-                self._wake.wait(self._idle_poll)
-                self._wake.clear()
+    def step(self) -> int:
+        try:
+            return self.run_once()
+        except Exception:
+            log.exception("outbox pass failed")
+            return 0
 
     # --- one pass ----------------------------------------------------------------------------------
 
@@ -129,7 +105,7 @@ class OutboxWorker:
         attempted = 0
         waiting: set[int] = set()  # incidents with an earlier item still waiting: keep their order
         for item_id, kind, channel, incident_id in due:
-            if self._stopping.is_set():
+            if self.stopping:
                 break
             if incident_id in waiting or self._paced(OutboxKind(kind), channel, incident_id, now):
                 waiting.add(incident_id)
