@@ -4,6 +4,9 @@ Parameters come as Slack accepts them: form strings (``blocks``/``metadata`` as 
 ``1``/``true``) or JSON values. Channels are Slack ids; ``chat.postMessage`` and ``chat.postEphemeral`` also
 take a name (``incidents`` or ``#incidents``), as Slack does. The bot may only post to, and read, channels it
 is a member of (``not_in_channel``); ``conversations.join`` makes it one of a public channel.
+
+The module stays whole: it is the method table and the shared argument, channel and message-shape rules
+those methods need, one small handler each.
 """
 
 from __future__ import annotations

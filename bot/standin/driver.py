@@ -7,6 +7,9 @@ not acked are delivered again on Slack's schedule (soon, after a minute, after f
 ``X-Slack-No-Retry: 1``; tests pass shorter ``retry_delays``. Response URLs are minted by the stand-in, so
 what the bot posts to them after the ack is collected into the result. :class:`Signing` breaks the
 signature on purpose for negative tests. Signatures come from :mod:`bot.standin.signing`, never slack_sdk.
+
+It stays whole because the three kinds of request share their transports (HTTP, Socket Mode), signing and
+response collection.
 """
 
 from __future__ import annotations

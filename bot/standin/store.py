@@ -3,7 +3,7 @@ history, ephemeral messages, response URLs and what was posted to them, and the 
 
 A restarted stand-in that opens the same file finds its workspace as it left it. One connection, guarded
 by a lock, serves every thread. Message timestamps are Slack's ``"<seconds>.<micros>"`` strings, unique and
-increasing across the whole workspace, restarts included.
+increasing across the whole workspace, restarts included. It stays whole: one schema, one connection.
 """
 
 from __future__ import annotations
