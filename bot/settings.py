@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     max_attempts: int = Field(default=5, gt=0)
     process_deliveries: bool = True
     log_level: str = "INFO"
+    embedding_model: str = "all-MiniLM-L6-v2"
+    runbooks_dir: Path | None = None  # None: the sample runbooks shipped in knowledge/samples/runbooks
 
     # Slack. The three credentials keep Slack's own variable names.
     slack_bot_token: SecretStr | None = Field(default=None, validation_alias="SLACK_BOT_TOKEN")

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from bot.cli import deliveries, incidents, serve, slack, test_alert, worker
+from bot.cli import deliveries, incidents, knowledge, serve, slack, test_alert, worker
 from bot.settings import Settings
 
 
@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     test_alert.register(commands)
     slack.register(commands)
     worker.register(commands)
+    knowledge.register(commands)
     return parser
 
 

@@ -1,0 +1,126 @@
+"""``incibot eval retrieval`` and ``incibot knowledge search``: alert → runbook retrieval from a shell.
+
+Neither needs a database, a server or the network: the runbooks are read from a folder and the embedding model
+from local files (``INCIBOT_EMBEDDING_MODEL``: the bundled all-MiniLM-L6-v2 by default, or a model directory).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bot.settings import Settings
+from knowledge.embeddings import EmbeddingModelError, load_embedder
+from knowledge.evaluation import (
+    evaluate_all,
+    format_table,
+    measure,
+    prediction_lines,
+    read_queries,
+    run_queries,
+)
+from knowledge.retrieval import DEFAULT_THRESHOLD, Ranker, RunbookIndex
+from knowledge.runbooks import SAMPLE_RUNBOOKS, load_corpus
+
+
+def register(commands: Any) -> None:
+    evaluate = commands.add_parser("eval", help="measure the ML parts on evaluation files")
+    eval_commands = evaluate.add_subparsers(dest="eval_command", required=True, metavar="COMMAND")
+    retrieval = eval_commands.add_parser("retrieval", help="alert → runbook retrieval on a query file")
+    retrieval.add_argument("--corpus", required=True, type=Path, help="folder of Markdown runbooks")
+    retrieval.add_argument("--queries", required=True, type=Path, help="runbook_queries.jsonl[.gz]")
+    retrieval.add_argument("--without-alertname", action="store_true", help="drop the alertname label")
+    retrieval.add_argument("--no-name-rule", action="store_true", help="no exact-name/runbook_url rule")
+    retrieval.add_argument("--ranker", choices=[r.value for r in Ranker], default=Ranker.HYBRID.value)
+    retrieval.add_argument("--predictions-out", type=Path, default=None, help="write one JSON line per query")
+    retrieval.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help="abstention threshold")
+    retrieval.add_argument("--model", default=None, help="embedding model (default: INCIBOT_EMBEDDING_MODEL)")
+    retrieval.set_defaults(handler=eval_retrieval)
+
+    knowledge = commands.add_parser("knowledge", help="search runbooks")
+    knowledge_commands = knowledge.add_subparsers(dest="knowledge_command", required=True, metavar="COMMAND")
+    search = knowledge_commands.add_parser("search", help="runbooks for a free-text query")
+    search.add_argument("text", help="what to look for")
+    search.add_argument("--kind", choices=["runbooks", "incidents"], default="runbooks")
+    search.add_argument("--json", action="store_true", help="print JSON")
+    search.add_argument(
+        "--runbooks", type=Path, default=None, help="runbook folder (default: INCIBOT_RUNBOOKS_DIR, else the samples)"
+    )
+    search.add_argument("--limit", type=int, default=5)
+    search.add_argument("--model", default=None, help="embedding model (default: INCIBOT_EMBEDDING_MODEL)")
+    search.set_defaults(handler=knowledge_search)
+
+
+def _model(settings: Settings, args: argparse.Namespace) -> str:
+    return str(args.model or settings.embedding_model)
+
+
+def eval_retrieval(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        queries = read_queries(args.queries)
+        runbooks = load_corpus(args.corpus)
+    except (OSError, ValueError) as exc:
+        print(f"incibot: {exc}", file=sys.stderr)
+        return 2
+    started = time.monotonic()
+    try:
+        embedder = load_embedder(_model(settings, args))
+    except EmbeddingModelError as exc:
+        print(f"incibot: {exc}", file=sys.stderr)
+        return 1
+    loaded = time.monotonic()
+    index = RunbookIndex(runbooks, embedder)
+    indexed = time.monotonic()
+    answerable = sum(1 for q in queries if q.expected)
+    print(
+        f"corpus {args.corpus}: {len(runbooks)} runbooks, {index.unit_count} sections embedded; "
+        f"queries {args.queries}: {len(queries)} ({answerable} answerable, {len(queries) - answerable} without)"
+    )
+    print(f"model {embedder.name}: loaded in {loaded - started:.1f}s, corpus indexed in {indexed - loaded:.1f}s")
+    print(format_table(evaluate_all(index, queries)))
+    ranker = Ranker(args.ranker)
+    results = run_queries(
+        index, queries, ranker=ranker, drop_alertname=args.without_alertname, name_rule=not args.no_name_rule
+    )
+    chosen = measure(queries, results)
+    label = ("no name" if args.without_alertname else "name") + (", no rule" if args.no_name_rule else " + rule")
+    abstained = sum(1 for r in results if r.confidence < args.threshold)
+    print(
+        f"selected: {ranker.value}, {label}: top1 {chosen.top1:.3f} MRR {chosen.mrr:.3f} AUROC {chosen.auroc:.3f}; "
+        f"threshold {args.threshold:.3f} (cross-validated choice on this file: {chosen.threshold:.3f}) "
+        f"abstains on {abstained}/{len(queries)}"
+    )
+    if args.predictions_out:
+        with args.predictions_out.open("w", encoding="utf-8") as out:
+            for line in prediction_lines(queries, results, args.threshold):
+                out.write(line + "\n")
+        print(f"predictions written to {args.predictions_out}")
+    return 0
+
+
+def knowledge_search(settings: Settings, args: argparse.Namespace) -> int:
+    if args.kind == "incidents":
+        print("incibot: searching past incidents is not available yet", file=sys.stderr)
+        return 1
+    folder = args.runbooks or settings.runbooks_dir or SAMPLE_RUNBOOKS
+    try:
+        runbooks = load_corpus(folder)
+        embedder = load_embedder(_model(settings, args))
+    except (OSError, EmbeddingModelError) as exc:
+        print(f"incibot: {exc}", file=sys.stderr)
+        return 1
+    result = RunbookIndex(runbooks, embedder).search(args.text, limit=args.limit)
+    if args.json:
+        hits = [{"doc": h.doc, "score": h.score, "section": h.section} for h in result.hits]
+        print(json.dumps({"results": hits, "abstain": result.abstain, "confidence": result.confidence}))
+        return 0
+    if result.abstain:
+        print(f"no runbook fits (best confidence {result.confidence:.2f} < {DEFAULT_THRESHOLD:.2f}); closest:")
+    for hit in result.hits:
+        section = f" § {hit.section}" if hit.section else ""
+        print(f"{hit.score:5.2f}  {hit.doc}{section}")
+    return 0
