@@ -9,6 +9,7 @@ to the lock timeout, then fails (a webhook answers 503).
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -61,6 +62,8 @@ class Database:
                 pool_timeout=lock_timeout,
                 connect_args=_postgres_connect_args(lock_timeout),
             )
+        self._turns = threading.RLock() if self.is_sqlite else None
+        self._lock_timeout = lock_timeout
         self._writer: sessionmaker[Session] = sessionmaker(self.engine, expire_on_commit=False)
         self._reader: sessionmaker[Session] = sessionmaker(
             self.engine.execution_options(**{_BEGIN_OPTION: "DEFERRED"}), expire_on_commit=False
@@ -77,14 +80,28 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A session in one write transaction: committed on success, rolled back on error."""
-        with self._writer.begin() as session:
+        with self._write_turn(), self._writer.begin() as session:
             yield session
 
     @contextmanager
     def write_connection(self) -> Iterator[Connection]:
         """A Core connection in one write transaction, for hot paths that need no ORM."""
-        with self.engine.begin() as connection:
+        with self._write_turn(), self.engine.begin() as connection:
             yield connection
+
+    @contextmanager
+    def _write_turn(self) -> Iterator[None]:
+        """On SQLite, this process's writers take turns on a lock instead of all spinning for SQLite's own
+        (a burst of Slack commands otherwise starved the ingest writer of connections and of the lock)."""
+        if self._turns is None:
+            yield
+            return
+        if not self._turns.acquire(timeout=self._lock_timeout):
+            raise DatabaseUnavailable("timed out waiting for the database write lock")
+        try:
+            yield
+        finally:
+            self._turns.release()
 
     @contextmanager
     def read(self) -> Iterator[Session]:
