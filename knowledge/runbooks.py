@@ -135,7 +135,12 @@ def _clean(text: str) -> str:
 
 
 def runbook_files(root: Path) -> Iterable[Path]:
-    return sorted(p for p in root.rglob("*.md") if p.is_file() and not any(part.startswith(".") for part in p.parts))
+    """Markdown files under ``root``, skipping hidden folders *inside* it (``root`` itself may be ``../x``)."""
+    return sorted(
+        p
+        for p in root.rglob("*.md")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    )
 
 
 def load_corpus(root: str | Path) -> list[Runbook]:

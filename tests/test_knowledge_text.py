@@ -147,6 +147,16 @@ def test_sample_corpus_loads() -> None:
     assert len(corpus_hash(runbooks)) == 64
 
 
+def test_corpus_given_by_a_relative_path_with_dots_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "books" / "db").mkdir(parents=True)
+    (tmp_path / "books" / "db" / "Lag.md").write_text("# Lag\n\n## Meaning\nReplica behind.\n")
+    (tmp_path / "books" / ".git").mkdir()
+    (tmp_path / "books" / ".git" / "Ignored.md").write_text("# Ignored\n")
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    assert [r.id for r in load_corpus("../books")] == ["db/Lag"]
+
+
 def test_bm25_prefers_the_matching_document() -> None:
     docs = [tokenize(t) for t in ("disk is full on the node", "certificate expires soon", "replication lag grows")]
     bm25 = BM25(docs)
