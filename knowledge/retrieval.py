@@ -75,7 +75,14 @@ def runbook_name_words(runbook: Runbook) -> str:
 class RunbookIndex:
     """Runbooks ready to search. Build once (embedding every section), then :meth:`search` per alert."""
 
-    def __init__(self, runbooks: Sequence[Runbook], embedder: TextEmbedder | None) -> None:
+    def __init__(
+        self,
+        runbooks: Sequence[Runbook],
+        embedder: TextEmbedder | None,
+        *,
+        vectors: npt.NDArray[np.float32] | None = None,
+    ) -> None:
+        """``vectors``: the embeddings of :attr:`unit_texts` saved earlier (skips embedding them again)."""
         self.runbooks = list(runbooks)
         self.embedder = embedder
         self._by_name: dict[str, int] = {}
@@ -98,11 +105,21 @@ class RunbookIndex:
                 if section.text:
                     self._units.append(_Unit(i, section.heading))
                     texts.append(f"{head}\n{section.heading}: {section.text}"[:_SECTION_CHARS])
+        self.unit_texts: tuple[str, ...] = tuple(texts)  # what is embedded, one per unit
         self._unit_docs = np.array([u.doc for u in self._units], dtype=np.int64)
-        if embedder is not None and texts:
+        if vectors is not None:
+            if vectors.shape[0] != len(texts):
+                raise ValueError(f"{vectors.shape[0]} saved vectors for {len(texts)} runbook sections")
+            self._vectors = vectors
+        elif embedder is not None and texts:
             self._vectors: npt.NDArray[np.float32] = embedder.embed(texts)
         else:
             self._vectors = np.zeros((len(texts), embedder.dimension if embedder else 0), dtype=np.float32)
+
+    @property
+    def vectors(self) -> npt.NDArray[np.float32]:
+        """The embeddings of :attr:`unit_texts`, row by row (what a saved index stores)."""
+        return self._vectors
 
     @staticmethod
     def _lexical_text(runbook: Runbook) -> str:
