@@ -107,12 +107,13 @@ class RunbookIndex:
                     texts.append(f"{head}\n{section.heading}: {section.text}"[:_SECTION_CHARS])
         self.unit_texts: tuple[str, ...] = tuple(texts)  # what is embedded, one per unit
         self._unit_docs = np.array([u.doc for u in self._units], dtype=np.int64)
+        self._vectors: npt.NDArray[np.float32]
         if vectors is not None:
             if vectors.shape[0] != len(texts):
                 raise ValueError(f"{vectors.shape[0]} saved vectors for {len(texts)} runbook sections")
             self._vectors = vectors
         elif embedder is not None and texts:
-            self._vectors: npt.NDArray[np.float32] = embedder.embed(texts)
+            self._vectors = embedder.embed(texts)
         else:
             self._vectors = np.zeros((len(texts), embedder.dimension if embedder else 0), dtype=np.float32)
 
