@@ -72,7 +72,7 @@ IVF_SQ8 = "ivf-sq8"
 _NORM_TOLERANCE = 1e-3
 _TRAIN_POINTS_PER_LIST = 64  # training sample per inverted list (faiss needs >= 39; it caps at 256)
 
-_INT_FIELDS = frozenset({"format", "dimension", "count", "nlist", "nprobe"})
+_INT_FIELDS = frozenset({"format", "dimension", "count", "nlist", "nprobe", "watermark"})
 
 Vectors = npt.NDArray[np.float32]
 Ids = npt.NDArray[np.int64]
@@ -108,6 +108,7 @@ class Manifest:
     nprobe: int
     index_file: str
     index_sha256: str
+    watermark: int = 0  # the caller's mark of the last source change the index holds (e.g. a sequence number)
 
     @property
     def spec(self) -> IndexSpec:
@@ -145,6 +146,7 @@ class VectorIndex:
         self._kind = EXACT
         self._nlist = 0
         self._built_at = self._now()
+        self.watermark = 0  # saved in the manifest; see Manifest.watermark
 
     # -- construction ------------------------------------------------------------------------------------------
 
@@ -276,6 +278,7 @@ class VectorIndex:
             nprobe=self._nprobe,
             index_file=index_file,
             index_sha256=index_sha256,
+            watermark=self.watermark,
         )
 
     def save(self, directory: str | os.PathLike[str]) -> Manifest:
@@ -345,6 +348,7 @@ class VectorIndex:
         index._kind = manifest.kind
         index._nlist = manifest.nlist
         index._built_at = manifest.built_at
+        index.watermark = manifest.watermark
         index.nprobe = index._nprobe
         return index
 

@@ -111,12 +111,13 @@ def test_rejects_bad_input() -> None:
 
 def test_exact_round_trip(tmp_path: Path) -> None:
     index = VectorIndex.build(SPEC, ids_for(300), unit(300), clock=lambda: 1_700_000_000.0)
+    index.watermark = 41
     manifest = index.save(tmp_path / "idx")
     assert manifest.kind == EXACT and manifest.count == 300 and manifest.built_at == "2023-11-14T22:13:20+00:00"
     on_disk = json.loads((tmp_path / "idx" / MANIFEST).read_text())
     assert on_disk["model"] == SPEC.model and on_disk["dimension"] == D and on_disk["corpus_hash"] == "corpus-1"
     loaded = VectorIndex.load(tmp_path / "idx", SPEC)
-    assert loaded.kind == EXACT and loaded.count == 300
+    assert loaded.kind == EXACT and loaded.count == 300 and loaded.watermark == 41
     same_results(index, loaded, unit(30, seed=2), 10)
 
 
