@@ -9,16 +9,21 @@ from collections.abc import Sequence
 
 from knowledge.text import split_identifier
 
+# Function words only. Words that carry polarity or quantity in alert names (``not``/``no``, ``any``/``some``/
+# ``all``, ``up``/``out``/``over``/``under``, ``more``/``most``) are kept: ``...ToAnyAlertmanager`` and
+# ``...ToSomeAlertmanagers`` or ``PodNotReady`` and ``PodReady`` differ only by them.
 _STOPWORD_TEXT = """a an and are as at be been but by can could do does for from has have having if in into is it its of
     on or our so such than that the their then there these this those to was were which while will with within would you
-    your we not no n has had may might must should also any all more most very via per over under up out this been
-    about after before being both each how other same some what when where who why"""
+    your we n has had may might must should also very via per this been about after before being both each how other
+    same what when where who why"""
 STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 _WORD = re.compile(r"[A-Za-z0-9]+(?:'[a-z]+)?")
 
 
 def stem(word: str) -> str:
-    """A light suffix stripper (plurals, -ing, -ed), enough to match ``restarts``/``restarting``/``restart``."""
+    """A light suffix stripper (plurals, -ing, -ed, then a final ``e`` and a doubled consonant, as Porter's step 1
+    does), enough to match ``restarts``/``restarting``/``restart``, ``lagging``/``lag`` and ``expires``/``expiring``.
+    """
     if len(word) <= 4 or word.endswith("ss"):
         return word
     if word.endswith("ies"):
@@ -27,7 +32,12 @@ def stem(word: str) -> str:
         return word[:-2]
     for suffix in ("ing", "ed", "s"):
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            return word[: -len(suffix)]
+            word = word[: -len(suffix)]
+            break
+    if len(word) > 4 and word.endswith("e") and not word.endswith("ee"):
+        return word[:-1]
+    if len(word) > 3 and word[-1] == word[-2] and word[-1] not in "aeiouylsz":
+        return word[:-1]
     return word
 
 
@@ -80,3 +90,13 @@ class BM25:
             return 0.0
         counts = self.term_counts[document]
         return sum(self.idf[t] for t in terms if t in counts) / total
+
+    def recall(self, query: Sequence[str], document: int) -> float:
+        """Share of ``document``'s IDF mass that the query mentions: 0..1, the other side of :meth:`coverage`
+        (on a short field such as a title, how much of what the document is about the query names)."""
+        counts = self.term_counts[document]
+        total = sum(self.idf[t] for t in counts)
+        if total <= 0:
+            return 0.0
+        terms = set(query)
+        return sum(self.idf[t] for t in counts if t in terms) / total

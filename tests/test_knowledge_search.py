@@ -20,7 +20,8 @@ from knowledge.embeddings import (
     verify_weights,
 )
 from knowledge.evaluation import Query, measure, prediction_lines, run_queries
-from knowledge.retrieval import Ranker, RunbookIndex
+from knowledge.lexical import BM25, tokenize
+from knowledge.retrieval import DEFAULT_THRESHOLD, Ranker, RunbookIndex
 from knowledge.runbooks import load_corpus
 from knowledge.text import alert_from_mapping
 
@@ -170,6 +171,58 @@ def test_hybrid_abstains_on_unrelated_alerts(index: RunbookIndex) -> None:
     for result in results:
         assert [h.score for h in result.hits] == sorted((h.score for h in result.hits), reverse=True)
         assert len({h.doc for h in result.hits}) == len(result.hits)
+
+
+FREE_TEXT = [
+    ("disk almost full on node", "node/DiskFull"),
+    ("5xx error rate high on the web frontend", "web/HighHTTPErrorRate"),
+    ("postgres replica lagging behind primary", "database/ReplicationLagHigh"),
+    ("the office coffee machine is broken", None),
+    ("quarterly sales report is late", None),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), FREE_TEXT)
+def test_free_text_answers_or_abstains_at_the_default_threshold(
+    index: RunbookIndex, text: str, expected: str | None
+) -> None:
+    result = index.search(text)
+    if expected is None:
+        assert result.abstain and result.confidence < DEFAULT_THRESHOLD - 0.2, (text, result.hits[0])
+    else:
+        assert not result.abstain and result.hits[0].doc == expected, (text, result.hits[:2])
+        assert result.confidence > DEFAULT_THRESHOLD + 0.05
+
+
+def test_confidence_does_not_depend_on_the_other_runbooks(index: RunbookIndex, embedder: Embedder) -> None:
+    """An absolute fit: the best runbook of a weak query is not promoted to full evidence on a tiny corpus."""
+    runbooks = load_corpus(SAMPLES)
+    for keep in (["node/DiskFull"], ["node/DiskFull", "web/HighHTTPErrorRate"]):
+        small = RunbookIndex([r for r in runbooks if r.id in keep], embedder)
+        fits = small.search("disk almost full on node")
+        assert not fits.abstain and fits.hits[0].doc == "node/DiskFull"
+        assert abs(fits.confidence - index.search("disk almost full on node").confidence) < 0.1
+        for text in ("the office coffee machine is broken", "quarterly sales report is late"):
+            unrelated = small.search(text)
+            assert unrelated.abstain and unrelated.confidence < DEFAULT_THRESHOLD - 0.2, (keep, text)
+
+
+def test_confidence_is_bounded_and_ordered(index: RunbookIndex) -> None:
+    for ranker in Ranker:
+        result = index.search("Node disk almost full: the filesystem has little free space left", ranker=ranker)
+        scores = [h.score for h in result.hits]
+        assert all(0.0 <= score < 1.0 for score in scores) and scores == sorted(scores, reverse=True)
+        assert result.confidence == scores[0] and result.hits[0].doc == "node/DiskFull"
+
+
+def test_lexical_keeps_words_that_tell_alert_names_apart() -> None:
+    assert "any" in tokenize("PrometheusErrorSendingAlertsToAnyAlertmanager")
+    assert "not" in tokenize("KubePodNotReady")
+    assert tokenize("replica lagging, certificate expires") == tokenize("replica lag, certificate expiring")
+    titles = BM25([tokenize("Node disk almost full"), tokenize("TLS certificate expiring soon")])
+    assert titles.recall(tokenize("the node disk is almost full"), 0) == 1.0
+    assert titles.recall(tokenize("the node disk is almost full"), 1) == 0.0
+    assert 0.0 < titles.recall(tokenize("disk usage high"), 0) < 1.0
 
 
 def test_hits_point_at_a_section(index: RunbookIndex) -> None:
