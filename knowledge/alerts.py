@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from knowledge.fingerprint import labels_fingerprint
+
 # Severity names in increasing order of urgency. Unknown names rank with "warning".
 SEVERITY_ORDER: tuple[str, ...] = ("info", "warning", "error", "critical")
 DEFAULT_SEVERITY = "warning"
@@ -102,3 +104,28 @@ class NormalizedAlert:
         """The summary annotation, else the alert name, else the fingerprint."""
         summary = self.annotations.get("summary", "").strip()
         return summary or self.alertname or f"alert {self.fingerprint}"
+
+
+def alertmanager_alert(
+    *,
+    source: str,
+    status: AlertStatus,
+    labels: Mapping[str, str],
+    annotations: Mapping[str, str],
+    starts_at: datetime | None,
+    ends_at: datetime | None,
+    generator_url: str | None,
+    fingerprint: str | None,
+) -> NormalizedAlert:
+    """An Alertmanager-shaped alert (a live webhook's, or an evaluation file's) as a :class:`NormalizedAlert`;
+    the fingerprint is Alertmanager's label-set hash when the sender gave none."""
+    return NormalizedAlert(
+        source=source,
+        status=status,
+        fingerprint=fingerprint or labels_fingerprint(labels),
+        labels=dict(labels),
+        annotations=dict(annotations),
+        starts_at=starts_at,
+        ends_at=ends_at,
+        generator_url=generator_url or None,
+    )

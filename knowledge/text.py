@@ -14,8 +14,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from knowledge.alerts import AlertStatus, NormalizedAlert
-from knowledge.fingerprint import labels_fingerprint
+from knowledge.alerts import AlertStatus, NormalizedAlert, alertmanager_alert
 
 # Labels that say what is affected and how badly; identities of single replicas (pod, instance, uid) are not.
 INFORMATIVE_LABELS: tuple[str, ...] = (
@@ -132,15 +131,15 @@ def alert_from_mapping(data: Mapping[str, Any], *, source: str = "alertmanager")
     labels = {str(k): str(v) for k, v in (data.get("labels") or {}).items()}
     annotations = {str(k): str(v) for k, v in (data.get("annotations") or {}).items()}
     status = AlertStatus(data.get("status") or AlertStatus.FIRING.value)
-    return NormalizedAlert(
+    return alertmanager_alert(
         source=source,
         status=status,
-        fingerprint=str(data.get("fingerprint") or labels_fingerprint(labels)),
         labels=labels,
         annotations=annotations,
         starts_at=_time(data.get("startsAt")),
         ends_at=_time(data.get("endsAt")),
-        generator_url=data.get("generatorURL") or None,
+        generator_url=data.get("generatorURL"),
+        fingerprint=str(data.get("fingerprint") or "") or None,
     )
 
 

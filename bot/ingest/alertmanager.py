@@ -13,8 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bot.ingest.parsed import Action, AlertEvent, ParsedDelivery
 from bot.ingest.validation import parse_body
-from knowledge.alerts import AlertStatus, NormalizedAlert
-from knowledge.fingerprint import labels_fingerprint
+from knowledge.alerts import AlertStatus, alertmanager_alert
 
 SOURCE = "alertmanager"
 
@@ -67,15 +66,15 @@ def grouped_delivery(source: str, payload: GroupedWebhook) -> ParsedDelivery:
     """Turn an Alertmanager-shaped group into events, computing missing fingerprints."""
     events = []
     for alert in payload.alerts:
-        normalized = NormalizedAlert(
+        normalized = alertmanager_alert(
             source=source,
             status=alert.status,
-            fingerprint=alert.fingerprint or labels_fingerprint(alert.labels),
             labels=alert.labels,
             annotations=alert.annotations,
             starts_at=alert.startsAt,
             ends_at=alert.endsAt,
-            generator_url=alert.generatorURL or None,
+            generator_url=alert.generatorURL,
+            fingerprint=alert.fingerprint,
         )
         events.append(AlertEvent(normalized, Action(alert.status.value), payload.groupKey))
     return ParsedDelivery(
