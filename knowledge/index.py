@@ -263,6 +263,15 @@ class VectorIndex:
             [np.asarray(row[mask], dtype=np.int64) for row, mask in zip(found, keep, strict=True)],
         )
 
+    def vectors(self, ids: npt.ArrayLike) -> Vectors:
+        """The stored vectors of these ids, in order (exact index only: IVF-SQ8 keeps 8-bit codes, not vectors)."""
+        id_array = np.atleast_1d(np.asarray(ids, dtype=np.int64))
+        with self._lock:
+            if not isinstance(self._index, faiss.IndexIDMap2):
+                raise ValueError(f"a {self._kind} index does not keep its vectors")
+            rows = [self._index.reconstruct(int(i)) for i in id_array]
+        return np.asarray(rows, dtype=np.float32).reshape(len(id_array), self.spec.dimension)
+
     # -- persistence -------------------------------------------------------------------------------------------
 
     def manifest(self, index_file: str = "", index_sha256: str = "") -> Manifest:
