@@ -22,12 +22,15 @@ from bot.ingest.auth import TokenVerifier
 from bot.ingest.http import IngestEndpoint
 from bot.ingest.store import DeliveryStore
 from bot.ingest.writer import DeliveryWriter
+from bot.knowledge.documents import DocumentRecorder
+from bot.knowledge.wiring import Knowledge
 from bot.metrics import Metrics
 from bot.processing.worker import ProcessingWorker
 from bot.scheduling.scheduler import Maintenance
 from bot.settings import Settings
 from bot.slack.integration import SlackIntegration
 from bot.web.app import build_web_app
+from knowledge.embeddings import Embedder
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +63,7 @@ class Runtime:
     maintenance: Maintenance
     ingest: IngestEndpoint
     slack: SlackIntegration
+    knowledge: Knowledge | None  # None: INCIBOT_KNOWLEDGE=false
     bot_url: str | None = None
 
     @classmethod
@@ -71,13 +75,19 @@ class Runtime:
         clock: Clock = utc_now,
         database: Database | None = None,
         bot_url: str | None = None,
+        embedder: Embedder | None = None,
     ) -> Runtime:
         """Wire incibot. ``ingest_tokens`` overrides the configured ones (``serve``'s token file);
-        ``bot_url`` is where Slack (or the stand-in's driver) reaches this bot."""
+        ``bot_url`` is where Slack (or the stand-in's driver) reaches this bot; ``embedder`` a loaded model
+        to use instead of loading the configured one."""
         database = database or open_database(settings)
         metrics = Metrics(database, clock)
         incidents = build_incident_service(settings, clock)
-        slack = SlackIntegration.build(settings, database, incidents, clock)
+        incidents.add_listener(DocumentRecorder(clock))  # documents are kept even with search off
+        knowledge = Knowledge.build(settings, database, embedder) if settings.knowledge else None
+        slack = SlackIntegration.build(
+            settings, database, incidents, clock, knowledge.service if knowledge is not None else None
+        )
         worker = ProcessingWorker(
             database, incidents, metrics, clock, max_attempts=settings.max_attempts, idle_poll=WORKER_IDLE_POLL
         )
@@ -96,7 +106,9 @@ class Runtime:
             retention=settings.retention,
             quiet_after=settings.quiet_after,
         )
-        return cls(settings, database, metrics, incidents, writer, worker, maintenance, ingest, slack, bot_url)
+        return cls(
+            settings, database, metrics, incidents, writer, worker, maintenance, ingest, slack, knowledge, bot_url
+        )
 
     def asgi_app(self, roles: frozenset[Role] = ALL_ROLES) -> Starlette:
         """The web app; its lifespan starts and stops this runtime in ``roles``."""
@@ -115,8 +127,12 @@ class Runtime:
         so processing never competes with ingestion for the interpreter)."""
         if "web" in roles:
             self.writer.start()
+            if self.knowledge is not None and "worker" not in roles:
+                self.knowledge.start_web()
             self.slack.start_web(self.bot_url)
         if "worker" in roles:
+            if self.knowledge is not None:
+                self.knowledge.indexer.start()  # opens (heals) the indexes first
             if self.settings.process_deliveries:
                 self.worker.start()
             else:
@@ -131,5 +147,7 @@ class Runtime:
         self.worker.stop()
         self.maintenance.stop()
         self.slack.stop()
+        if self.knowledge is not None:
+            self.knowledge.indexer.stop()
         self.database.dispose()
         log.info("incibot stopped cleanly")

@@ -12,6 +12,8 @@ from typing import Annotated, Literal, NamedTuple
 from pydantic import BeforeValidator, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from knowledge.runbooks import SAMPLE_RUNBOOKS
+
 SOURCES: tuple[str, ...] = ("alertmanager", "grafana", "pagerduty", "generic")
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -58,8 +60,11 @@ class Settings(BaseSettings):
     max_attempts: int = Field(default=5, gt=0)
     process_deliveries: bool = True
     log_level: str = "INFO"
+    knowledge: bool = True  # load the embedding model at start-up: runbooks and similar incidents in posts
     embedding_model: str = "all-MiniLM-L6-v2"
     runbooks_dir: Path | None = None  # None: the sample runbooks shipped in knowledge/samples/runbooks
+    index_dir: Path | None = None  # None: <state dir>/index
+    index_save_interval: Duration = timedelta(seconds=60)
 
     # Slack. The three credentials keep Slack's own variable names.
     slack_bot_token: SecretStr | None = Field(default=None, validation_alias="SLACK_BOT_TOKEN")
@@ -125,6 +130,14 @@ class Settings(BaseSettings):
     @property
     def retention(self) -> timedelta:
         return timedelta(days=self.retention_days)
+
+    @property
+    def effective_index_dir(self) -> Path:
+        return self.index_dir or self.state_dir / "index"
+
+    @property
+    def effective_runbooks_dir(self) -> Path:
+        return self.runbooks_dir or SAMPLE_RUNBOOKS
 
     @property
     def token_file(self) -> Path:

@@ -1,0 +1,67 @@
+"""Keeps each incident's search document up to date, in the transaction that changed the incident.
+
+An incident is indexed when it opens (the canonical text of its first alert, or its title when declared by
+hand) and again when it is resolved with a note or reopened; the indexer embeds each new revision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.incidents.models import Incident, IncidentAlert, TimelineEntry
+from bot.ingest.models import Alert
+from bot.knowledge.models import IncidentDocument
+from knowledge.alerts import NormalizedAlert
+from knowledge.text import alert_text
+
+_REINDEX_ON = frozenset({"resolved", "auto_resolved", "reopened"})
+
+
+def first_alert(session: Session, incident_id: int) -> NormalizedAlert | None:
+    alert = session.scalar(
+        select(Alert)
+        .join(IncidentAlert, IncidentAlert.alert_id == Alert.id)
+        .where(IncidentAlert.incident_id == incident_id)
+        .order_by(Alert.id)
+        .limit(1)
+    )
+    return alert.normalized() if alert is not None else None
+
+
+def incident_text(session: Session, incident: Incident) -> str:
+    """What an incident is about, as search reads it: its first alert's canonical text (else its title)."""
+    alert = first_alert(session, incident.id)
+    return alert_text(alert) if alert is not None else incident.title
+
+
+def document_text(session: Session, incident: Incident) -> str:
+    """The indexed text: what the incident is about, plus the resolution note people wrote, if any."""
+    about = incident_text(session, incident)
+    note = (incident.resolution_note or "").strip()
+    return f"{about}\nResolution: {note}" if note and not incident.is_open else about
+
+
+class DocumentRecorder:
+    """An :class:`~bot.incidents.service.IncidentListener` that writes ``incident_documents`` rows."""
+
+    def __init__(self, clock: Callable[[], datetime]) -> None:
+        self._clock = clock
+
+    def on_timeline(self, session: Session, incident: Incident, entry: TimelineEntry) -> None:
+        if entry.kind != "opened" and entry.kind not in _REINDEX_ON:
+            return
+        document = session.get(IncidentDocument, incident.id)
+        text = document_text(session, incident)
+        if document is None:
+            session.add(
+                IncidentDocument(incident_id=incident.id, text=text, rev=1, pending=True, updated_at=self._clock())
+            )
+        elif document.text != text:
+            document.text = text
+            document.rev += 1
+            document.pending = True
+            document.updated_at = self._clock()
