@@ -1,7 +1,9 @@
-"""``incibot eval retrieval`` and ``incibot knowledge search``: alert → runbook retrieval from a shell.
+"""``incibot eval retrieval`` and ``incibot knowledge search|index``: runbook and incident search from a shell.
 
-Neither needs a database, a server or the network: the runbooks are read from a folder and the embedding model
-from local files (``INCIBOT_EMBEDDING_MODEL``: the bundled all-MiniLM-L6-v2 by default, or a model directory).
+``eval retrieval`` and ``knowledge search`` (runbooks) need no database, server or network: the runbooks are
+read from a folder and the embedding model from local files (``INCIBOT_EMBEDDING_MODEL``: the bundled
+all-MiniLM-L6-v2 by default, or a model directory). ``--kind incidents`` and ``knowledge index`` read the
+database, through the same service the bot uses.
 """
 
 from __future__ import annotations
@@ -13,6 +15,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bot.db import migrate
+from bot.knowledge.suggestions import SimilarIncident
+from bot.knowledge.wiring import Knowledge
+from bot.runtime import open_database
 from bot.settings import Settings
 from knowledge.embeddings import EmbeddingModelError, load_embedder
 from knowledge.evaluation import (
@@ -24,7 +30,7 @@ from knowledge.evaluation import (
     run_queries,
 )
 from knowledge.retrieval import DEFAULT_THRESHOLD, Ranker, RunbookIndex
-from knowledge.runbooks import SAMPLE_RUNBOOKS, load_corpus
+from knowledge.runbooks import load_corpus
 
 
 def register(commands: Any) -> None:
@@ -41,9 +47,9 @@ def register(commands: Any) -> None:
     retrieval.add_argument("--model", default=None, help="embedding model (default: INCIBOT_EMBEDDING_MODEL)")
     retrieval.set_defaults(handler=eval_retrieval)
 
-    knowledge = commands.add_parser("knowledge", help="search runbooks")
+    knowledge = commands.add_parser("knowledge", help="search runbooks and past incidents; build the indexes")
     knowledge_commands = knowledge.add_subparsers(dest="knowledge_command", required=True, metavar="COMMAND")
-    search = knowledge_commands.add_parser("search", help="runbooks for a free-text query")
+    search = knowledge_commands.add_parser("search", help="runbooks (or past incidents) for a free-text query")
     search.add_argument("text", help="what to look for")
     search.add_argument("--kind", choices=["runbooks", "incidents"], default="runbooks")
     search.add_argument("--json", action="store_true", help="print JSON")
@@ -53,6 +59,14 @@ def register(commands: Any) -> None:
     search.add_argument("--limit", type=int, default=5)
     search.add_argument("--model", default=None, help="embedding model (default: INCIBOT_EMBEDDING_MODEL)")
     search.set_defaults(handler=knowledge_search)
+    index = knowledge_commands.add_parser(
+        "index", help="index the runbook folder and every incident not yet indexed, and save both indexes"
+    )
+    index.add_argument(
+        "--runbooks", type=Path, default=None, help="runbook folder (default: INCIBOT_RUNBOOKS_DIR, else the samples)"
+    )
+    index.add_argument("--model", default=None, help="embedding model (default: INCIBOT_EMBEDDING_MODEL)")
+    index.set_defaults(handler=knowledge_index)
 
 
 def _model(settings: Settings, args: argparse.Namespace) -> str:
@@ -102,11 +116,50 @@ def eval_retrieval(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _knowledge(settings: Settings, args: argparse.Namespace) -> Knowledge | None:
+    """The bot's knowledge parts over its database, with ``--runbooks``/``--model`` applied; None after
+    printing why when the database is not migrated or the model cannot be loaded."""
+    overrides: dict[str, Any] = {"embedding_model": _model(settings, args)}
+    if args.runbooks is not None:
+        overrides["runbooks_dir"] = args.runbooks
+    settings = settings.model_copy(update=overrides)
+    if not settings.effective_runbooks_dir.is_dir():
+        print(f"incibot: runbook folder not found: {settings.effective_runbooks_dir}", file=sys.stderr)
+        return None
+    database = open_database(settings)
+    if not migrate.is_at_head(database):
+        print("incibot: the database is not migrated: run `incibot db upgrade` first", file=sys.stderr)
+        return None
+    try:
+        return Knowledge.build(settings, database)
+    except EmbeddingModelError as exc:
+        print(f"incibot: {exc}", file=sys.stderr)
+        return None
+
+
+def knowledge_index(settings: Settings, args: argparse.Namespace) -> int:
+    knowledge = _knowledge(settings, args)
+    if knowledge is None:
+        return 1
+    indexer = knowledge.indexer
+    indexer.open()
+    embedded = 0
+    while done := indexer.run_once():
+        embedded += done
+    incidents = knowledge.service.incidents
+    incidents.save(force=True)
+    runbooks = knowledge.service.runbooks.index()
+    print(f"runbooks: {len(runbooks)} from {knowledge.service.runbooks.folder} ({runbooks.unit_count} sections)")
+    print(f"incidents: {embedded} embedded now, {incidents.count} in the index (watermark {incidents.watermark})")
+    print(f"saved under {settings.effective_index_dir}")
+    knowledge.service.database.dispose()
+    return 0
+
+
 def knowledge_search(settings: Settings, args: argparse.Namespace) -> int:
     if args.kind == "incidents":
-        print("incibot: searching past incidents is not available yet", file=sys.stderr)
-        return 1
-    folder = args.runbooks or settings.runbooks_dir or SAMPLE_RUNBOOKS
+        return _search_incidents(settings, args)
+    folder = args.runbooks or settings.effective_runbooks_dir
     try:
         runbooks = load_corpus(folder)
         embedder = load_embedder(_model(settings, args))
@@ -124,3 +177,31 @@ def knowledge_search(settings: Settings, args: argparse.Namespace) -> int:
         section = f" § {hit.section}" if hit.section else ""
         print(f"{hit.score:5.2f}  {hit.doc}{section}")
     return 0
+
+
+def _search_incidents(settings: Settings, args: argparse.Namespace) -> int:
+    knowledge = _knowledge(settings, args)
+    if knowledge is None:
+        return 1
+    knowledge.service.incidents.open()
+    found = knowledge.service.search_incidents(args.text, limit=args.limit)
+    knowledge.service.database.dispose()
+    if args.json:
+        print(json.dumps({"results": [_incident_json(item) for item in found]}))
+        return 0
+    if not found:
+        print("no similar past incidents")
+    for item in found:
+        print(f"{item.score:5.2f}  #{item.id} [{item.status}] {item.title} — {item.resolution}")
+    return 0
+
+
+def _incident_json(item: SimilarIncident) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "title": item.title,
+        "score": item.score,
+        "status": item.status,
+        "opened_at": item.opened_at.isoformat(),
+        "resolution": item.resolution,
+    }

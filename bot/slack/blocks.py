@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from bot.knowledge.suggestions import RunbookHit, SimilarIncident, Suggestions
+
 ACK_ACTION = "incident_acknowledge"
 RESOLVE_ACTION = "incident_resolve"
 BUTTON_VALUE_PREFIX = "incident:"
@@ -54,6 +56,8 @@ class IncidentCard:
     commander: str | None
     alerts: tuple[AlertLine, ...]  # the first few, in arrival order
     incident_channel: str | None = None
+    suggestions: Suggestions | None = None  # runbooks and similar incidents, once found
+    suggestions_pending: bool = False  # search is on: say they are coming (they arrive as an edit)
 
 
 def button_value(incident_id: int) -> str:
@@ -89,11 +93,15 @@ def incident_message(card: IncidentCard) -> dict[str, Any]:
         blocks.append(
             {"type": "section", "text": {"type": "mrkdwn", "text": alert_list(card.alerts, card.alert_count)}}
         )
+    if card.suggestions is not None:
+        blocks += knowledge_blocks(card.suggestions)
     context = [f"{mark} {card.source}"]
     links = [a.url for a in card.alerts if a.url][:3]
     context += [f"<{url}|source {n}>" for n, url in enumerate(dict.fromkeys(links), start=1)]
     if card.incident_channel:
         context.append(f"channel <#{card.incident_channel}>")
+    if card.suggestions is None and card.suggestions_pending:
+        context.append("looking for runbooks and similar past incidents…")
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _clip(" · ".join(context), 3000)}]})
     if card.status != "resolved":
         buttons = []
@@ -103,6 +111,46 @@ def incident_message(card: IncidentCard) -> dict[str, Any]:
         blocks.append({"type": "actions", "block_id": f"incident-{card.id}", "elements": buttons})
     text = f"{mark} [{card.severity.upper()}] {escape(card.title)} — {card.status} (incident #{card.id})"
     return {"text": _clip(text, 3000), "blocks": blocks}
+
+
+def knowledge_blocks(suggestions: Suggestions) -> list[dict[str, Any]]:
+    """The "Runbooks" and "Similar past incidents" sections of an incident post; each says so when none fits."""
+    if suggestions.runbooks:
+        runbooks = "\n".join(runbook_line(hit) for hit in suggestions.runbooks)
+    else:
+        runbooks = f"No runbook fits this alert (best match {suggestions.runbook_confidence:.2f})."
+    if suggestions.similar:
+        similar = "\n".join(similar_line(item) for item in suggestions.similar)
+    else:
+        similar = "No similar past incidents."
+    return [
+        {"type": "section", "text": {"type": "mrkdwn", "text": _clip(f"*Runbooks*\n{runbooks}", MAX_SECTION_CHARS)}},
+        {
+            "type": "section",
+            "text": {"type": "mrkdwn", "text": _clip(f"*Similar past incidents*\n{similar}", MAX_SECTION_CHARS)},
+        },
+    ]
+
+
+def runbook_line(hit: RunbookHit) -> str:
+    """``• Title (doc) § Section — 0.82``, the title linked to the runbook's source when it has one."""
+    title = escape(_clip(hit.title, 150))
+    name = f"<{hit.url}|{title}>" if hit.url and _safe_url(hit.url) else f"*{title}*"
+    section = f" § {escape(_clip(hit.section, 80))}" if hit.section else ""
+    return f"• {name} (`{escape(hit.doc)}`){section} — {hit.score:.2f}"
+
+
+def similar_line(item: SimilarIncident) -> str:
+    """``• #12 Title — 0.91, opened <date> — resolution``."""
+    opened = f"<!date^{int(item.opened_at.timestamp())}^{{date_short_pretty}}|{item.opened_at:%Y-%m-%d}>"
+    return (
+        f"• *#{item.id}* {escape(_clip(item.title, 120))} — {item.score:.2f}, {item.status}, opened {opened}"
+        f" — {escape(_clip(item.resolution, 300))}"
+    )
+
+
+def _safe_url(url: str) -> bool:
+    return url.startswith(("https://", "http://")) and not any(c in url for c in "<>| \n")
 
 
 def alert_list(alerts: tuple[AlertLine, ...] | list[AlertLine], total: int) -> str:

@@ -7,6 +7,8 @@ from sqlalchemy.orm import Session
 
 from bot.incidents.models import Incident, IncidentAlert
 from bot.ingest.models import Alert
+from bot.knowledge.models import IncidentDocument
+from bot.knowledge.suggestions import Suggestions
 from bot.slack.blocks import ALERTS_SHOWN, AlertLine, IncidentCard
 
 
@@ -22,7 +24,14 @@ def alert_lines(session: Session, incident_id: int, *, offset: int = 0, limit: i
     return [AlertLine(a.alertname or a.fingerprint, a.status, a.normalized().title, a.generator_url) for a in alerts]
 
 
-def load_card(session: Session, incident: Incident) -> IncidentCard:
+def stored_suggestions(session: Session, incident_id: int) -> Suggestions | None:
+    data = session.scalar(select(IncidentDocument.suggestions).where(IncidentDocument.incident_id == incident_id))
+    return Suggestions.from_json(data) if data else None
+
+
+def load_card(session: Session, incident: Incident, *, knowledge: bool = False) -> IncidentCard:
+    """``knowledge``: search is on, so a post without suggestions says they are on their way."""
+    suggestions = stored_suggestions(session, incident.id) if knowledge else None
     return IncidentCard(
         id=incident.id,
         title=incident.title,
@@ -35,4 +44,6 @@ def load_card(session: Session, incident: Incident) -> IncidentCard:
         commander=incident.commander,
         alerts=tuple(alert_lines(session, incident.id)),
         incident_channel=incident.incident_channel,
+        suggestions=suggestions,
+        suggestions_pending=knowledge and suggestions is None,
     )

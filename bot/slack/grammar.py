@@ -2,6 +2,7 @@
 
     /incident list
     /incident show ID
+    /incident similar ID
     /incident ack ID
     /incident resolve ID [NOTE…]
     /incident declare TITLE…
@@ -28,6 +29,7 @@ USAGE = "\n".join(
         "*/incident* commands:",
         "`/incident list` — open incidents",
         "`/incident show ID` — one incident",
+        "`/incident similar ID` — past incidents like this one, and how they were resolved",
         "`/incident ack ID` — acknowledge (the first to acknowledge becomes commander)",
         "`/incident resolve ID [note]` — resolve, with an optional resolution note",
         "`/incident declare TITLE` — open an incident by hand",
@@ -56,11 +58,11 @@ def parse(text: str) -> Command:
         if rest:
             raise UsageError(f"`/incident {name}` takes no arguments.")
         return Command(name)
-    if name in ("show", "ack", "resolve", "assign"):
+    if name in ("show", "similar", "ack", "resolve", "assign"):
         id_word, _, tail = rest.partition(" ")
         incident_id = _incident_id(name, id_word)
         tail = tail.strip()
-        if name in ("show", "ack"):
+        if name in ("show", "similar", "ack"):
             if tail:
                 raise UsageError(f"`/incident {name} ID` takes nothing after the ID (got `{_quote(tail)}`).")
             return Command(name, incident_id)
@@ -92,3 +94,17 @@ def _incident_id(name: str, word: str) -> int:
 
 def _quote(text: str) -> str:
     return text[:40].replace("`", "'")
+
+
+MAX_QUERY = 500
+RUNBOOK_USAGE = "`/runbook QUERY` — runbooks for a symptom or an alert name, e.g. `/runbook disk almost full`"
+
+
+def parse_runbook_query(text: str) -> str:
+    """The text after ``/runbook``; raises :class:`UsageError` when it is empty or too long."""
+    query = " ".join(text.split())
+    if not query or query.lower() == "help":
+        raise UsageError(RUNBOOK_USAGE)
+    if len(query) > MAX_QUERY:
+        raise UsageError(f"The query is too long ({len(query)} characters; at most {MAX_QUERY}).")
+    return query

@@ -23,12 +23,14 @@ from slack_sdk import WebClient
 
 from bot.db.database import Database
 from bot.incidents.service import IncidentService
+from bot.knowledge.service import KnowledgeService
 from bot.settings import Settings
 from bot.slack.app import build_bolt_app
 from bot.slack.http import SlackEventsEndpoint
 from bot.slack.notifier import ChannelRouter, SlackNotifier
 from bot.slack.outbox import OutboxWorker
 from bot.slack.services import Permissions, SlackServices
+from bot.slack.suggester import Suggester
 from bot.slack.verification import RequestVerifier
 from bot.standin.server import StandinServer
 from bot.standin.workspace import BOT_USER_ID, ChannelSeed, Workspace
@@ -60,7 +62,12 @@ class SlackIntegration:
 
     @classmethod
     def build(
-        cls, settings: Settings, database: Database, incidents: IncidentService, clock: Callable[[], datetime]
+        cls,
+        settings: Settings,
+        database: Database,
+        incidents: IncidentService,
+        clock: Callable[[], datetime],
+        knowledge: KnowledgeService | None = None,
     ) -> SlackIntegration:
         mode = _resolve_mode(settings)
         standin: StandinServer | None = None
@@ -80,10 +87,15 @@ class SlackIntegration:
         # Writes go through the outbox only; its client never retries by itself (a blind re-post after a
         # dropped connection is how people get duplicate messages).
         outbox_client = WebClient(base_url=api_url, token=token, retry_handlers=[])
-        outbox = OutboxWorker(database, outbox_client, clock, responders=settings.responders, echo=mode == "standin")
+        suggester = Suggester(database, knowledge, clock) if knowledge is not None else None
+        outbox = OutboxWorker(
+            database, outbox_client, clock, responders=settings.responders, echo=mode == "standin", suggester=suggester
+        )
+        if suggester is not None:
+            suggester.on_stored = outbox.wake
         listener_client = WebClient(base_url=api_url, token=token)
         services = SlackServices(
-            database, incidents, Permissions(settings.responders, listener_client), clock, outbox.wake
+            database, incidents, Permissions(settings.responders, listener_client), clock, outbox.wake, knowledge
         )
         app = build_bolt_app(listener_client, signing_secret or "unused-in-socket-mode", services)
         notifier = SlackNotifier(

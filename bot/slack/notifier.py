@@ -73,7 +73,7 @@ class SlackNotifier:
             return  # the post is still queued; it renders the alerts as they are when it is sent
         channel = incident.slack_channel or self._channel(session, incident)
         if entry.kind == "alerts_added":
-            self._coalesced(session, OutboxKind.ALERTS_JOINED, incident, channel, now + COALESCE_WINDOW)
+            enqueue_coalesced(session, OutboxKind.ALERTS_JOINED, incident, channel, now + COALESCE_WINDOW)
         else:
             session.add(
                 OutboxItem(
@@ -85,7 +85,7 @@ class SlackNotifier:
                     created_at=now,
                 )
             )
-        self._coalesced(session, OutboxKind.UPDATE_INCIDENT, incident, channel, now)
+        enqueue_coalesced(session, OutboxKind.UPDATE_INCIDENT, incident, channel, now)
 
     def _posted(self, session: Session, incident: Incident) -> bool:
         return incident.slack_ts is not None or (
@@ -99,9 +99,9 @@ class SlackNotifier:
 
     def _enqueue_post(self, session: Session, incident: Incident, now: datetime) -> None:
         channel = self._channel(session, incident)
-        self._coalesced(session, OutboxKind.POST_INCIDENT, incident, channel, now)
+        enqueue_coalesced(session, OutboxKind.POST_INCIDENT, incident, channel, now)
         if self._incident_channels:
-            self._coalesced(session, OutboxKind.CREATE_CHANNEL, incident, channel, now)
+            enqueue_coalesced(session, OutboxKind.CREATE_CHANNEL, incident, channel, now)
         if self._reminder_after > timedelta(0) and incident.acknowledged_at is None:
             session.add(IncidentTimer(incident_id=incident.id, kind=REMINDER, due_at=now + self._reminder_after))
 
@@ -115,17 +115,19 @@ class SlackNotifier:
         ).all()
         return self._router.channel_for(labels)
 
-    @staticmethod
-    def _coalesced(session: Session, kind: OutboxKind, incident: Incident, channel: str, not_before: datetime) -> None:
-        """One pending item of this kind per incident (posts and channels: one, ever)."""
-        session.execute(
-            _INSERT_COALESCED,
-            {
-                "kind": kind.value,
-                "incident_id": incident.id,
-                "channel": channel,
-                "key": f"{kind.value}:{incident.id}",
-                "not_before": not_before,
-                "created_at": not_before,
-            },
-        )
+
+def enqueue_coalesced(
+    session: Session, kind: OutboxKind, incident: Incident, channel: str, not_before: datetime
+) -> None:
+    """One pending item of this kind per incident (posts and channels: one, ever)."""
+    session.execute(
+        _INSERT_COALESCED,
+        {
+            "kind": kind.value,
+            "incident_id": incident.id,
+            "channel": channel,
+            "key": f"{kind.value}:{incident.id}",
+            "not_before": not_before,
+            "created_at": not_before,
+        },
+    )

@@ -7,7 +7,7 @@ from sqlalchemy import select
 from bot.incidents import views
 from bot.incidents.models import OPEN_STATUSES, Incident
 from bot.slack import grammar
-from bot.slack.blocks import escape
+from bot.slack.blocks import escape, runbook_line, similar_line
 from bot.slack.grammar import Command
 from bot.slack.services import SlackServices
 
@@ -23,6 +23,9 @@ def run(services: SlackServices, command: Command, user_id: str, user_name: str,
     if command.name == "show":
         assert command.incident_id is not None
         return _show(services, command.incident_id)
+    if command.name == "similar":
+        assert command.incident_id is not None
+        return _similar(services, command.incident_id)
     what = {
         "ack": "acknowledge incidents",
         "resolve": "resolve incidents",
@@ -82,3 +85,27 @@ def _show(services: SlackServices, incident_id: int) -> str:
     lines.append("Timeline:")
     lines += [f"• {entry['at'][:16].replace('T', ' ')} {escape(entry['text'])}" for entry in data["timeline"][-10:]]
     return "\n".join(lines)
+
+
+SEARCH_OFF = "Search is off on this bot (INCIBOT_KNOWLEDGE=false)."
+
+
+def _similar(services: SlackServices, incident_id: int) -> str:
+    if services.knowledge is None:
+        return SEARCH_OFF
+    found = services.knowledge.similar_to(incident_id)  # IncidentNotFound reaches the error handler
+    if not found:
+        return f"No past incident is similar to #{incident_id}."
+    return f"Incidents similar to #{incident_id} (resolved first):\n" + "\n".join(similar_line(s) for s in found)
+
+
+def runbooks(services: SlackServices, query: str) -> str:
+    """The ephemeral answer to ``/runbook QUERY``."""
+    if services.knowledge is None:
+        return SEARCH_OFF
+    answer = services.knowledge.search_runbooks(query, limit=3)
+    lines = [runbook_line(hit) for hit in answer.hits]
+    if answer.abstain:
+        head = f"No runbook fits `{escape(query)}` (best match {answer.confidence:.2f})."
+        return head + ("\nClosest, for what it is worth:\n" + "\n".join(lines) if lines else "")
+    return f"Runbooks for `{escape(query)}`:\n" + "\n".join(lines)

@@ -30,8 +30,9 @@ from bot.background import BackgroundLoop
 from bot.db.database import Database
 from bot.incidents.models import Incident
 from bot.slack import blocks
-from bot.slack.cards import alert_lines, load_card
+from bot.slack.cards import alert_lines, load_card, stored_suggestions
 from bot.slack.models import OutboxItem, OutboxKind, OutboxStatus
+from bot.slack.suggester import Suggester
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ class OutboxWorker(BackgroundLoop):
         idle_poll: float = 0.25,
         responders: frozenset[str] = frozenset(),
         echo: bool = False,
+        suggester: Suggester | None = None,
     ) -> None:
         self._database = database
         self._client = client
@@ -78,10 +80,16 @@ class OutboxWorker(BackgroundLoop):
         super().__init__("slack-outbox", idle_poll)
         self._responders = responders
         self._echo = echo  # log every message sent, readably (the stand-in's console view)
+        self._suggester = suggester  # runbooks and similar incidents for first posts (None: search is off)
         self._paused_until: dict[str, datetime] = {}
         self._last_post: dict[str, datetime] = {}
         self._last_update: dict[int, datetime] = {}
         self._channel_ids: dict[str, str] = {}
+
+    def stop(self) -> None:
+        super().stop()
+        if self._suggester is not None:
+            self._suggester.stop()
 
     def step(self) -> int:
         try:
@@ -110,6 +118,8 @@ class OutboxWorker(BackgroundLoop):
             if incident_id in waiting or self._paced(OutboxKind(kind), channel, incident_id, now):
                 waiting.add(incident_id)
                 continue
+            if kind == OutboxKind.POST_INCIDENT and self._suggester is not None:
+                self._suggester.ensure(incident_id)  # waits a second at most; else they come as an edit
             if not self._handle(item_id, now):
                 waiting.add(incident_id)
             attempted += 1
@@ -179,12 +189,12 @@ class OutboxWorker(BackgroundLoop):
             )
 
         if kind is OutboxKind.POST_INCIDENT:
-            card = load_card(session, incident)
+            card = load_card(session, incident, knowledge=self._suggester is not None)
             incident.alerts_reported = card.alert_count  # the post lists them; "joined" replies start after
             args = {"channel": item.channel, **blocks.incident_message(card), "metadata": metadata}
-            return call("chat_postMessage", args, extra={"rendered": _fingerprint(incident)})
+            return call("chat_postMessage", args, extra={"rendered": _fingerprint(session, incident)})
         if kind is OutboxKind.UPDATE_INCIDENT:
-            message = blocks.incident_message(load_card(session, incident))
+            message = blocks.incident_message(load_card(session, incident, knowledge=self._suggester is not None))
             return call("chat_update", {"channel": channel, "ts": incident.slack_ts, **message})
         if kind is OutboxKind.THREAD_REPLY:
             text = blocks.thread_text(str(item.payload.get("text", "")))
@@ -224,7 +234,7 @@ class OutboxWorker(BackgroundLoop):
                 incident.slack_channel = str(response.get("channel") or call.channel)
                 incident.slack_ts = str(response["ts"])
                 self._channel_ids[call.channel] = incident.slack_channel
-                if call.extra.get("rendered") != _fingerprint(incident):
+                if call.extra.get("rendered") != _fingerprint(session, incident):
                     self._refresh(session, incident, now)  # it changed while the post was on its way
             elif call.kind is OutboxKind.CREATE_CHANNEL:
                 channel_id = str(response["channel"]["id"])
@@ -309,7 +319,7 @@ class OutboxWorker(BackgroundLoop):
             incident = session.get(Incident, call.incident_id)
             assert incident is not None
             channel = incident.slack_channel or call.channel
-            message = blocks.incident_message(load_card(session, incident))
+            message = blocks.incident_message(load_card(session, incident, knowledge=self._suggester is not None))
         metadata = {
             "event_type": METADATA_EVENT,
             "event_payload": {"repost_of": call.item_id, "incident_id": call.incident_id},
@@ -404,9 +414,10 @@ class OutboxWorker(BackgroundLoop):
             self._last_post[self._pace_key(call.channel)] = now
 
 
-def _fingerprint(incident: Incident) -> list[Any]:
+def _fingerprint(session: Session, incident: Incident) -> list[Any]:
     """What the main message shows that can change."""
-    return [str(incident.status), incident.alert_count, incident.commander, incident.severity, incident.title]
+    found = stored_suggestions(session, incident.id) is not None
+    return [str(incident.status), incident.alert_count, incident.commander, incident.severity, incident.title, found]
 
 
 def _channel_name(incident: Incident, suffix: int) -> str:

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from bot.db.base import UTCDateTime
 from bot.db.database import Database
 from bot.incidents.service import IncidentService
+from bot.knowledge.service import KnowledgeService
 from bot.slack.errors import NotAllowed
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ class SlackServices:
     permissions: Permissions
     clock: Callable[[], datetime]
     wake_outbox: Callable[[], None]
+    knowledge: KnowledgeService | None = None  # None: search is off
 
     def first_time(self, session: Session, key: str) -> bool:
         """Record that request ``key`` was handled; False if it already was (a retry or a replay)."""

@@ -3,6 +3,7 @@
 | kind    | id                                 | module            |
 |---------|------------------------------------|-------------------|
 | command | ``/incident``                      | ``commands.py``   |
+| command | ``/runbook``                       | ``commands.py``   |
 | action  | ``incident_acknowledge``           | ``actions.py``    |
 | action  | ``incident_resolve``               | ``actions.py``    |
 | event   | ``app_mention``                    | ``events.py``     |

@@ -1,4 +1,4 @@
-"""``/incident``: parse, ack (with the usage text when it does not parse), then do the work."""
+"""``/incident`` and ``/runbook``: parse, ack (with the usage text when it does not parse), then do the work."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from bot.slack.listeners.errors import reported
 from bot.slack.services import SlackServices
 
 COMMAND = "/incident"
+RUNBOOK_COMMAND = "/runbook"
 
 
 def register(app: App, services: SlackServices) -> None:
@@ -28,3 +29,14 @@ def register(app: App, services: SlackServices) -> None:
         key = f"command:{command.get('trigger_id') or command.get('response_url')}"
         with reported(command, respond):
             respond(text=operations.run(services, parsed, user_id, user_name, key), response_type="ephemeral")
+
+    @app.command(RUNBOOK_COMMAND)
+    def runbook_command(ack: Ack, command: dict[str, Any], respond: Respond) -> None:
+        try:
+            query = grammar.parse_runbook_query(str(command.get("text", "")))
+        except UsageError as exc:
+            ack(text=exc.message)
+            return
+        ack()
+        with reported(command, respond):
+            respond(text=operations.runbooks(services, query), response_type="ephemeral")
