@@ -17,6 +17,7 @@ from bot.db.database import Database
 from bot.db.models import Base
 from bot.runtime import Runtime
 from bot.settings import Settings
+from knowledge.embeddings import Embedder, load_embedder
 from tests.support import FakeClock
 
 TOKEN = "test-token-alertmanager-7f3a"
@@ -63,7 +64,20 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         database_url=database_url,
         ingest_tokens=((None, SecretStr(TOKEN)), ("pagerduty", SecretStr(PD_ROUTING_KEY))),
         db_lock_timeout=1.0,
+        knowledge=False,  # tests of search turn it on with the session's embedder (tests/knowledge_support.py)
     )
+
+
+@pytest.fixture(scope="session")
+def shared_embedder() -> Embedder:
+    """The real all-MiniLM-L6-v2, loaded once per test session (a few seconds)."""
+    return load_embedder()
+
+
+@pytest.fixture
+def knowledge_settings(settings: Settings, tmp_path: Path) -> Settings:
+    """``settings`` with search on (runbooks and similar incidents), the sample runbooks and its own index dir."""
+    return settings.model_copy(update={"knowledge": True, "index_dir": tmp_path / "index"})
 
 
 @pytest.fixture

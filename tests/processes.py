@@ -29,6 +29,7 @@ def incibot_env(state_dir: Path, database_url: str | None = None, **settings: st
     env["INCIBOT_STATE_DIR"] = str(state_dir)
     if database_url is not None:
         env["INCIBOT_DATABASE_URL"] = database_url
+    env["INCIBOT_KNOWLEDGE"] = "false"  # loading the model costs seconds per process; tests of search turn it on
     env.update({f"INCIBOT_{name.upper()}": value for name, value in settings.items()})
     env["PYTHONUNBUFFERED"] = "1"
     if INCIBOT[0] == sys.executable:

@@ -15,6 +15,7 @@ from bot.runtime import Runtime
 from bot.settings import Settings
 from bot.standin.driver import SlackDriver
 from bot.standin.server import StandinServer
+from knowledge.embeddings import Embedder
 from tests.conftest import auth
 from tests.support import serve_in_thread, wait_for
 
@@ -64,9 +65,9 @@ class SlackBot:
 
 
 @contextmanager
-def running_bot(settings: Settings) -> Iterator[SlackBot]:
+def running_bot(settings: Settings, embedder: Embedder | None = None) -> Iterator[SlackBot]:
     """The whole bot (real clock) over HTTP on loopback, with its stand-in and a driver."""
-    runtime = Runtime.build(settings)
+    runtime = Runtime.build(settings, embedder=embedder)
     with (
         serve_in_thread(runtime.asgi_app()) as url,
         httpx.Client(base_url=url, timeout=10) as http,

@@ -20,6 +20,7 @@ from bot.slack.blocks import (
     parse_button_value,
 )
 from bot.slack.errors import UsageError
+from bot.slack.listeners import commands
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -110,7 +111,8 @@ def test_grammar_refuses_everything_else(text: str) -> None:
 @pytest.mark.parametrize("name", ["slack-manifest.yml", "slack-manifest-socket.yml"])
 def test_manifests_declare_the_command_events_and_minimal_scopes(name: str) -> None:
     manifest = yaml.safe_load((ROOT / "deploy" / name).read_text())
-    assert [c["command"] for c in manifest["features"]["slash_commands"]] == ["/incident"]
+    declared = [c["command"] for c in manifest["features"]["slash_commands"]]
+    assert declared == [commands.COMMAND, commands.RUNBOOK_COMMAND]  # every command the bot registers
     assert manifest["settings"]["event_subscriptions"]["bot_events"] == ["app_mention"]
     assert manifest["settings"]["interactivity"]["is_enabled"] is True
     scopes = set(manifest["oauth_config"]["scopes"]["bot"])
