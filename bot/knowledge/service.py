@@ -87,9 +87,13 @@ class KnowledgeService:
             result = index.search(text, limit=SHOWN, threshold=self.threshold)
         answer = self._answer(result, SHOWN)
         similar = self._similar(self.embedder.embed_one(text), exclude=incident_id, limit=SHOWN)
-        return Suggestions(() if answer.abstain else answer.hits, answer.confidence, tuple(similar))
+        return Suggestions(self.fitting(answer), answer.confidence, tuple(similar))
 
     # -- internals ---------------------------------------------------------------------------------------------
+
+    def fitting(self, answer: RunbookAnswer) -> tuple[RunbookHit, ...]:
+        """The hits confident enough to show as answers (none when the search abstained)."""
+        return tuple(hit for hit in answer.hits if hit.score >= self.threshold)
 
     def _answer(self, result: SearchResult, limit: int) -> RunbookAnswer:
         by_id = {runbook.id: runbook for runbook in self.runbooks.index().runbooks}
