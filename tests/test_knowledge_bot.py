@@ -8,7 +8,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
+from bot.cli.knowledge import format_age
 from bot.db.database import Database
 from bot.incidents.models import Incident
 from bot.knowledge.incident_index import IncidentIndex, StoredVector, store_vectors
@@ -279,3 +280,14 @@ def test_sigkill_between_commit_and_index_save_heals_on_restart(
         timeout=120,
     )
     assert unmigrated.returncode == 1 and "not migrated" in unmigrated.stderr
+
+
+def test_ages_read_in_minutes_hours_then_days() -> None:
+    assert [format_age(timedelta(minutes=m)) for m in (-5, 7, 119, 120, 47 * 60, 49 * 60)] == [
+        "0 min",
+        "7 min",
+        "119 min",
+        "2 h",
+        "47 h",
+        "2 d",
+    ]

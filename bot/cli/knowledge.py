@@ -12,6 +12,7 @@ import argparse
 import json
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -191,9 +192,18 @@ def _search_incidents(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     if not found:
         print("no similar past incidents")
+    now = datetime.now(UTC)
     for item in found:
-        print(f"{item.score:5.2f}  #{item.id} [{item.status}] {item.title} — {item.resolution}")
+        age = format_age(now - item.opened_at)
+        print(f"{item.score:5.2f}  #{item.id} [{item.status}, opened {age} ago] {item.title} — {item.resolution}")
     return 0
+
+
+def format_age(elapsed: timedelta) -> str:
+    minutes = max(0, int(elapsed.total_seconds() // 60))
+    if minutes < 120:
+        return f"{minutes} min"
+    return f"{minutes // 60} h" if minutes < 48 * 60 else f"{minutes // 1440} d"
 
 
 def _incident_json(item: SimilarIncident) -> dict[str, Any]:
