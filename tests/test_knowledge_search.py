@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,6 @@ from knowledge.embeddings import (
     EmbeddingModelError,
     ModelSource,
     bundled_model_dir,
-    load_embedder,
     resolve_model,
     verify_weights,
 )
@@ -29,11 +27,9 @@ SAMPLES = Path(__file__).resolve().parents[1] / "knowledge" / "samples" / "runbo
 
 
 @pytest.fixture(scope="session")
-def embedder() -> Embedder:
-    started = time.monotonic()
-    loaded = load_embedder()
-    print(f"all-MiniLM-L6-v2 loaded in {time.monotonic() - started:.1f}s")
-    return loaded
+def embedder(shared_embedder: Embedder) -> Embedder:
+    """The session's real model (loaded once, in conftest)."""
+    return shared_embedder
 
 
 @pytest.fixture(scope="session")

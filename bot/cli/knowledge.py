@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.db import migrate
+from bot.knowledge.service import SIMILAR_MIN_SCORE
 from bot.knowledge.suggestions import SimilarIncident
 from bot.knowledge.wiring import Knowledge
 from bot.runtime import open_database
@@ -32,6 +33,7 @@ from knowledge.evaluation import (
 )
 from knowledge.retrieval import DEFAULT_THRESHOLD, Ranker, RunbookIndex
 from knowledge.runbooks import load_corpus
+from knowledge.similarity_eval import format_rows, read_stream, similarity_table
 
 
 def register(commands: Any) -> None:
@@ -47,6 +49,10 @@ def register(commands: Any) -> None:
     retrieval.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help="abstention threshold")
     retrieval.add_argument("--model", default=None, help="embedding model (default: INCIBOT_EMBEDDING_MODEL)")
     retrieval.set_defaults(handler=eval_retrieval)
+    similar = eval_commands.add_parser("similar", help="similar-incident threshold on an alert stream with truth")
+    similar.add_argument("--stream", required=True, type=Path, help="storm.jsonl[.gz] (the storm format)")
+    similar.add_argument("--model", default=None, help="embedding model (default: INCIBOT_EMBEDDING_MODEL)")
+    similar.set_defaults(handler=eval_similar)
 
     knowledge = commands.add_parser("knowledge", help="search runbooks and past incidents; build the indexes")
     knowledge_commands = knowledge.add_subparsers(dest="knowledge_command", required=True, metavar="COMMAND")
@@ -114,6 +120,19 @@ def eval_retrieval(settings: Settings, args: argparse.Namespace) -> int:
             for line in prediction_lines(queries, results, args.threshold):
                 out.write(line + "\n")
         print(f"predictions written to {args.predictions_out}")
+    return 0
+
+
+def eval_similar(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        alerts = read_stream(args.stream)
+        embedder = load_embedder(_model(settings, args))
+    except (OSError, ValueError, EmbeddingModelError) as exc:
+        print(f"incibot: {exc}", file=sys.stderr)
+        return 2 if not isinstance(exc, EmbeddingModelError) else 1
+    print(f"stream {args.stream}: {len(alerts)} incidents (first firing alert of each)")
+    print(format_rows(similarity_table(alerts, embedder)))
+    print(f"the bot shows past incidents at or above {SIMILAR_MIN_SCORE:.2f}")
     return 0
 
 
