@@ -1,8 +1,8 @@
 """Prometheus metrics, in a registry of the app's own (nothing global).
 
 Counters are updated as things happen; the gauges that describe stored state (processing lag, open
-incidents, last delivery per source) are read from the database at scrape time, so they are right after
-a restart and across processes.
+incidents, last delivery per source, incident documents waiting for the indexer) are read from the
+database at scrape time, so they are right after a restart and across processes.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from bot.db.database import Database
 from bot.incidents.models import OPEN_STATUSES, Incident
 from bot.ingest.models import Delivery, DeliveryStatus
+from bot.knowledge.models import IncidentDocument
 from knowledge.alerts import SEVERITY_ORDER
 
 
@@ -70,6 +71,9 @@ class _StoredStateCollector(Collector):
                     .group_by(Incident.severity)
                 )
             }
+            unindexed = session.scalar(
+                select(func.count()).select_from(IncidentDocument).where(IncidentDocument.pending.is_(True))
+            )
             last_by_source = session.execute(
                 select(Delivery.source, func.max(Delivery.received_at)).group_by(Delivery.source)
             ).tuples()
@@ -94,3 +98,9 @@ class _StoredStateCollector(Collector):
             for source, received_at in last_by_source:
                 last.add_metric([source], received_at.timestamp())
             yield last
+            backlog = GaugeMetricFamily(
+                "incibot_incident_documents_pending",
+                "Incident texts changed but not yet embedded and indexed (grows while search is off or behind).",
+            )
+            backlog.add_metric([], float(unindexed or 0))
+            yield backlog

@@ -170,6 +170,7 @@ def test_metrics_count_outcomes_and_show_stored_state(client: httpx.Client, data
     assert 'incibot_incidents_open{severity="critical"} 1.0' in text
     assert "incibot_processing_lag_seconds 0.0" in text
     assert 'incibot_last_delivery_timestamp_seconds{source="alertmanager"}' in text
+    assert "incibot_incident_documents_pending 1.0" in text  # search is off in this test: never indexed
 
 
 def test_pagerduty_accepts_routing_key_as_credential(client: httpx.Client, database: Database) -> None:
