@@ -32,9 +32,9 @@ _CANDIDATES = 25  # nearest neighbours read before ordering resolved incidents f
 
 @dataclass(frozen=True, slots=True)
 class RunbookAnswer:
-    hits: tuple[RunbookHit, ...]  # best first (up to the limit), even when abstaining
-    confidence: float
-    abstain: bool  # no runbook fits: the hits are only the closest
+    hits: tuple[RunbookHit, ...]  # best first (up to the limit), whatever their confidence
+    fitting: tuple[RunbookHit, ...]  # those at or above the threshold: the answer (empty: no runbook fits)
+    confidence: float  # the best hit's
 
 
 class KnowledgeService:
@@ -56,7 +56,7 @@ class KnowledgeService:
         self.threshold = threshold
 
     def search_runbooks(self, text: str, limit: int = 5) -> RunbookAnswer:
-        """Runbooks for free text (``/runbook``, ``incibot knowledge search``)."""
+        """Runbooks for free text (``/runbook``)."""
         return self._answer(self.runbooks.index().search(text, limit=limit, threshold=self.threshold), limit)
 
     def search_incidents(self, text: str, limit: int = 5) -> list[SimilarIncident]:
@@ -90,13 +90,9 @@ class KnowledgeService:
             result = index.search(text, limit=SHOWN, threshold=self.threshold)
         answer = self._answer(result, SHOWN)
         similar = self._similar(self.embedder.embed_one(text), exclude=incident_id, limit=SHOWN)
-        return Suggestions(self.fitting(answer), answer.confidence, tuple(similar))
+        return Suggestions(answer.fitting, answer.confidence, tuple(similar))
 
     # -- internals ---------------------------------------------------------------------------------------------
-
-    def fitting(self, answer: RunbookAnswer) -> tuple[RunbookHit, ...]:
-        """The hits confident enough to show as answers (none when the search abstained)."""
-        return tuple(hit for hit in answer.hits if hit.score >= self.threshold)
 
     def _answer(self, result: SearchResult, limit: int) -> RunbookAnswer:
         by_id = {runbook.id: runbook for runbook in self.runbooks.index().runbooks}
@@ -105,7 +101,8 @@ class KnowledgeService:
             for hit in result.hits[:limit]
             if hit.doc in by_id
         )
-        return RunbookAnswer(hits, result.confidence, result.abstain)
+        fitting = tuple(hit for hit in hits if hit.score >= self.threshold)  # no low-score filler
+        return RunbookAnswer(hits, fitting, result.confidence)
 
     def _similar(
         self, vector: np.ndarray, *, exclude: int | None, limit: int, min_score: float = SIMILAR_MIN_SCORE

@@ -104,9 +104,8 @@ def runbooks(services: SlackServices, query: str) -> str:
     if services.knowledge is None:
         return SEARCH_OFF
     answer = services.knowledge.search_runbooks(query, limit=3)
-    fitting = services.knowledge.fitting(answer)
-    if not fitting:
+    if not answer.fitting:
         head = f"No runbook fits `{escape(query)}` (best match {answer.confidence:.2f})."
         closest = "\n".join(runbook_line(hit) for hit in answer.hits)
         return head + (f"\nClosest, for what it is worth:\n{closest}" if closest else "")
-    return f"Runbooks for `{escape(query)}`:\n" + "\n".join(runbook_line(hit) for hit in fitting)
+    return f"Runbooks for `{escape(query)}`:\n" + "\n".join(runbook_line(hit) for hit in answer.fitting)
