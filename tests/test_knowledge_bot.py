@@ -115,6 +115,18 @@ def test_slow_search_never_delays_the_post_and_arrives_as_an_edit(
     assert len(bot.posts()) == 1
 
 
+def test_a_failed_search_is_said_plainly(bot: SlackBot, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert bot.runtime.knowledge is not None
+
+    def broken(incident_id: int) -> Any:
+        raise RuntimeError("index unreadable")
+
+    monkeypatch.setattr(bot.runtime.knowledge.service, "suggest", broken)
+    bot.send(disk_alert("db-5"))
+    post = bot.wait_for_post(lambda m: "failed" in section_texts(m))
+    assert "looking for runbooks" not in json.dumps(post["blocks"]) and "*Runbooks*" not in section_texts(post)
+
+
 def test_runbook_command_answers_ephemerally_and_abstains_off_topic(bot: SlackBot) -> None:
     found = bot.driver.slash_command("/runbook", "postgres replica lagging behind the primary", wait_responses=5)
     assert found.status == 200

@@ -31,6 +31,7 @@ class Suggestions:
     runbooks: tuple[RunbookHit, ...]  # best first; empty when none fits
     runbook_confidence: float  # the best runbook's confidence, even when below the threshold
     similar: tuple[SimilarIncident, ...]  # resolved ones first, then by similarity
+    failed: bool = False  # the search raised: the post says so rather than "looking for…" forever
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -47,4 +48,5 @@ class Suggestions:
                 SimilarIncident(**{**item, "opened_at": datetime.fromisoformat(item["opened_at"])})
                 for item in data.get("similar", ())
             ),
+            failed=bool(data.get("failed", False)),
         )

@@ -115,6 +115,9 @@ def incident_message(card: IncidentCard) -> dict[str, Any]:
 
 def knowledge_blocks(suggestions: Suggestions) -> list[dict[str, Any]]:
     """The "Runbooks" and "Similar past incidents" sections of an incident post; each says so when none fits."""
+    if suggestions.failed:
+        note = "Search for runbooks and similar past incidents failed (the bot's log says why)."
+        return [{"type": "section", "text": {"type": "mrkdwn", "text": note}}]
     if suggestions.runbooks:
         runbooks = "\n".join(runbook_line(hit) for hit in suggestions.runbooks)
     else:

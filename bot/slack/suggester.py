@@ -20,6 +20,7 @@ from bot.db.database import Database
 from bot.incidents.models import Incident
 from bot.knowledge.models import IncidentDocument
 from bot.knowledge.service import KnowledgeService
+from bot.knowledge.suggestions import Suggestions
 from bot.slack.cards import stored_suggestions
 from bot.slack.models import OutboxKind
 from bot.slack.notifier import enqueue_coalesced
@@ -48,11 +49,11 @@ class Suggester:
         self._lock = threading.Lock()
         self._inflight: dict[int, Future[None]] = {}
 
-    def ensure(self, incident_id: int) -> bool:
-        """Find and store the incident's suggestions unless stored; True if they are stored on return."""
+    def ensure(self, incident_id: int) -> None:
+        """Find and store the incident's suggestions unless stored, waiting at most :attr:`budget` seconds."""
         with self._database.read() as session:
             if stored_suggestions(session, incident_id) is not None:
-                return True
+                return
         with self._lock:
             future = self._inflight.get(incident_id)
             if future is None:
@@ -62,20 +63,22 @@ class Suggester:
             future.result(timeout=self.budget)
         except FutureTimeout:
             log.info("suggestions for incident %d take over %.1fs: posting without them", incident_id, self.budget)
-            return False
-        return True
 
     def stop(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def _find_and_store(self, incident_id: int) -> None:
         try:
-            suggestions = self._knowledge.suggest(incident_id)
+            try:
+                suggestions = self._knowledge.suggest(incident_id)
+            except Exception:
+                log.exception("finding suggestions for incident %d failed", incident_id)
+                suggestions = Suggestions((), 0.0, (), failed=True)
             with self._database.write() as session:
                 self._store(session, incident_id, suggestions.to_json())
             self.on_stored()
         except Exception:
-            log.exception("finding suggestions for incident %d failed", incident_id)
+            log.exception("storing suggestions for incident %d failed", incident_id)
         finally:
             with self._lock:
                 self._inflight.pop(incident_id, None)
