@@ -918,14 +918,6 @@ def targets(
         }
     else:
         result["real_embedding_recall"] = "not measured"
-    size = result["real_embedding_recall"]["size"] if real is not None else 0
-    result["real_embedding_recall_100k"] = (
-        result["real_embedding_recall"]
-        if size == 100_000
-        else f"not measured (real embeddings measured at {size:,}: see real_embedding_recall)"
-        if size
-        else "not measured"
-    )
     if storm is not None:
         result["storm_cache_hit_rate"] = {
             "hit_rate_at_least": TARGET_HIT_RATE,
