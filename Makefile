@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench bench-search clean
 
 # torch is installed first and pinned: pip then takes the CPU wheel; an unpinned torch (or uv/poetry)
 # pulls a multi-GB CUDA build.
@@ -33,6 +33,9 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/ingest.py --db both
+
+bench-search: $(STAMP)  # about an hour the first time (embeds 100k texts into bench/.cache/), minutes after
+	$(PY) bench/search.py --embeddings --real --storm
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
