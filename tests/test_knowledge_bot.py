@@ -303,3 +303,12 @@ def test_ages_read_in_minutes_hours_then_days() -> None:
         "47 h",
         "2 d",
     ]
+
+
+def test_a_missing_runbook_folder_stops_start_up_with_a_clear_error(database_url: str, tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-runbooks"
+    env = incibot_env(tmp_path / "var", database_url, ingest_tokens=TOKEN, knowledge="true", runbooks_dir=str(missing))
+    for command in (("serve", "--port", "0"), ("worker",), ("knowledge", "index")):
+        result = run_incibot(*command, env=env, timeout=60)
+        assert result.returncode in (1, 2), (command, result.stdout, result.stderr)
+        assert f"INCIBOT_RUNBOOKS_DIR {missing} is not a directory" in result.stderr, command

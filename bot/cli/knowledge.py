@@ -19,7 +19,7 @@ from typing import Any
 from bot.db import migrate
 from bot.knowledge.service import SIMILAR_MIN_SCORE
 from bot.knowledge.suggestions import SimilarIncident
-from bot.knowledge.wiring import Knowledge
+from bot.knowledge.wiring import Knowledge, KnowledgeConfigurationError
 from bot.runtime import open_database
 from bot.settings import Settings
 from knowledge.embeddings import EmbeddingModelError, load_embedder
@@ -138,21 +138,20 @@ def eval_similar(settings: Settings, args: argparse.Namespace) -> int:
 
 def _knowledge(settings: Settings, args: argparse.Namespace) -> Knowledge | None:
     """The bot's knowledge parts over its database, with ``--runbooks``/``--model`` applied; None after
-    printing why when the database is not migrated or the model cannot be loaded."""
+    printing why when the database is not migrated, the runbook folder is missing or the model does not load."""
     overrides: dict[str, Any] = {"embedding_model": _model(settings, args)}
     if args.runbooks is not None:
         overrides["runbooks_dir"] = args.runbooks
     settings = settings.model_copy(update=overrides)
-    if not settings.effective_runbooks_dir.is_dir():
-        print(f"incibot: runbook folder not found: {settings.effective_runbooks_dir}", file=sys.stderr)
-        return None
     database = open_database(settings)
     if not migrate.is_at_head(database):
+        database.dispose()
         print("incibot: the database is not migrated: run `incibot db upgrade` first", file=sys.stderr)
         return None
     try:
         return Knowledge.build(settings, database)
-    except EmbeddingModelError as exc:
+    except KnowledgeConfigurationError as exc:
+        database.dispose()
         print(f"incibot: {exc}", file=sys.stderr)
         return None
 

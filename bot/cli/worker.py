@@ -10,12 +10,15 @@ import argparse
 import logging
 import os
 import signal
+import sys
 import threading
 from types import FrameType
 from typing import Any
 
+from bot.knowledge.wiring import KnowledgeConfigurationError
 from bot.runtime import Runtime
 from bot.settings import Settings
+from bot.slack.integration import SlackConfigurationError
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +32,11 @@ def register(commands: Any) -> None:
 
 
 def run_worker(settings: Settings, args: argparse.Namespace) -> int:
-    runtime = Runtime.build(settings.model_copy(update={"process_deliveries": True}))
+    try:
+        runtime = Runtime.build(settings.model_copy(update={"process_deliveries": True}))
+    except (SlackConfigurationError, KnowledgeConfigurationError) as exc:
+        print(f"incibot: {exc}", file=sys.stderr)
+        return 2
     stop = threading.Event()
 
     def on_signal(_signum: int, _frame: FrameType | None) -> None:

@@ -10,7 +10,11 @@ from bot.knowledge.indexer import KnowledgeIndexer
 from bot.knowledge.runbook_library import RunbookLibrary
 from bot.knowledge.service import KnowledgeService
 from bot.settings import Settings
-from knowledge.embeddings import Embedder, load_embedder
+from knowledge.embeddings import Embedder, EmbeddingModelError, load_embedder
+
+
+class KnowledgeConfigurationError(Exception):
+    """Search cannot start as configured (no runbook folder, a model that does not load)."""
 
 
 @dataclass
@@ -22,10 +26,16 @@ class Knowledge:
     def build(cls, settings: Settings, database: Database, embedder: Embedder | None = None) -> Knowledge:
         """``embedder``: a loaded model to share (tests load one per session); else the configured one is loaded
         now, at start-up, never on a request path."""
-        embedder = embedder or load_embedder(settings.embedding_model)
+        folder = settings.effective_runbooks_dir
+        if not folder.is_dir():
+            raise KnowledgeConfigurationError(f"INCIBOT_RUNBOOKS_DIR {folder} is not a directory")
+        try:
+            embedder = embedder or load_embedder(settings.embedding_model)
+        except EmbeddingModelError as exc:
+            raise KnowledgeConfigurationError(f"INCIBOT_EMBEDDING_MODEL: {exc}") from exc
         index_dir = settings.effective_index_dir
         incidents = IncidentIndex(database, embedder.name, embedder.dimension, index_dir / "incidents")
-        runbooks = RunbookLibrary(settings.effective_runbooks_dir, embedder, index_dir)
+        runbooks = RunbookLibrary(folder, embedder, index_dir)
         indexer = KnowledgeIndexer(database, embedder, incidents, runbooks, save_every=settings.index_save_interval)
         return cls(KnowledgeService(database, embedder, runbooks, incidents), indexer)
 
