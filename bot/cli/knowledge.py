@@ -18,7 +18,6 @@ from typing import Any
 
 from bot.db import migrate
 from bot.knowledge.service import SIMILAR_MIN_SCORE
-from bot.knowledge.suggestions import SimilarIncident
 from bot.knowledge.wiring import Knowledge, KnowledgeConfigurationError
 from bot.runtime import open_database
 from bot.settings import Settings
@@ -206,7 +205,7 @@ def _search_incidents(settings: Settings, args: argparse.Namespace) -> int:
     found = knowledge.service.search_incidents(args.text, limit=args.limit)
     knowledge.service.database.dispose()
     if args.json:
-        print(json.dumps({"results": [_incident_json(item) for item in found]}))
+        print(json.dumps({"results": [item.to_json() for item in found]}))
         return 0
     if not found:
         print("no similar past incidents")
@@ -222,14 +221,3 @@ def format_age(elapsed: timedelta) -> str:
     if minutes < 120:
         return f"{minutes} min"
     return f"{minutes // 60} h" if minutes < 48 * 60 else f"{minutes // 1440} d"
-
-
-def _incident_json(item: SimilarIncident) -> dict[str, Any]:
-    return {
-        "id": item.id,
-        "title": item.title,
-        "score": item.score,
-        "status": item.status,
-        "opened_at": item.opened_at.isoformat(),
-        "resolution": item.resolution,
-    }

@@ -25,6 +25,9 @@ class SimilarIncident:
     opened_at: datetime
     resolution: str  # the note people wrote, "auto-resolved after N min", or "still open"
 
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "opened_at": self.opened_at.isoformat()}
+
 
 @dataclass(frozen=True, slots=True)
 class Suggestions:
@@ -34,10 +37,7 @@ class Suggestions:
     failed: bool = False  # the search raised: the post says so rather than "looking for…" forever
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        for item in data["similar"]:
-            item["opened_at"] = item["opened_at"].isoformat()
-        return data
+        return {**asdict(self), "similar": [item.to_json() for item in self.similar]}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Suggestions:

@@ -189,12 +189,12 @@ class OutboxWorker(BackgroundLoop):
             )
 
         if kind is OutboxKind.POST_INCIDENT:
-            card = load_card(session, incident, knowledge=self._suggester is not None)
+            card = self._card(session, incident)
             incident.alerts_reported = card.alert_count  # the post lists them; "joined" replies start after
             args = {"channel": item.channel, **blocks.incident_message(card), "metadata": metadata}
             return call("chat_postMessage", args, extra={"rendered": _fingerprint(session, incident)})
         if kind is OutboxKind.UPDATE_INCIDENT:
-            message = blocks.incident_message(load_card(session, incident, knowledge=self._suggester is not None))
+            message = blocks.incident_message(self._card(session, incident))
             return call("chat_update", {"channel": channel, "ts": incident.slack_ts, **message})
         if kind is OutboxKind.THREAD_REPLY:
             text = blocks.thread_text(str(item.payload.get("text", "")))
@@ -213,6 +213,10 @@ class OutboxWorker(BackgroundLoop):
             return call("chat_postMessage", args, thread_ts=incident.slack_ts)
         suffix = int(item.payload.get("suffix", 0))
         return call("conversations_create", {"name": _channel_name(incident, suffix)}, extra={"suffix": suffix})
+
+    def _card(self, session: Session, incident: Incident) -> blocks.IncidentCard:
+        """The incident as its main message shows it (with suggestions when search is on)."""
+        return load_card(session, incident, knowledge=self._suggester is not None)
 
     # --- results -----------------------------------------------------------------------------------
 
@@ -319,7 +323,7 @@ class OutboxWorker(BackgroundLoop):
             incident = session.get(Incident, call.incident_id)
             assert incident is not None
             channel = incident.slack_channel or call.channel
-            message = blocks.incident_message(load_card(session, incident, knowledge=self._suggester is not None))
+            message = blocks.incident_message(self._card(session, incident))
         metadata = {
             "event_type": METADATA_EVENT,
             "event_payload": {"repost_of": call.item_id, "incident_id": call.incident_id},
