@@ -2,8 +2,9 @@
 
 Commands, interactivity and events share this one URL (Bolt's convention). Verification happens here,
 before Bolt: a forged, stale (over 5 minutes either way) or malformed request gets 401, runs no listener,
-writes nothing, and its body is never logged. Bolt's sync dispatch runs in the thread pool so it never
-blocks the event loop that serves alert ingestion.
+writes nothing, and its body is never logged. Without a signing secret (Socket Mode only) HTTP mode is off:
+every request gets 404 and nothing runs. Bolt's sync dispatch runs in the thread pool so it never blocks the
+event loop that serves alert ingestion.
 """
 
 from __future__ import annotations
@@ -20,14 +21,20 @@ from bot.slack.verification import RequestVerifier
 log = logging.getLogger(__name__)
 
 MAX_SLACK_BODY = 1024 * 1024
+HTTP_MODE_OFF = "Slack's HTTP mode is off on this bot (no SLACK_SIGNING_SECRET; it uses Socket Mode)"
 
 
 class SlackEventsEndpoint:
-    def __init__(self, app: App, verifier: RequestVerifier) -> None:
+    """``verifier`` None: HTTP mode is not configured, so there is nothing to verify requests with."""
+
+    def __init__(self, app: App, verifier: RequestVerifier | None) -> None:
         self._app = app
         self._verifier = verifier
 
     async def handle(self, request: Request) -> Response:
+        if self._verifier is None:
+            log.warning("refused a request to /slack/events: %s", HTTP_MODE_OFF)
+            return JSONResponse({"error": HTTP_MODE_OFF}, status_code=404)
         body = await request.body()
         if len(body) > MAX_SLACK_BODY:
             return JSONResponse({"error": "too_large"}, status_code=413)

@@ -1,7 +1,8 @@
 """Assembles the Slack side from settings: real Slack or the local stand-in, the Bolt app, the outbox.
 
 Mode ``auto`` talks to real Slack when ``SLACK_BOT_TOKEN`` is set and to the built-in stand-in
-otherwise; ``real`` refuses to start without credentials; ``standin`` always uses the stand-in.
+otherwise; ``real`` refuses to start without credentials; ``standin`` always uses the stand-in. HTTP mode
+(``/slack/events``) needs ``SLACK_SIGNING_SECRET``; without one only Socket Mode receives, and no verifier exists.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
+from pydantic import SecretStr
 from slack_bolt import App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_sdk import WebClient
@@ -49,7 +51,7 @@ class SlackConfigurationError(Exception):
 class SlackIntegration:
     mode: str  # "real" or "standin"
     api_url: str
-    signing_secret: str
+    signing_secret: str | None  # None: HTTP mode is off (Socket Mode only)
     client: WebClient
     app: App
     outbox: OutboxWorker
@@ -71,7 +73,8 @@ class SlackIntegration:
     ) -> SlackIntegration:
         mode = _resolve_mode(settings)
         standin: StandinServer | None = None
-        app_token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else None
+        signing_secret: str | None
+        app_token = _secret(settings.slack_app_token)
         if mode == "standin":
             workspace = _standin_workspace(settings)
             port = settings.standin_port or _free_port()
@@ -80,10 +83,9 @@ class SlackIntegration:
             token, signing_secret = workspace.bot_token, secrets.token_hex(16)
             app_token = workspace.app_token if app_token else None
         else:
-            assert settings.slack_bot_token is not None
             api_url = settings.slack_api_url
-            token = settings.slack_bot_token.get_secret_value()
-            signing_secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
+            token = _secret(settings.slack_bot_token) or ""  # never empty: _resolve_mode checked it
+            signing_secret = _secret(settings.slack_signing_secret)
         # Writes go through the outbox only; its client never retries by itself (a blind re-post after a
         # dropped connection is how people get duplicate messages).
         outbox_client = WebClient(base_url=api_url, token=token, retry_handlers=[])
@@ -97,7 +99,7 @@ class SlackIntegration:
         services = SlackServices(
             database, incidents, Permissions(settings.responders, listener_client), clock, outbox.wake, knowledge
         )
-        app = build_bolt_app(listener_client, signing_secret or "unused-in-socket-mode", services)
+        app = build_bolt_app(listener_client, services)
         notifier = SlackNotifier(
             ChannelRouter(settings.routes, settings.alerts_channel),
             clock,
@@ -113,7 +115,7 @@ class SlackIntegration:
             client=listener_client,
             app=app,
             outbox=outbox,
-            endpoint=SlackEventsEndpoint(app, RequestVerifier(signing_secret)),
+            endpoint=SlackEventsEndpoint(app, RequestVerifier(signing_secret) if signing_secret else None),
             notifier=notifier,
             standin=standin,
             app_token=app_token,
@@ -159,8 +161,8 @@ class SlackIntegration:
 
 
 def _resolve_mode(settings: Settings) -> str:
-    has_token = settings.slack_bot_token is not None
-    has_receiver = settings.slack_signing_secret is not None or settings.slack_app_token is not None
+    has_token = _secret(settings.slack_bot_token) is not None
+    has_receiver = _secret(settings.slack_signing_secret) is not None or _secret(settings.slack_app_token) is not None
     if settings.slack_mode == "standin" or (settings.slack_mode == "auto" and not has_token):
         return "standin"
     if not has_token or not has_receiver:
@@ -168,6 +170,11 @@ def _resolve_mode(settings: Settings) -> str:
             "real Slack needs SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (HTTP) or SLACK_APP_TOKEN (Socket Mode)"
         )
     return "real"
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    """A credential's value; None when it is unset or blank (``SLACK_SIGNING_SECRET=`` configures nothing)."""
+    return value.get_secret_value() if value is not None and value.get_secret_value().strip() else None
 
 
 def _standin_workspace(settings: Settings) -> Workspace:
