@@ -19,6 +19,8 @@ class IncidentStatus(enum.StrEnum):
 
 
 OPEN_STATUSES = (IncidentStatus.TRIGGERED, IncidentStatus.ACKNOWLEDGED)
+GROUP_KEY_LENGTH = 600  # longer group keys are stored by digest (bot.ingest.keys); the alerts keep them in full
+SERVICE_LENGTH = 200
 
 
 class Incident(Base):
@@ -32,9 +34,9 @@ class Incident(Base):
     status: Mapped[IncidentStatus] = mapped_column(String(16), default=IncidentStatus.TRIGGERED)
     title: Mapped[str] = mapped_column(String(500))
     severity: Mapped[str] = mapped_column(String(16))
-    service: Mapped[str | None] = mapped_column(String(200))
+    service: Mapped[str | None] = mapped_column(String(SERVICE_LENGTH))
     source: Mapped[str] = mapped_column(String(32))
-    group_key: Mapped[str] = mapped_column(String(600))
+    group_key: Mapped[str] = mapped_column(String(GROUP_KEY_LENGTH))
     alert_count: Mapped[int] = mapped_column(default=0)
     opened_at: Mapped[datetime]
     last_alert_at: Mapped[datetime]

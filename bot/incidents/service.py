@@ -18,7 +18,16 @@ from sqlalchemy.orm import Session
 
 from bot.incidents.errors import IncidentNotFound
 from bot.incidents.grouping import Grouper
-from bot.incidents.models import OPEN_STATUSES, Incident, IncidentAlert, IncidentStatus, TimelineEntry
+from bot.incidents.models import (
+    GROUP_KEY_LENGTH,
+    OPEN_STATUSES,
+    SERVICE_LENGTH,
+    Incident,
+    IncidentAlert,
+    IncidentStatus,
+    TimelineEntry,
+)
+from bot.ingest.keys import bounded_key
 from bot.ingest.models import Alert
 from bot.ingest.parsed import Action
 from knowledge.alerts import DEFAULT_SEVERITY, AlertStatus, severity_rank
@@ -61,13 +70,22 @@ class IncidentService:
 
     # --- alert-driven -------------------------------------------------------------------------------
 
-    def apply_events(self, session: Session, events: Sequence[Sequence[object]], received_at: datetime) -> None:
-        """Apply the occurrence changes one delivery recorded at ingest, in order.
+    def apply_events(
+        self,
+        session: Session,
+        events: Sequence[Sequence[object]],
+        received_at: datetime,
+        *,
+        enough: Callable[[int], bool] = lambda _applied: False,
+    ) -> int:
+        """Apply the occurrence changes one delivery recorded at ingest, in order; returns how many were applied.
 
-        Timeline entries are written once per incident and delivery (a 500-alert group is one line), and an
-        incident resolves by itself once the delivery leaves none of its alerts firing.
+        ``enough(applied)`` is asked after each event: when it says so, the rest is left for a later call (a
+        large delivery is applied in chunks). Timeline entries are written once per incident and call (a
+        500-alert group is one line), and an incident resolves by itself once no alert of it is firing.
         """
         changes: dict[int, _Changes] = {}
+        applied = 0
         for event in events:
             alert_id, action = event
             if not isinstance(alert_id, int) or not isinstance(action, str):
@@ -89,8 +107,12 @@ class IncidentService:
                     self._acknowledge(session, owner, alert.source, received_at)
             else:
                 raise ValueError(f"unknown action {action!r}")
+            applied += 1
+            if enough(applied):
+                break
         for change in changes.values():
             self._settle(session, change, received_at)
+        return applied
 
     def _on_firing(self, session: Session, alert: Alert, at: datetime) -> tuple[Incident, _Linked | None]:
         """Link a new occurrence to its incident (reopened, joined or opened); None if already linked."""
@@ -100,7 +122,7 @@ class IncidentService:
         opened = False
         incident = self._previous_incident(session, alert, at)
         if incident is None:
-            key = self._grouper.group_key(alert)
+            key = bounded_key(self._grouper.group_key(alert), GROUP_KEY_LENGTH)
             incident = session.scalars(
                 select(Incident)
                 .where(Incident.group_key == key, Incident.status.in_(OPEN_STATUSES))
@@ -141,9 +163,9 @@ class IncidentService:
             status=IncidentStatus.TRIGGERED,
             title=alert.normalized().title[:500],
             severity=alert.severity,
-            service=alert.normalized().service,
+            service=_service(alert),
             source=alert.source,
-            group_key=key[:600],
+            group_key=key,
             alert_count=0,
             opened_at=at,
             last_alert_at=at,
@@ -172,7 +194,7 @@ class IncidentService:
         incident.last_alert_at = at
         if severity_rank(alert.severity) > severity_rank(incident.severity):
             incident.severity = alert.severity
-        incident.service = incident.service or alert.normalized().service
+        incident.service = incident.service or _service(alert)
 
     def _settle(self, session: Session, change: _Changes, at: datetime) -> None:
         incident = change.incident
@@ -302,6 +324,12 @@ class IncidentService:
         if incident is None:
             raise IncidentNotFound(incident_id)
         return incident
+
+
+def _service(alert: Alert) -> str | None:
+    """The alert's service label, clipped to the column (it only names the incident to people)."""
+    service = alert.normalized().service
+    return service[:SERVICE_LENGTH] if service else None
 
 
 def _incident_of(session: Session, alert_id: int) -> Incident | None:

@@ -34,7 +34,7 @@ class WebhookAlert(BaseModel):
     startsAt: datetime
     endsAt: datetime | None = None
     generatorURL: str | None = None
-    fingerprint: str | None = Field(default=None, max_length=128)
+    fingerprint: str | None = Field(default=None, max_length=128)  # Alertmanager and Grafana send 16 hex digits
 
     _zero_ends = field_validator("endsAt", mode="before")(_zero_time_is_none)
 
@@ -53,7 +53,8 @@ class GroupedWebhook(BaseModel):
 
     status: AlertStatus
     receiver: str = ""
-    groupKey: str = Field(min_length=1, max_length=400)
+    # No upper bound: with ``group_by: ['...']`` it holds every label of the group (bot.ingest.keys).
+    groupKey: str = Field(min_length=1)
     truncatedAlerts: int = Field(default=0, ge=0)
     alerts: list[WebhookAlert]
 

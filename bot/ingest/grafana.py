@@ -6,8 +6,6 @@ it shares the Alertmanager conversion.
 
 from __future__ import annotations
 
-from pydantic import Field
-
 from bot.ingest.alertmanager import GroupedWebhook, grouped_delivery
 from bot.ingest.parsed import ParsedDelivery
 from bot.ingest.validation import parse_body
@@ -17,7 +15,6 @@ SOURCE = "grafana"
 
 class GrafanaWebhook(GroupedWebhook):
     orgId: int | None = None
-    title: str = Field(default="", max_length=10_000)
 
 
 def parse(body: bytes) -> ParsedDelivery:

@@ -12,6 +12,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 from bot.db.base import Base, JSONDocument
 from knowledge.alerts import AlertStatus, NormalizedAlert
 
+ORDER_KEY_LENGTH = 600  # longer order keys are stored by digest (bot.ingest.keys)
+
 
 class DeliveryStatus(enum.StrEnum):
     PENDING = "pending"
@@ -24,6 +26,8 @@ class Delivery(Base):
 
     Deliveries are the work queue of the processing worker: ``pending`` until processed (``done``) or
     given up after too many attempts (``failed``). ``order_key`` keeps one group's deliveries in order.
+    A large delivery is applied in chunks, each committed with ``events_applied`` (how many of ``events``
+    are applied), so a restart resumes after the last committed chunk.
     """
 
     __tablename__ = "deliveries"
@@ -36,7 +40,7 @@ class Delivery(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     source: Mapped[str] = mapped_column(String(32))
     received_at: Mapped[datetime]
-    order_key: Mapped[str] = mapped_column(String(600))
+    order_key: Mapped[str] = mapped_column(String(ORDER_KEY_LENGTH))
     status: Mapped[DeliveryStatus] = mapped_column(String(16), default=DeliveryStatus.PENDING)
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime | None]
@@ -48,6 +52,7 @@ class Delivery(Base):
     body: Mapped[str] = mapped_column(Text)
     # Occurrence changes decided at ingest, applied to incidents by the worker: [[alert_id, kind], ...]
     events: Mapped[list[Any]] = mapped_column(JSONDocument, default=list)
+    events_applied: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
 class Alert(Base):
@@ -67,7 +72,7 @@ class Alert(Base):
     source: Mapped[str] = mapped_column(String(32))
     occurrence_key: Mapped[str] = mapped_column(String(400))
     fingerprint: Mapped[str] = mapped_column(String(300))
-    group_key: Mapped[str] = mapped_column(String(500))
+    group_key: Mapped[str] = mapped_column(Text)  # in full, however long (the source's own group key)
     alertname: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(16))
     severity: Mapped[str] = mapped_column(String(16))

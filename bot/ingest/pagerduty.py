@@ -26,15 +26,18 @@ _ACTIONS = {"trigger": Action.FIRING, "acknowledge": Action.ACKNOWLEDGE, "resolv
 
 
 class EventPayload(BaseModel):
+    """PagerDuty documents length limits for ``summary`` (1024) and ``dedup_key`` (255) only: those are kept,
+    the other strings are not bounded here either."""
+
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
     summary: str = Field(min_length=1, max_length=1024)
-    source: str = Field(min_length=1, max_length=255)
+    source: str = Field(min_length=1)
     severity: Literal["critical", "error", "warning", "info"]
     timestamp: datetime | None = None
-    component: str | None = Field(default=None, max_length=255)
-    group: str | None = Field(default=None, max_length=255)
-    class_: str | None = Field(default=None, alias="class", max_length=255)
+    component: str | None = None
+    group: str | None = None
+    class_: str | None = Field(default=None, alias="class")
     custom_details: Any = None
 
 

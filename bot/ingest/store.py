@@ -18,7 +18,8 @@ from typing import Any
 from sqlalchemy import Integer, String, Table, TextualSelect, bindparam, insert, select, text, update
 from sqlalchemy.engine import Connection
 
-from bot.ingest.models import Alert, Delivery, DeliveryStatus
+from bot.ingest.keys import bounded_key
+from bot.ingest.models import ORDER_KEY_LENGTH, Alert, Delivery, DeliveryStatus
 from bot.ingest.parsed import Action, AlertEvent, ParsedDelivery
 from knowledge.alerts import AlertStatus
 
@@ -94,7 +95,7 @@ class DeliveryStore:
             {
                 "source": parsed.source,
                 "received_at": now,
-                "order_key": parsed.order_key[:600],
+                "order_key": bounded_key(parsed.order_key, ORDER_KEY_LENGTH),
                 "status": DeliveryStatus.PENDING if events else DeliveryStatus.DONE,
                 "attempts": 0,
                 "processed_at": None if events else now,
@@ -152,7 +153,7 @@ class DeliveryStore:
             "source": alert.source,
             "occurrence_key": occurrence_key,
             "fingerprint": alert.fingerprint,
-            "group_key": event.group_key[:500],
+            "group_key": event.group_key,
             "alertname": alert.alertname[:200],
             "status": alert.status.value,
             "severity": alert.severity,
