@@ -103,10 +103,20 @@ def incibot(settings: Settings) -> Iterator[Incibot]:
 
 
 @pytest.fixture
-def alertmanager(alertmanager_binary: str, incibot: Incibot, tmp_path: Path) -> Iterator[Alertmanager]:
+def route_changes() -> dict[str, Any]:
+    """Changes to the example's route (a test parametrizes this to try another ``group_by``)."""
+    return {}
+
+
+@pytest.fixture
+def alertmanager(
+    alertmanager_binary: str, incibot: Incibot, tmp_path: Path, route_changes: dict[str, Any]
+) -> Iterator[Alertmanager]:
     """A real Alertmanager running the example configuration (see :func:`receiver_config`), killed afterwards."""
+    config = receiver_config(incibot.url)
+    config["route"].update(route_changes)
     config_path = tmp_path / "alertmanager.yml"
-    config_path.write_text(yaml.safe_dump(receiver_config(incibot.url), sort_keys=False))
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     storage = tmp_path / "alertmanager-data"
     storage.mkdir()
     log_path = tmp_path / "alertmanager.log"
@@ -322,3 +332,44 @@ def test_alertmanager_opens_and_resolves_an_incident(incibot: Incibot, alertmana
     resolved_sent = [alert for alert in webhook_alerts(resolved.deliveries) if alert["status"] == "resolved"]
     assert sorted(alert["fingerprint"] for alert in resolved_sent) == sorted(map(labels_fingerprint, labels)), context
     assert all(alert["endsAt"].startswith(rfc3339(ends_at)[:19]) for alert in resolved_sent), context
+
+
+def kubernetes_label_sets() -> list[dict[str, str]]:
+    """Two alerts with kube-prometheus-sized label sets: many labels, some long."""
+    common = {
+        "alertname": ALERTNAME,
+        "severity": "warning",
+        "service": "checkout",
+        "cluster": "test",
+        "namespace": "payments-production-eu-central-1",
+        "container": "checkout-service-sidecar-envoy-proxy",
+        "label_app_kubernetes_io_instance": "checkout-service-production-eu-central-1-canary",
+        "label_app_kubernetes_io_version": "v2026.11.29-build.18273-sha.7f3a9c1e0b4d2f6a8c9e1b3d5f7a9c1e",
+        "node": "ip-10-42-17-203.eu-central-1.compute.internal",
+        "label_team_escalation_policy": "x" * 300,
+    }
+    return [{**common, "pod": f"checkout-7c9f8d6b5-{suffix}"} for suffix in ("x2x4q", "k8m2p")]
+
+
+@pytest.mark.parametrize("route_changes", [{"group_by": ["..."]}])
+def test_group_by_every_label_with_long_labels_opens_incidents(incibot: Incibot, alertmanager: Alertmanager) -> None:
+    """``group_by: ['...']`` makes each alert its own group, and its groupKey holds every label: far over the
+    400 characters incibot once refused with a 400 (which Alertmanager never retries)."""
+    labels = kubernetes_label_sets()
+    starts_at = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=2)
+    post_alerts(alertmanager, labels, starts_at)
+
+    firing = eventually(
+        incibot,
+        alertmanager,
+        "2 alerts, each in an incident of its own",
+        lambda now: len(now.alerts) == 2 and len(now.incidents) == 2 and all_processed(now),
+    )
+    context = f"\n{firing.describe()}\n--- Alertmanager log ---\n{alertmanager.log_tail()}"
+    assert "status code 400" not in alertmanager.log_tail(), context
+    for alert in firing.alerts:
+        assert len(alert.group_key) > 600, context  # Alertmanager's own key, stored in full
+        assert f'pod="{alert.labels["pod"]}"' in alert.group_key, context
+    assert sorted(alert.labels["pod"] for alert in firing.alerts) == sorted(label["pod"] for label in labels)
+    assert all(incident.alert_count == 1 for incident in firing.incidents), context
+    assert len({incident.group_key for incident in firing.incidents}) == 2, context
