@@ -29,6 +29,7 @@ from bot.processing.worker import ProcessingWorker
 from bot.scheduling.scheduler import Maintenance
 from bot.settings import Settings
 from bot.slack.integration import SlackIntegration
+from bot.slack.notifier import ChannelRouter, SlackNotifier
 from bot.web.app import build_web_app
 from knowledge.embeddings import Embedder
 
@@ -49,7 +50,17 @@ def open_database(settings: Settings) -> Database:
 
 
 def build_incident_service(settings: Settings, clock: Clock = utc_now) -> IncidentService:
-    return IncidentService(SourceGroupGrouper(), settings.reopen_window, clock)
+    """The incident service with every listener, for every caller (serve, worker, CLI): whoever changes an
+    incident, the change reaches Slack (posts, edits and replies through the outbox) and search (the document
+    that is re-indexed). Documents are kept even with search off."""
+    notifier = SlackNotifier(
+        ChannelRouter(settings.routes, settings.alerts_channel),
+        clock,
+        min_severity=settings.min_severity,
+        reminder_after=settings.unacked_reminder,
+        incident_channels=settings.incident_channels,
+    )
+    return IncidentService(SourceGroupGrouper(), settings.reopen_window, clock, (DocumentRecorder(clock), notifier))
 
 
 @dataclass
@@ -83,7 +94,6 @@ class Runtime:
         database = database or open_database(settings)
         metrics = Metrics(database, clock)
         incidents = build_incident_service(settings, clock)
-        incidents.add_listener(DocumentRecorder(clock))  # documents are kept even with search off
         knowledge = Knowledge.build(settings, database, embedder) if settings.knowledge else None
         slack = SlackIntegration.build(
             settings, database, incidents, clock, knowledge.service if knowledge is not None else None

@@ -8,16 +8,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bot.incidents.models import Incident, TimelineEntry
 from bot.runtime import Runtime
 from bot.settings import Settings
+from bot.slack.models import OutboxItem, OutboxStatus
 from bot.standin.driver import SlackDriver
 from bot.standin.server import StandinServer
 from knowledge.embeddings import Embedder
 from tests.conftest import auth
-from tests.support import serve_in_thread, wait_for
+from tests.support import FakeClock, serve_in_thread, wait_for
 
 
 @dataclass
@@ -62,6 +63,33 @@ class SlackBot:
                     select(TimelineEntry).where(TimelineEntry.incident_id == incident_id).order_by(TimelineEntry.id)
                 )
             )
+
+
+PASSES_PER_INSTANT = 50
+
+
+def drain(runtime: Runtime, clock: FakeClock, *, step: float = 1.0, limit: float = 600.0) -> None:
+    """Apply the stored deliveries and send the outbox, moving the fake clock on by ``step`` seconds whenever
+    nothing more can be done at this instant (pacing, Retry-After, coalescing), until no Slack write is
+    pending. Tests call this instead of sleeping: no real time has to pass, and "nothing more happens" is
+    checked once everything due has happened. Timers (reminders) are left alone; advance the clock for them."""
+    waited = 0.0
+    while True:
+        for _ in range(PASSES_PER_INSTANT):
+            if not runtime.worker.run_once() and not runtime.slack.outbox.run_once():
+                break
+        else:
+            raise AssertionError("the worker or the outbox kept finding work at one instant")
+        with runtime.database.read() as session:
+            pending = session.scalar(
+                select(func.count()).select_from(OutboxItem).where(OutboxItem.status == OutboxStatus.PENDING)
+            )
+        if not pending:
+            return
+        if waited >= limit:
+            raise AssertionError(f"{pending} Slack writes still pending after {limit:.0f} s of fake time")
+        clock.advance(seconds=step)
+        waited += step
 
 
 @contextmanager

@@ -29,7 +29,6 @@ from bot.knowledge.service import KnowledgeService
 from bot.settings import Settings
 from bot.slack.app import build_bolt_app
 from bot.slack.http import SlackEventsEndpoint
-from bot.slack.notifier import ChannelRouter, SlackNotifier
 from bot.slack.outbox import OutboxWorker
 from bot.slack.services import Permissions, SlackServices
 from bot.slack.suggester import Suggester
@@ -56,7 +55,6 @@ class SlackIntegration:
     app: App
     outbox: OutboxWorker
     endpoint: SlackEventsEndpoint
-    notifier: SlackNotifier
     standin: StandinServer | None
     app_token: str | None
     runtime_file: Path
@@ -100,14 +98,6 @@ class SlackIntegration:
             database, incidents, Permissions(settings.responders, listener_client), clock, outbox.wake, knowledge
         )
         app = build_bolt_app(listener_client, services)
-        notifier = SlackNotifier(
-            ChannelRouter(settings.routes, settings.alerts_channel),
-            clock,
-            min_severity=settings.min_severity,
-            reminder_after=settings.unacked_reminder,
-            incident_channels=settings.incident_channels,
-        )
-        incidents.add_listener(notifier)
         return cls(
             mode=mode,
             api_url=api_url,
@@ -116,7 +106,6 @@ class SlackIntegration:
             app=app,
             outbox=outbox,
             endpoint=SlackEventsEndpoint(app, RequestVerifier(signing_secret) if signing_secret else None),
-            notifier=notifier,
             standin=standin,
             app_token=app_token,
             runtime_file=settings.state_dir / "runtime.json",
