@@ -9,6 +9,7 @@ import hmac
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.error import URLError
@@ -17,6 +18,7 @@ from urllib.parse import parse_qs
 import httpx
 import orjson
 import pytest
+import yaml
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import Clock, SignatureVerifier
@@ -30,10 +32,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bot.slack.scopes import METHODS
 from bot.standin import signing
 from bot.standin.app import Standin, build_app
 from bot.standin.blocks_limits import ContentError, check_message
 from bot.standin.driver import Signing, SlackDriver
+from bot.standin.grants import accepted
 from bot.standin.server import StandinServer
 from bot.standin.workspace import BOT_USER_ID, DEFAULT_APP_TOKEN, DEFAULT_BOT_TOKEN, ChannelSeed, Workspace
 from tests.support import serve_in_thread, wait_for
@@ -49,9 +53,20 @@ WORKSPACE = Workspace(
 )
 
 
+@pytest.fixture(scope="module")
+def every_scope(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A manifest granting every bot scope of every method the stand-in answers: these tests check the
+    methods' answers; scopes have their own tests (tests/test_standin_rules.py)."""
+    scopes = sorted({scope for method, entry in METHODS.items() if not entry.app_token for scope in accepted(method)})
+    path = tmp_path_factory.mktemp("manifest") / "every-scope.yml"
+    path.write_text(yaml.safe_dump({"oauth_config": {"scopes": {"bot": scopes}}}))
+    return path
+
+
 @pytest.fixture
-def standin(tmp_path: Path) -> Iterator[StandinServer]:
-    with StandinServer(tmp_path / "standin.sqlite", workspace=WORKSPACE) as server:
+def standin(tmp_path: Path, every_scope: Path) -> Iterator[StandinServer]:
+    workspace = replace(WORKSPACE, manifest=every_scope)
+    with StandinServer(tmp_path / "standin.sqlite", workspace=workspace, rate_limits=False) as server:
         yield server
 
 

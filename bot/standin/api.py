@@ -2,8 +2,10 @@
 
 Parameters come as Slack accepts them: form strings (``blocks``/``metadata`` as JSON text, booleans as
 ``1``/``true``) or JSON values. Channels are Slack ids; ``chat.postMessage`` and ``chat.postEphemeral`` also
-take a name (``incidents`` or ``#incidents``), as Slack does. The bot may only post to, and read, channels it
-is a member of (``not_in_channel``); ``conversations.join`` makes it one of a public channel.
+take a name (``incidents`` or ``#incidents``), as Slack does. A call needs its method's scope for the channel's
+type (``missing_scope`` with ``needed`` and ``provided`` otherwise, see :mod:`bot.standin.grants`). The bot
+may only read channels it is a member of (``not_in_channel``), and post to them, or to any public channel
+with ``chat:write.public``; ``conversations.join`` makes it a member of a public channel.
 
 The module stays whole: it is the method table and the shared argument, channel and message-shape rules
 those methods need, one small handler each.
@@ -17,15 +19,19 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 
+from bot.slack.scopes import POST_TO_PUBLIC_NON_MEMBER
 from bot.standin.blocks_limits import ContentError, check_message
+from bot.standin.grants import Grants, TokenKind, channel_types, token_kind
 from bot.standin.store import Channel, Content, Message, NameTaken, Store, Window, parse_ts
 from bot.standin.workspace import Workspace
 
-TokenKind = Literal["bot", "app"]
+UPDATE_MAX_TEXT = 4_000
+TOMBSTONE_TEXT = "This message was deleted."
+SLACKBOT = "USLACKBOT"
 HISTORY_LIMIT = (100, 999)  # default, maximum
 REPLIES_LIMIT = (1000, 1000)
 MAX_CHANNEL_NAME = 80
@@ -80,48 +86,64 @@ Handler = Callable[[Args], dict[str, Any]]
 
 
 class WebApi:
-    """Dispatches ``POST /api/<method>`` to the method's handler, after checking the token."""
+    """Dispatches ``POST /api/<method>`` to the method's handler, after checking the token and its scopes."""
 
-    def __init__(self, store: Store, workspace: Workspace, socket_url: Callable[[str], str]) -> None:
+    def __init__(self, store: Store, workspace: Workspace, socket_url: Callable[[str], str], grants: Grants) -> None:
         self._store = store
         self._ws = workspace
         self._bot = workspace.bot_user.id
         self._socket_url = socket_url
-        self._methods: dict[str, tuple[TokenKind, Handler]] = {
-            "auth.test": ("bot", self._auth_test),
-            "chat.postMessage": ("bot", self._post_message),
-            "chat.update": ("bot", self._update),
-            "chat.postEphemeral": ("bot", self._post_ephemeral),
-            "conversations.create": ("bot", self._create),
-            "conversations.info": ("bot", self._info),
-            "conversations.history": ("bot", self._history),
-            "conversations.replies": ("bot", self._replies),
-            "conversations.invite": ("bot", self._invite),
-            "conversations.join": ("bot", self._join),
-            "conversations.list": ("bot", self._list),
-            "usergroups.users.list": ("bot", self._group_users),
-            "users.info": ("bot", self._user_info),
-            "apps.connections.open": ("app", self._connections_open),
+        self.grants = grants
+        self._methods: dict[str, Handler] = {
+            "auth.test": self._auth_test,
+            "chat.postMessage": self._post_message,
+            "chat.update": self._update,
+            "chat.postEphemeral": self._post_ephemeral,
+            "conversations.create": self._create,
+            "conversations.info": self._info,
+            "conversations.history": self._history,
+            "conversations.replies": self._replies,
+            "conversations.invite": self._invite,
+            "conversations.join": self._join,
+            "conversations.list": self._list,
+            "usergroups.users.list": self._group_users,
+            "users.info": self._user_info,
+            "apps.connections.open": self._connections_open,
         }
+
+    @property
+    def methods(self) -> frozenset[str]:
+        """The Web API methods the stand-in answers."""
+        return frozenset(self._methods)
+
+    def token_kind(self, token: str | None) -> TokenKind | None:
+        """Whose token it is: the bot's, the app's, or (None) no valid one."""
+        tokens: dict[str, TokenKind] = {self._ws.bot_token: "bot", self._ws.app_token: "app"}
+        return tokens.get(token or "")
 
     def call(self, method: str, params: Mapping[str, Any], token: str | None, base_url: str) -> dict[str, Any]:
         """The ``ok`` answer of ``method``; raises :class:`ApiError` for an error answer."""
         if method not in self._methods:
             raise ApiError("unknown_method")
-        kind, handler = self._methods[method]
         if not token:
             raise ApiError("not_authed")
-        tokens: dict[str, TokenKind] = {self._ws.bot_token: "bot", self._ws.app_token: "app"}
-        if token not in tokens:
+        kind = self.token_kind(token)
+        if kind is None:
             raise ApiError("invalid_auth")
-        if tokens[token] != kind:
+        if kind != token_kind(method):
             raise ApiError("not_allowed_token_type")
-        return {"ok": True, **handler(Args(params, base_url))}
+        missing = self.grants.missing(method, kind, channel_types(method, params, self._store, self._bot))
+        if missing:
+            raise ApiError("missing_scope", needed=",".join(missing), provided=",".join(self.grants.of(kind)))
+        return {"ok": True, **self._methods[method](Args(params, base_url))}
 
     # Message shapes.
 
     def message_json(self, message: Message, *, with_metadata: bool = True) -> dict[str, Any]:
-        """A message as ``conversations.history`` shows it."""
+        """A message as ``conversations.history`` shows it (a deleted parent of a thread as its tombstone)."""
+        if message.deleted:
+            tombstone = {"type": "message", "subtype": "tombstone", "user": SLACKBOT, "text": TOMBSTONE_TEXT}
+            return tombstone | {"hidden": True, "ts": message.ts, "is_locked": False} | self._thread_json(message)
         content = message.content
         shaped: dict[str, Any] = {"type": "message", "user": message.user, "text": content.text, "ts": message.ts}
         if message.user == self._bot:
@@ -135,21 +157,24 @@ class WebApi:
             shaped["metadata"] = content.metadata
         if message.edited_ts is not None:
             shaped["edited"] = {"user": message.edited_by, "ts": message.edited_ts}
+        return shaped | self._thread_json(message)
+
+    def _thread_json(self, message: Message) -> dict[str, Any]:
+        """A reply's link to its parent, or a parent's summary of its replies."""
         if message.thread_ts is not None:
             parent = self._store.message(message.channel_id, message.thread_ts)
-            shaped |= {"thread_ts": message.thread_ts, "parent_user_id": parent.user if parent else message.user}
-            return shaped
+            return {"thread_ts": message.thread_ts, "parent_user_id": parent.user if parent else message.user}
         replies = self._store.replies(message.channel_id, message.ts)
-        if replies:
-            users = list(dict.fromkeys(reply.user for reply in replies))
-            shaped |= {
-                "thread_ts": message.ts,
-                "reply_count": len(replies),
-                "reply_users_count": len(users),
-                "latest_reply": replies[-1].ts,
-                "reply_users": users,
-            }
-        return shaped
+        if not replies:
+            return {}
+        users = list(dict.fromkeys(reply.user for reply in replies))
+        return {
+            "thread_ts": message.ts,
+            "reply_count": len(replies),
+            "reply_users_count": len(users),
+            "latest_reply": replies[-1].ts,
+            "reply_users": users,
+        }
 
     def channel_json(self, channel: Channel) -> dict[str, Any]:
         members = self._store.members(channel.id)
@@ -163,7 +188,7 @@ class WebApi:
             "is_mpim": False,
             "is_private": channel.is_private,
             "is_archived": False,
-            "is_general": False,
+            "is_general": channel.id == self._ws.general_channel_id,
             "is_member": self._bot in members,
             "created": channel.created,
             "creator": channel.creator,
@@ -188,6 +213,14 @@ class WebApi:
     def _member_channel(self, args: Args, *, by_name: bool = False) -> Channel:
         channel = self._channel(args, by_name=by_name)
         if self._bot not in self._store.members(channel.id):
+            raise ApiError("not_in_channel")
+        return channel
+
+    def _postable_channel(self, args: Args) -> Channel:
+        """A channel the bot is in, or a public one when it was granted ``chat:write.public``."""
+        channel = self._channel(args, by_name=True)
+        public_allowed = not channel.is_private and POST_TO_PUBLIC_NON_MEMBER in self.grants.bot
+        if not public_allowed and self._bot not in self._store.members(channel.id):
             raise ApiError("not_in_channel")
         return channel
 
@@ -223,7 +256,7 @@ class WebApi:
         return parent.thread_ts or parent.ts  # a reply to a reply joins the parent's thread
 
     def _user(self, user_id: str) -> str:
-        if self._ws.user(user_id) is None:
+        if self._store.user(user_id) is None:
             raise ApiError("user_not_found")
         return user_id
 
@@ -241,7 +274,7 @@ class WebApi:
         }
 
     def _post_message(self, args: Args) -> dict[str, Any]:
-        channel = self._member_channel(args, by_name=True)
+        channel = self._postable_channel(args)
         content = self._content(args)
         message = self._store.add_message(channel.id, self._bot, content, self._thread_parent(channel, args))
         return {"channel": channel.id, "ts": message.ts, "message": self.message_json(message)}
@@ -249,8 +282,10 @@ class WebApi:
     def _update(self, args: Args) -> dict[str, Any]:
         channel = self._member_channel(args)
         current = self._store.message(channel.id, args.text("ts"))
-        if current is None:
+        if current is None or current.deleted:
             raise ApiError("message_not_found")
+        if len(args.text("text")) > UPDATE_MAX_TEXT:
+            raise ApiError("msg_too_long")
         updated = self._store.update_message(channel.id, current.ts, self._content(args, current.content), self._bot)
         if updated is None:
             raise ApiError("message_not_found")
@@ -327,19 +362,33 @@ class WebApi:
         return answer
 
     def _invite(self, args: Args) -> dict[str, Any]:
+        """One bad user fails the whole call, unless ``force``: then the valid ones are invited, and ``errors``
+        lists the others (one ``{"user", "ok": false, "error"}`` each)."""
         channel = self._member_channel(args)
-        users = [user.strip() for user in args.text("users").split(",") if user.strip()]
+        users = list(dict.fromkeys(user.strip() for user in args.text("users").split(",") if user.strip()))
         if not users:
             raise ApiError("no_user")
-        if self._bot in users:
-            raise ApiError("cant_invite_self")
-        members = self._store.members(channel.id)
-        for user in users:
-            self._user(user)
-        if len(users) == 1 and users[0] in members:
-            raise ApiError("already_in_channel")
-        self._store.add_members(channel.id, users)
-        return {"channel": self.channel_json(channel)}
+        members = set(self._store.members(channel.id))
+        errors = [
+            {"user": user, "ok": False, "error": error}
+            for user in users
+            if (error := self._invite_error(user, members, alone=len(users) == 1)) is not None
+        ]
+        if errors and not (args.flag("force") and len(errors) < len(users)):
+            raise ApiError(str(errors[0]["error"]), errors=errors)
+        failed = {str(error["user"]) for error in errors}
+        self._store.add_members(channel.id, [user for user in users if user not in failed and user not in members])
+        answer: dict[str, Any] = {"channel": self.channel_json(channel)}
+        return answer | ({"errors": errors} if errors else {})
+
+    def _invite_error(self, user: str, members: set[str], *, alone: bool) -> str | None:
+        if user == self._bot:
+            return "cant_invite_self"
+        if self._store.user(user) is None:
+            return "user_not_found"
+        if alone and user in members:
+            return "already_in_channel"  # among several, a member already in is skipped silently
+        return None
 
     def _join(self, args: Args) -> dict[str, Any]:
         channel = self._channel(args)
@@ -374,7 +423,7 @@ class WebApi:
         return {"users": list(groups[group])}
 
     def _user_info(self, args: Args) -> dict[str, Any]:
-        user = self._ws.user(args.text("user"))
+        user = self._store.user(args.text("user"))
         if user is None:
             raise ApiError("user_not_found")
         return {"user": user.as_slack(self._ws.team_id)}

@@ -1,7 +1,9 @@
 """The stand-in's HTTP surface: Slack's Web API under ``/api/``, and the test hooks under ``/_standin/``.
 
 Web API calls are authenticated with the bearer token (or, for form bodies, a ``token`` parameter), run into
-any scripted fault, and are recorded in the call log. ``/_standin/`` needs no credential; the whole app
+any scripted fault, then into the method's rate limit (HTTP 429 with ``Retry-After``), and are recorded in the
+call log. Every answer to a valid token carries Slack's ``x-oauth-scopes`` (what the token was granted) and
+``x-accepted-oauth-scopes`` (what the method accepts). ``/_standin/`` needs no credential; the whole app
 refuses clients that are not on loopback.
 """
 
@@ -24,13 +26,18 @@ from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from bot.slack.scopes import METHODS
 from bot.standin.api import ApiError, WebApi
+from bot.standin.clock import StandinClock
 from bot.standin.faults import Fault, FaultBook
+from bot.standin.grants import Grants, accepted
 from bot.standin.inspection import Inspector
+from bot.standin.manifest import AppManifest
+from bot.standin.ratelimits import RateLimiter
 from bot.standin.response_urls import ResponseUrls
 from bot.standin.socket_mode import SOCKET_PATH, NoConnection, SocketHub
 from bot.standin.store import Store
-from bot.standin.workspace import Workspace
+from bot.standin.workspace import User, Workspace
 
 SERVER_ERRORS = {500: "fatal_error", 503: "service_unavailable"}
 DISCONNECT_WAIT = 5.0
@@ -47,15 +54,24 @@ class Standin:
     hub: SocketHub
     response_urls: ResponseUrls
     inspector: Inspector
+    clock: StandinClock
+    rate_limits: RateLimiter
 
     @classmethod
-    def open(cls, db_path: Path, workspace: Workspace) -> Standin:
+    def open(
+        cls, db_path: Path, workspace: Workspace, *, clock: StandinClock | None = None, rate_limits: bool = True
+    ) -> Standin:
+        """The stand-in over ``db_path``, with the app installed from the workspace's manifest."""
+        grants = Grants(AppManifest.load(workspace.manifest).bot_scopes, workspace.app_token_scopes)
+        clock = clock or StandinClock()
         store = Store(db_path)
-        store.seed(workspace.channels, workspace.bot_user.id)
+        store.seed((workspace.bot_user, *workspace.users), workspace.channels, workspace.bot_user.id)
         hub = SocketHub(workspace.app_id)
-        api = WebApi(store, workspace, hub.issue_url)
-        responses = ResponseUrls(store, workspace.bot_user.id)
-        return cls(workspace, store, api, FaultBook(), hub, responses, Inspector(store, api))
+        api = WebApi(store, workspace, hub.issue_url, grants)
+        responses = ResponseUrls(store, workspace.bot_user.id, clock)
+        inspector = Inspector(store, api)
+        limiter = RateLimiter(clock, enabled=rate_limits)
+        return cls(workspace, store, api, FaultBook(), hub, responses, inspector, clock, limiter)
 
 
 def build_app(standin: Standin, drop_connection: Callable[[Scope], None]) -> Starlette:
@@ -104,7 +120,7 @@ def build_app(standin: Standin, drop_connection: Callable[[Scope], None]) -> Sta
         target = await run_in_threadpool(standin.store.channel, channel_ref)
         if target is None:
             return _not_found("channel_not_found")
-        if standin.workspace.user(user) is None:
+        if await run_in_threadpool(standin.store.user, user) is None:
             return _not_found("user_not_found")
         message_ts = str(body["message_ts"]) if body.get("message_ts") else None
         url = await run_in_threadpool(standin.response_urls.mint, _base(request), target, user, message_ts)
@@ -148,8 +164,49 @@ def build_app(standin: Standin, drop_connection: Callable[[Scope], None]) -> Sta
             return _json(200, {"envelope_id": envelope_id, "acked": False})
         return _json(200, {"envelope_id": envelope_id, "acked": True, "payload": got.payload, "latency": got.latency})
 
+    async def ratelimits(request: Request) -> Response:
+        if request.method == "POST":
+            try:
+                enabled = _object(await request.body())["enabled"]
+            except (ValueError, KeyError):
+                return _json(400, {"ok": False, "error": 'give {"enabled": true|false}'})
+            if not isinstance(enabled, bool):
+                return _json(400, {"ok": False, "error": "enabled must be true or false"})
+            standin.rate_limits.set_enabled(enabled)
+        return _json(200, {"ok": True, "enabled": standin.rate_limits.enabled})
+
+    async def clock(request: Request) -> Response:
+        if request.method == "POST":
+            try:
+                standin.clock.advance(float(_object(await request.body())["advance"]))
+            except (ValueError, KeyError, TypeError):
+                return _json(400, {"ok": False, "error": 'give {"advance": SECONDS}, not negative'})
+        return _json(200, {"ok": True, "now": standin.clock.now()})
+
+    async def users(request: Request) -> Response:
+        if request.method == "POST":
+            try:
+                body = _object(await request.body())
+                user = _new_user(body)
+                channels = [str(channel) for channel in body.get("channels") or []]
+            except (ValueError, KeyError, TypeError) as exc:
+                return _json(400, {"ok": False, "error": str(exc)})
+            status, answer = await run_in_threadpool(_add_user, standin.store, user, channels)
+            if status != 200:
+                return _json(status, answer)
+        known = await run_in_threadpool(standin.store.users)
+        return _json(200, {"ok": True, "users": [{"id": u.id, "name": u.name, "is_bot": u.is_bot} for u in known]})
+
+    async def socket_disconnect(request: Request) -> Response:
+        try:
+            reason = str(_object(await request.body() or b"{}").get("reason", "refresh_requested"))
+            count = await standin.hub.disconnect(reason)
+        except ValueError as exc:
+            return _json(400, {"ok": False, "error": str(exc)})
+        return _json(200, {"ok": True, "connections": count})
+
     routes = [
-        Route("/api/{method}", _ApiEndpoint(standin.api, standin.store, standin.faults, drop_connection)),
+        Route("/api/{method}", _ApiEndpoint(standin, drop_connection)),
         Route("/_standin/messages", messages, methods=["GET"]),
         Route("/_standin/messages/{channel}/{ts}", message, methods=["GET", "DELETE"]),
         Route("/_standin/channels/{channel}", channel, methods=["GET"]),
@@ -161,6 +218,10 @@ def build_app(standin: Standin, drop_connection: Callable[[Scope], None]) -> Sta
         Route("/_standin/responses/{id}", responses, methods=["GET"]),
         Route("/_standin/socket/envelopes", push_envelope, methods=["POST"]),
         Route("/_standin/socket/acks/{envelope_id}", ack, methods=["GET"]),
+        Route("/_standin/socket/disconnect", socket_disconnect, methods=["POST"]),
+        Route("/_standin/ratelimits", ratelimits, methods=["GET", "POST"]),
+        Route("/_standin/clock", clock, methods=["GET", "POST"]),
+        Route("/_standin/users", users, methods=["GET", "POST"]),
         WebSocketRoute(SOCKET_PATH, standin.hub.serve),
     ]
     return Starlette(routes=routes, middleware=[Middleware(_LoopbackOnly)])
@@ -169,10 +230,10 @@ def build_app(standin: Standin, drop_connection: Callable[[Scope], None]) -> Sta
 class _ApiEndpoint:
     """``GET|POST /api/<method>``, as a raw ASGI app so that it can leave a request unanswered."""
 
-    def __init__(self, api: WebApi, store: Store, faults: FaultBook, drop: Callable[[Scope], None]) -> None:
-        self._api = api
-        self._store = store
-        self._faults = faults
+    def __init__(self, standin: Standin, drop: Callable[[Scope], None]) -> None:
+        self._standin = standin
+        self._api = standin.api
+        self._store = standin.store
         self._drop = drop
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -183,30 +244,50 @@ class _ApiEndpoint:
         except ApiError as exc:
             await _json(200, {"ok": False, "error": exc.error})(scope, receive, send)
             return
-        fault = await run_in_threadpool(self._fault_for, method, params.get("channel"))
+        headers = self._scope_headers(method, token)
+        channel_keys = await run_in_threadpool(self._channel_keys, params.get("channel"))
+        fault = self._standin.faults.take(method, channel_keys)
         if fault is not None and fault.kind == "latency":
             await asyncio.sleep(fault.seconds)
         if fault is not None and fault.kind in ("ratelimited", "server_error"):
-            response = _fault_response(fault)
+            response = _fault_response(fault, headers)
             error = "ratelimited" if fault.kind == "ratelimited" else SERVER_ERRORS.get(fault.status, "internal_error")
             await run_in_threadpool(self._store.record_call, method, params, response.status_code, error, fault.kind)
             await response(scope, receive, send)
+            return
+        channel_id = next((key for key in channel_keys if key.startswith(("C", "G"))), None)
+        retry_after = self._standin.rate_limits.retry_after(method, channel_id)
+        if retry_after is not None:
+            await run_in_threadpool(self._store.record_call, method, params, 429, "ratelimited", None)
+            await _json(429, {"ok": False, "error": "ratelimited"}, headers | {"Retry-After": str(retry_after)})(
+                scope, receive, send
+            )
             return
         answer = await run_in_threadpool(self._run, method, params, token, _base(request), fault)
         if fault is not None and fault.kind == "accept_then_drop":
             self._drop(scope)
             await _until_disconnect(receive)
             return
-        await _json(200, answer)(scope, receive, send)
+        await _json(200, answer, headers)(scope, receive, send)
 
-    def _fault_for(self, method: str, channel_ref: Any) -> Fault | None:
+    def _scope_headers(self, method: str, token: str | None) -> dict[str, str]:
+        """``x-oauth-scopes`` and ``x-accepted-oauth-scopes``, for a valid token."""
+        kind = self._api.token_kind(token)
+        if kind is None:
+            return {}
+        headers = {"x-oauth-scopes": ",".join(self._api.grants.of(kind))}
+        if method in METHODS:
+            headers["x-accepted-oauth-scopes"] = ",".join(accepted(method))
+        return headers
+
+    def _channel_keys(self, channel_ref: Any) -> set[str]:
         keys: set[str] = set()
         if channel_ref:
             keys.add(str(channel_ref).removeprefix("#"))
             channel = self._store.channel(str(channel_ref))
             if channel is not None:
                 keys |= {channel.id, channel.name}
-        return self._faults.take(method, keys)
+        return keys
 
     def _run(
         self, method: str, params: dict[str, Any], token: str | None, base_url: str, fault: Fault | None
@@ -217,6 +298,29 @@ class _ApiEndpoint:
             answer = {"ok": False, "error": exc.error, **exc.extra}
         self._store.record_call(method, params, 200, answer.get("error"), fault.kind if fault else None)
         return answer
+
+
+def _new_user(body: dict[str, Any]) -> User:
+    """A user from ``POST /_standin/users``: ``{"id": "U…", "name", "real_name"?, "channels"?: [...]}``."""
+    user_id, name = str(body["id"]), str(body.get("name") or "")
+    if not (user_id[:1] in ("U", "W") and user_id[1:].isalnum() and user_id.isupper()):
+        raise ValueError("id must look like a Slack user id: U or W, then capital letters and digits")
+    if not name:
+        raise ValueError("give the user's name (handle)")
+    return User(user_id, name, str(body.get("real_name") or name), name)
+
+
+def _add_user(store: Store, user: User, channels: list[str]) -> tuple[int, dict[str, Any]]:
+    found = [store.channel(channel) for channel in channels]
+    missing = [channel for channel, got in zip(channels, found, strict=True) if got is None]
+    if missing:
+        return 404, {"ok": False, "error": f"no channel {', '.join(missing)}"}
+    if not store.add_user(user):
+        return 409, {"ok": False, "error": f"user {user.id} exists already"}
+    for channel in found:
+        assert channel is not None
+        store.add_members(channel.id, [user.id])
+    return 200, {"ok": True}
 
 
 async def _read_params(request: Request) -> tuple[dict[str, Any], str | None]:
@@ -248,10 +352,10 @@ async def _until_disconnect(receive: Receive) -> None:
             pass
 
 
-def _fault_response(fault: Fault) -> Response:
+def _fault_response(fault: Fault, headers: dict[str, str]) -> Response:
     if fault.kind == "ratelimited":
-        return _json(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(fault.retry_after)})
-    return _json(fault.status, {"ok": False, "error": SERVER_ERRORS.get(fault.status, "internal_error")})
+        return _json(429, {"ok": False, "error": "ratelimited"}, headers | {"Retry-After": str(fault.retry_after)})
+    return _json(fault.status, {"ok": False, "error": SERVER_ERRORS.get(fault.status, "internal_error")}, headers)
 
 
 class _LoopbackOnly:

@@ -38,6 +38,16 @@ USER_AGENT = "Slackbot 1.0 (+https://api.slack.com/robots)"
 POLL_INTERVAL = 0.05
 
 
+class UnknownUser(LookupError):
+    """The stand-in's workspace has no such user; ``known`` lists the ones it has, as ``(id, name)``."""
+
+    def __init__(self, user_id: str, known: list[tuple[str, str]]) -> None:
+        names = ", ".join(f"{uid} ({name})" for uid, name in known) or "none"
+        super().__init__(f"the stand-in has no user {user_id}; it knows {names}")
+        self.user_id = user_id
+        self.known = known
+
+
 @dataclass(frozen=True)
 class Signing:
     """How to sign one request; the defaults sign it exactly as Slack does."""
@@ -147,8 +157,10 @@ class SlackDriver:
         expect_responses: int = 1,
     ) -> Delivery:
         """``command text`` typed by ``user`` in ``channel``; waits up to ``wait_responses`` seconds for
-        ``expect_responses`` posts to the response URL after the ack."""
+        ``expect_responses`` posts to the response URL after the ack. :class:`UnknownUser` or LookupError
+        for a user or channel the stand-in does not have."""
         target = self._channel(channel)
+        user_name = self._user_name(user)
         response_url = self._mint_response_url(target["id"], user)
         fields = {
             "token": self._token,
@@ -157,7 +169,7 @@ class SlackDriver:
             "channel_id": target["id"],
             "channel_name": target["name"],
             "user_id": user,
-            "user_name": self._user_name(user),
+            "user_name": user_name,
             "command": command,
             "text": text,
             "api_app_id": self.workspace.app_id,
@@ -383,10 +395,11 @@ class SlackDriver:
             time.sleep(POLL_INTERVAL)
 
     def _user_name(self, user_id: str) -> str:
-        user = self.workspace.user(user_id)
-        if user is None:
-            raise LookupError(f"no user {user_id} in the workspace")
-        return user.name
+        users = self._standin.get("/_standin/users").raise_for_status().json()["users"]
+        known = {str(user["id"]): str(user["name"]) for user in users}
+        if user_id not in known:
+            raise UnknownUser(user_id, [(str(user["id"]), str(user["name"])) for user in users if not user["is_bot"]])
+        return known[user_id]
 
 
 def _find_action(blocks: list[Any], action_id: str) -> tuple[str | None, dict[str, Any]]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.standin.api import WebApi
+from bot.standin.api import TOMBSTONE_TEXT, WebApi
 from bot.standin.store import Message, Store
 
 
@@ -26,10 +26,10 @@ class Inspector:
 
     def _tree(self, message: Message, *, nested: bool = True) -> dict[str, Any]:
         replies = self._store.replies(message.channel_id, message.ts) if nested else []
-        return {
+        tree = {
             "ts": message.ts,
             "user": message.user,
-            "text": message.content.text,
+            "text": TOMBSTONE_TEXT if message.deleted else message.content.text,
             "blocks": message.content.blocks,
             "metadata": message.content.metadata,
             "edits": [
@@ -43,6 +43,7 @@ class Inspector:
             ],
             "replies": [self._tree(reply, nested=False) for reply in replies],
         }
+        return tree | ({"subtype": "tombstone"} if message.deleted else {})
 
     def message(self, channel_ref: str, ts: str) -> dict[str, Any] | None:
         """One message as ``conversations.history`` shows it (metadata included)."""

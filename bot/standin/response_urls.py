@@ -4,6 +4,9 @@ A response (``text``, ``blocks``, ``response_type``, ``replace_original``, ``del
 ``thread_ts``) is recorded, then applied as Slack applies it: ``delete_original`` deletes the message the
 action came from, ``replace_original`` edits it, ``in_channel`` posts a message in the channel (the bot
 need not be a member), and anything else is an ephemeral message to the user who acted.
+
+As at Slack, a response URL takes :data:`MAX_USES` posts within :data:`LIFETIME` seconds of being minted;
+a later post is refused with HTTP 404 (``used_url`` after the fifth, ``expired_url`` after 30 minutes).
 """
 
 from __future__ import annotations
@@ -15,25 +18,32 @@ from typing import Any
 import orjson
 
 from bot.standin.blocks_limits import ContentError, check_message
+from bot.standin.clock import StandinClock
 from bot.standin.store import Channel, Content, ResponseUrl, Store
+
+MAX_USES = 5
+LIFETIME = 30 * 60.0
 
 
 class ResponseUrls:
-    def __init__(self, store: Store, bot_user: str) -> None:
+    def __init__(self, store: Store, bot_user: str, clock: StandinClock) -> None:
         self._store = store
         self._bot = bot_user
+        self._clock = clock
 
     def mint(self, base_url: str, channel: Channel, user: str, message_ts: str | None = None) -> str:
         """A fresh response URL for an action by ``user`` in ``channel`` (on message ``message_ts``)."""
         url_id = secrets.token_urlsafe(12)
-        self._store.add_response_url(ResponseUrl(url_id, channel.id, message_ts, user))
+        self._store.add_response_url(ResponseUrl(url_id, channel.id, message_ts, user, self._clock.now()))
         return f"{base_url}/_standin/response/{url_id}"
 
     def receive(self, url_id: str, body: bytes) -> tuple[int, dict[str, Any]]:
         """Take a POST to the response URL ``url_id``: the HTTP status and JSON answer."""
         target = self._store.response_url(url_id)
-        if target is None:
+        if target is None or self._clock.now() - target.created > LIFETIME:
             return 404, {"ok": False, "error": "expired_url"}
+        if len(self._store.responses(url_id)) >= MAX_USES:
+            return 404, {"ok": False, "error": "used_url"}
         try:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError:

@@ -19,9 +19,10 @@ import uvicorn
 from starlette.types import Scope
 
 from bot.standin.app import Standin, build_app
+from bot.standin.clock import StandinClock
 from bot.standin.faults import Fault, FaultKind
 from bot.standin.socket_mode import Ack
-from bot.standin.workspace import Workspace
+from bot.standin.workspace import User, Workspace
 
 HOST = "127.0.0.1"
 START_TIMEOUT = 10.0
@@ -29,11 +30,23 @@ _T = TypeVar("_T")
 
 
 class StandinServer:
-    """The stand-in over the SQLite file ``db_path``, served on ``port`` (0: a free one)."""
+    """The stand-in over the SQLite file ``db_path``, served on ``port`` (0: a free one), for ``workspace``
+    (default: :meth:`Workspace.default`). Rate limits are on unless ``rate_limits=False``; ``clock`` is the
+    time source of the rules that depend on time (tests advance it with :meth:`advance_clock`)."""
 
-    def __init__(self, db_path: Path, *, port: int = 0, workspace: Workspace | None = None) -> None:
+    def __init__(
+        self,
+        db_path: Path,
+        *,
+        port: int = 0,
+        workspace: Workspace | None = None,
+        rate_limits: bool = True,
+        clock: StandinClock | None = None,
+    ) -> None:
         self.db_path = db_path
-        self.workspace = workspace or Workspace()
+        self.workspace = workspace or Workspace.default()
+        self.clock = clock or StandinClock()
+        self._rate_limits = rate_limits
         self._port = port
         self._standin: Standin | None = None
         self._server: uvicorn.Server | None = None
@@ -56,7 +69,7 @@ class StandinServer:
     def start(self) -> str:
         if self._url is not None:
             raise RuntimeError("the stand-in is running already")
-        self._standin = Standin.open(self.db_path, self.workspace)
+        self._standin = Standin.open(self.db_path, self.workspace, clock=self.clock, rate_limits=self._rate_limits)
         config = uvicorn.Config(
             build_app(self._standin, self._drop_connection),
             host=HOST,
@@ -198,3 +211,29 @@ class StandinServer:
 
     def wait_for_ack(self, envelope_id: str, timeout: float = 3.0) -> Ack | None:
         return self._on_loop(self._parts.hub.wait_for_ack(envelope_id, timeout), timeout + 5)
+
+    def disconnect_socket(self, reason: str = "refresh_requested") -> int:
+        """Send Slack's ``disconnect`` message to every Socket Mode connection; how many there were."""
+        return self._on_loop(self._parts.hub.disconnect(reason), 5)
+
+    @property
+    def socket_connections(self) -> int:
+        return self._parts.hub.connections
+
+    def set_rate_limits(self, enabled: bool) -> None:
+        """Turn Slack's per-method rate limits on or off (``POST /_standin/ratelimits``)."""
+        self._parts.rate_limits.set_enabled(enabled)
+
+    def advance_clock(self, seconds: float) -> None:
+        """Move the stand-in's clock forward (``POST /_standin/clock``)."""
+        self.clock.advance(seconds)
+
+    def add_user(self, user: User, channels: tuple[str, ...] = ()) -> None:
+        """Add a workspace member, in ``channels`` (``POST /_standin/users``); ValueError if the id is taken."""
+        if not self._parts.store.add_user(user):
+            raise ValueError(f"user {user.id} exists already")
+        for ref in channels:
+            channel = self._parts.store.channel(ref)
+            if channel is None:
+                raise KeyError(ref)
+            self._parts.store.add_members(channel.id, [user.id])

@@ -1,5 +1,7 @@
 """Socket Mode: ``apps.connections.open`` hands out ``ws://…/_standin/socket?ticket=…``; a client that
 connects gets Slack's ``hello``, then the envelopes the driver pushes, and acks each by its envelope id.
+:meth:`SocketHub.disconnect` sends Slack's ``disconnect`` message (``refresh_requested``, say) to every
+connection and closes them :data:`DISCONNECT_GRACE` seconds later; a client is expected to open a new one.
 
 Everything but :meth:`SocketHub.issue_url` runs on the server's event loop.
 """
@@ -7,6 +9,7 @@ Everything but :meth:`SocketHub.issue_url` runs on the server's event loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import threading
 import uuid
@@ -17,6 +20,8 @@ import orjson
 from starlette.websockets import WebSocket
 
 SOCKET_PATH = "/_standin/socket"
+DISCONNECT_GRACE = 2.0
+DISCONNECT_REASONS = ("refresh_requested", "warning", "link_disabled")
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,7 @@ class SocketHub:
         self._sockets: list[WebSocket] = []
         self._connected = asyncio.Condition()
         self._pending: dict[str, tuple[float, asyncio.Future[Ack]]] = {}
+        self._closing: set[asyncio.Task[None]] = set()
 
     def issue_url(self, base_url: str) -> str:
         """A WebSocket URL with a fresh ticket, for ``apps.connections.open`` (any thread)."""
@@ -119,6 +125,32 @@ class SocketHub:
         self._pending[envelope_id] = (loop.time(), loop.create_future())
         await websocket.send_text(orjson.dumps(envelope).decode())
         return envelope_id
+
+    @property
+    def connections(self) -> int:
+        return len(self._sockets)
+
+    async def disconnect(self, reason: str = "refresh_requested") -> int:
+        """Tell every connection to go (Slack's ``disconnect`` message), close them after the grace period;
+        how many there were."""
+        if reason not in DISCONNECT_REASONS:
+            raise ValueError(f"reason must be one of {', '.join(DISCONNECT_REASONS)}")
+        message = orjson.dumps({"type": "disconnect", "reason": reason, "debug_info": {"host": "standin"}}).decode()
+        sockets = list(self._sockets)
+        for websocket in sockets:
+            await websocket.send_text(message)
+        if reason != "warning":
+            task = asyncio.create_task(self._close_later(sockets))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+        return len(sockets)
+
+    async def _close_later(self, sockets: list[WebSocket]) -> None:
+        await asyncio.sleep(DISCONNECT_GRACE)
+        for websocket in sockets:
+            if websocket in self._sockets:
+                with contextlib.suppress(RuntimeError):  # the client closed it meanwhile
+                    await websocket.close(code=1001)
 
     async def wait_for_ack(self, envelope_id: str, timeout: float) -> Ack | None:
         """The envelope's ack, waiting up to ``timeout`` seconds for it; None if none came; KeyError if unknown."""

@@ -1,5 +1,7 @@
-"""The stand-in's memory in one SQLite file (stdlib ``sqlite3``): channels, members, messages with their edit
-history, ephemeral messages, response URLs and what was posted to them, and the API call log.
+"""The stand-in's memory in one SQLite file (stdlib ``sqlite3``): users, channels, members, messages with their
+edit history, ephemeral messages, response URLs and what was posted to them, and the API call log.
+
+Deleting a message that has thread replies leaves a tombstone in its place, as in Slack.
 
 A restarted stand-in that opens the same file finds its workspace as it left it. One connection, guarded
 by a lock, serves every thread. Message timestamps are Slack's ``"<seconds>.<micros>"`` strings, unique and
@@ -19,10 +21,14 @@ from typing import Any
 
 import orjson
 
-from bot.standin.workspace import ChannelSeed
+from bot.standin.workspace import ChannelSeed, User
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS users (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, real_name TEXT NOT NULL, display_name TEXT NOT NULL,
+    is_bot INTEGER NOT NULL, tz TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS channels (
     id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, is_private INTEGER NOT NULL,
     created INTEGER NOT NULL, creator TEXT NOT NULL
@@ -33,7 +39,7 @@ CREATE TABLE IF NOT EXISTS members (
 CREATE TABLE IF NOT EXISTS messages (
     channel_id TEXT NOT NULL, ts TEXT NOT NULL, micros INTEGER NOT NULL, user_id TEXT NOT NULL,
     text TEXT NOT NULL, blocks TEXT, attachments TEXT, metadata TEXT, thread_ts TEXT,
-    edited_ts TEXT, edited_by TEXT, PRIMARY KEY (channel_id, ts)
+    edited_ts TEXT, edited_by TEXT, deleted INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (channel_id, ts)
 );
 CREATE INDEX IF NOT EXISTS messages_by_thread ON messages (channel_id, thread_ts, micros);
 CREATE TABLE IF NOT EXISTS edits (
@@ -98,6 +104,8 @@ class Message:
     thread_ts: str | None
     edited_ts: str | None
     edited_by: str | None
+    deleted: bool = False
+    """A tombstone: the message was deleted while it had thread replies."""
 
 
 @dataclass(frozen=True)
@@ -114,6 +122,7 @@ class ResponseUrl:
     channel_id: str
     message_ts: str | None
     user_id: str
+    created: float
 
 
 @dataclass(frozen=True)
@@ -147,7 +156,12 @@ def _message(row: sqlite3.Row) -> Message:
         row["thread_ts"],
         row["edited_ts"],
         row["edited_by"],
+        bool(row["deleted"]),
     )
+
+
+def _user(row: sqlite3.Row) -> User:
+    return User(row["id"], row["name"], row["real_name"], row["display_name"], bool(row["is_bot"]), row["tz"])
 
 
 def _channel(row: sqlite3.Row) -> Channel:
@@ -169,6 +183,9 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(messages)")}
+        if "deleted" not in columns:  # a file from before tombstones
+            self._db.execute("ALTER TABLE messages ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0")
 
     def close(self) -> None:
         with self._lock:
@@ -194,10 +211,32 @@ class Store:
         with self._write() as db:
             return format_ts(self._next_micros(db))
 
+    # Users.
+
+    def add_user(self, user: User) -> bool:
+        """Add a workspace member; False if one with that id exists already."""
+        with self._write() as db:
+            return bool(
+                db.execute(
+                    "INSERT OR IGNORE INTO users (id, name, real_name, display_name, is_bot, tz)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (user.id, user.name, user.real_name, user.display_name, int(user.is_bot), user.tz),
+                ).rowcount
+            )
+
+    def user(self, user_id: str) -> User | None:
+        rows = self._rows("SELECT * FROM users WHERE id = ?", user_id)
+        return _user(rows[0]) if rows else None
+
+    def users(self) -> list[User]:
+        return [_user(row) for row in self._rows("SELECT * FROM users ORDER BY rowid")]
+
     # Channels and members.
 
-    def seed(self, channels: tuple[ChannelSeed, ...], creator: str) -> None:
-        """Create the seed channels that do not exist yet (a restart keeps what changed since)."""
+    def seed(self, users: tuple[User, ...], channels: tuple[ChannelSeed, ...], creator: str) -> None:
+        """Create the seed users and channels that do not exist yet (a restart keeps what changed since)."""
+        for user in users:
+            self.add_user(user)
         with self._write() as db:
             for seed in channels:
                 created = db.execute(
@@ -300,8 +339,19 @@ class Store:
         return Message(channel_id, ts, row["user_id"], content, row["thread_ts"], edited_ts, editor)
 
     def delete_message(self, channel_id: str, ts: str) -> bool:
+        """Delete a message; one with thread replies becomes a tombstone. False if there was none to delete."""
         with self._write() as db:
-            deleted = db.execute("DELETE FROM messages WHERE channel_id = ? AND ts = ?", (channel_id, ts)).rowcount
+            has_replies = db.execute(
+                "SELECT 1 FROM messages WHERE channel_id = ? AND thread_ts = ? LIMIT 1", (channel_id, ts)
+            ).fetchone()
+            if has_replies:
+                deleted = db.execute(
+                    "UPDATE messages SET deleted = 1, text = '', blocks = NULL, attachments = NULL, metadata = NULL"
+                    " WHERE channel_id = ? AND ts = ? AND deleted = 0",
+                    (channel_id, ts),
+                ).rowcount
+            else:
+                deleted = db.execute("DELETE FROM messages WHERE channel_id = ? AND ts = ?", (channel_id, ts)).rowcount
             db.execute("DELETE FROM edits WHERE channel_id = ? AND ts = ?", (channel_id, ts))
         return deleted > 0
 
@@ -388,12 +438,15 @@ class Store:
         with self._write() as db:
             db.execute(
                 "INSERT INTO response_urls (id, channel_id, message_ts, user_id, created) VALUES (?, ?, ?, ?, ?)",
-                (url.id, url.channel_id, url.message_ts, url.user_id, time.time()),
+                (url.id, url.channel_id, url.message_ts, url.user_id, url.created),
             )
 
     def response_url(self, url_id: str) -> ResponseUrl | None:
         rows = self._rows("SELECT * FROM response_urls WHERE id = ?", url_id)
-        return ResponseUrl(url_id, rows[0]["channel_id"], rows[0]["message_ts"], rows[0]["user_id"]) if rows else None
+        if not rows:
+            return None
+        row = rows[0]
+        return ResponseUrl(url_id, row["channel_id"], row["message_ts"], row["user_id"], row["created"])
 
     def add_response(self, url_id: str, body: dict[str, Any], error: str | None) -> None:
         with self._write() as db:

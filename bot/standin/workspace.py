@@ -1,9 +1,16 @@
-"""The workspace the stand-in pretends to be: team, app, tokens, users and the channels it starts with."""
+"""The workspace the stand-in pretends to be: team, app, tokens, users, the channels it starts with, and the
+manifest the app was installed from.
+
+Two are named (:data:`WORKSPACES`): ``default``, what an admin has after setting incibot up (``#incidents``
+exists and the bot was invited to it), and ``bare``, a fresh install (``#general`` only, the bot in no channel).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Final
 
 # Not secrets: the stand-in's own tokens, valid nowhere else.
 DEFAULT_BOT_TOKEN = "xoxb-standin-incibot"  # noqa: S105
@@ -65,6 +72,9 @@ def _default_channels() -> tuple[ChannelSeed, ...]:
     return (ChannelSeed("C0INCIDENTS", "incidents", (BOT_USER_ID, "U0ALICE", "U0BOB", "U0CAROL")),)
 
 
+GENERAL = ChannelSeed("C0GENERAL", "general", ("U0ALICE", "U0BOB", "U0CAROL"))
+
+
 @dataclass(frozen=True)
 class Workspace:
     """Defaults: the bot ``U0BOTINCIBOT`` (incibot), Alice, Bob and Carol, and ``#incidents`` (id
@@ -82,8 +92,28 @@ class Workspace:
     channels: tuple[ChannelSeed, ...] = field(default_factory=_default_channels)
     user_groups: tuple[tuple[str, tuple[str, ...]], ...] = (("S0ONCALL", ("U0ALICE", "U0CAROL")),)
     """User groups as (id, member ids): the default ``S0ONCALL`` holds Alice and Carol."""
+    manifest: Path | None = None
+    """The app manifest it was installed from (its bot scopes are granted); None: ``deploy/slack-manifest.yml``."""
+    app_token_scopes: tuple[str, ...] = ("connections:write",)
+    """The scopes of the app-level token (``xapp-``)."""
+    general_channel_id: str | None = None
+    """The channel every member is in and none can leave (``is_general``)."""
+
+    @classmethod
+    def default(cls) -> Workspace:
+        """After set-up: ``#incidents`` exists and the bot, Alice, Bob and Carol are in it."""
+        return cls()
+
+    @classmethod
+    def bare(cls) -> Workspace:
+        """A fresh install: ``#general`` with Alice, Bob and Carol; the bot is in no channel."""
+        return cls(channels=(GENERAL,), general_channel_id=GENERAL.id)
 
     def user(self, user_id: str) -> User | None:
         if user_id == self.bot_user.id:
             return self.bot_user
         return next((user for user in self.users if user.id == user_id), None)
+
+
+WORKSPACES: Final[Mapping[str, Callable[[], Workspace]]] = {"default": Workspace.default, "bare": Workspace.bare}
+"""The named workspaces (``incibot standin serve --workspace NAME``)."""
