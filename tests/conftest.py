@@ -25,6 +25,19 @@ PD_ROUTING_KEY = "R0UT1NGKEY0123456789abcdefabcdef"
 POSTGRES_URL = os.environ.get("INCIBOT_TEST_DATABASE_URL")
 
 
+OWN_SETTINGS = ("SLACK_", "INCIBOT_")
+TEST_SETTINGS = "INCIBOT_TEST_"  # how the suite itself is configured (e.g. INCIBOT_TEST_DATABASE_URL)
+
+
+@pytest.fixture(autouse=True)
+def _no_settings_from_outside(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test starts from incibot's defaults: a SLACK_BOT_TOKEN exported in the developer's shell would
+    otherwise turn the stand-in tests to real Slack (and subprocesses inherit the environment too)."""
+    for name in list(os.environ):
+        if name.startswith(OWN_SETTINGS) and not name.startswith(TEST_SETTINGS):
+            monkeypatch.delenv(name)
+
+
 @pytest.fixture(scope="session")
 def _migrated_template(tmp_path_factory: pytest.TempPathFactory) -> str:
     """Migrate once per session: a SQLite template file, or the PostgreSQL test database itself."""
