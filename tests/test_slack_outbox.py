@@ -8,9 +8,11 @@ every pacing and backoff step is deterministic. Only the delivery writer and the
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,8 +25,10 @@ from bot.runtime import Runtime
 from bot.settings import Route, Settings
 from bot.slack.blocks import MAX_HEADER_CHARS, MAX_SECTION_CHARS
 from bot.slack.models import OutboxItem, OutboxStatus
+from bot.slack.outbox import OutboxWorker
+from bot.standin.faults import FaultKind
 from bot.standin.server import StandinServer
-from bot.standin.workspace import DEFAULT_BOT_TOKEN
+from bot.standin.workspace import BOT_USER_ID, DEFAULT_BOT_TOKEN, ChannelSeed, Workspace
 from bot.web.app import build_web_app
 from tests.conftest import auth
 from tests.support import FakeClock, am_alert, am_group, serve_in_thread
@@ -32,6 +36,7 @@ from tests.support import FakeClock, am_alert, am_group, serve_in_thread
 pytestmark = pytest.mark.db
 
 ALICE = "slack:U0ALICE"
+MAX_ATTEMPTS = 10  # the outbox's default
 
 
 @dataclass
@@ -59,6 +64,7 @@ class Bot:
 
     def later(self, seconds: float) -> None:
         self.clock.advance(seconds=seconds)
+        self.standin.advance_clock(seconds)  # the stand-in's rate limits see the same time pass
         self.pump()
 
     def declare(self, title: str) -> int:
@@ -175,7 +181,7 @@ def section_texts(message: dict[str, Any]) -> list[str]:
 
 def test_429_pauses_only_its_channel_for_retry_after(bots: Bots) -> None:
     bot = bots.start(routes=(Route("team", "payments", "payments"),))
-    assert bot.standin.channel("payments") is not None  # the stand-in seeds the channels routes name
+    bot.slack.conversations_create(name="payments")  # an admin made it; the bot is in it
     bot.send(am_group([am_alert("PaymentsDown", team="payments")], group_key="payments"))
     bot.process()
     payments = only(bot.incidents()).id
@@ -454,3 +460,101 @@ def test_429_on_a_reply_pauses_new_posts_to_the_same_channel(bot: Bot) -> None:
     assert [reply["text"] for reply in first_message["replies"]] == ["Acknowledged by alice."]
     assert "Search is slow" in second_message["text"]
     assert [call["status"] for call in bot.standin.calls("chat.postMessage")] == [200, 429, 200, 200]
+
+
+# One failing item or channel never holds back the others (issue 8, defects 2, 4 and 6).
+
+
+@pytest.mark.parametrize("fault", ["server_error", "ratelimited"])
+def test_refused_lookups_after_a_restart_never_wedge_the_outbox(bots: Bots, fault: FaultKind) -> None:
+    bot = bots.start()
+    interrupted = bot.declare("Checkout is down")
+    bot.standin.add_fault("accept_then_drop", method="chat.postMessage")
+    bot.pump()  # Slack stored the post; the answer was lost
+    [item] = bot.outbox()
+    assert (item.status, item.ambiguous) == (OutboxStatus.PENDING, True)
+    bots.stop(bot)
+
+    bot = bots.start()  # the restarted outbox knows no channel: reconciling needs the lookups
+    for method in ("conversations.list", "conversations.info", "conversations.history", "conversations.join"):
+        bot.standin.add_fault(fault, method=method, times=None, retry_after=5)
+    later = bot.declare("Search is slow")
+    for _ in range(40):
+        bot.later(60)
+
+    first, second = bot.outbox()
+    assert first.incident_id == interrupted and first.attempts <= MAX_ATTEMPTS
+    if fault == "server_error":  # counted: the attempt limit applies
+        assert (first.status, first.attempts) == (OutboxStatus.FAILED, MAX_ATTEMPTS)
+        assert first.last_error is not None and "HTTP 500" in first.last_error
+    else:  # Slack said when: waiting is not an attempt, and never blocks anyone else
+        assert (first.status, first.ambiguous) == (OutboxStatus.PENDING, True)
+    assert second.status == OutboxStatus.DONE
+    posted = bot.incident(later).slack_ts
+    assert posted is not None and [m["ts"] for m in bot.messages()][-1] == posted
+    assert len(bot.messages()) == 2  # the interrupted post (stored once) and the later one
+
+
+def test_429_on_chat_update_does_not_stop_posts(bot: Bot) -> None:
+    first = bot.declare("Checkout is down")
+    bot.pump()
+    bot.later(5)
+    bot.standin.add_fault("ratelimited", method="chat.update", retry_after=10)
+    bot.acknowledge(first)
+    bot.pump()  # the edit answers 429 (Retry-After: 10); the reply is posted
+    second = bot.declare("Search is slow")
+    bot.later(1)  # chat.update is paused; posts are not
+    assert bot.incident(second).slack_ts is not None
+    assert [call["status"] for call in bot.standin.calls("chat.update")] == [429]
+    [message, _] = bot.messages()
+    assert [reply["text"] for reply in message["replies"]] == ["Acknowledged by alice."]
+    assert message["edits"] == []
+    bot.later(8.9)  # still inside Retry-After
+    assert [call["status"] for call in bot.standin.calls("chat.update")] == [429]
+    bot.later(0.1)
+    assert [call["status"] for call in bot.standin.calls("chat.update")] == [429, 200]
+    assert "acknowledged" in bot.messages()[0]["text"]
+    assert all(item.status == OutboxStatus.DONE for item in bot.outbox())
+
+
+def test_configured_channels_are_joined_at_start_up_and_kept_as_ids(
+    settings: Settings, clock: FakeClock, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``chat:write.public`` posts to a public channel without joining it, but reading it back (to reconcile a
+    lost answer) needs membership: the worker joins the configured public channels first, and says plainly,
+    once, that it must be invited to a private one it cannot see."""
+    payments = ChannelSeed("C0PAYMENTS01", "payments", ("U0ALICE",))
+    secret = ChannelSeed("C0SECRET001", "secret", ("U0ALICE",), is_private=True)
+    runtime = Runtime.build(settings.model_copy(update={"alerts_channel": "#payments"}), clock=clock)
+    with StandinServer(tmp_path / "slack.sqlite", workspace=Workspace(channels=(payments, secret))) as standin:
+        client = WebClient(base_url=standin.api_url, token=DEFAULT_BOT_TOKEN, retry_handlers=[], timeout=10)
+        outbox = OutboxWorker(runtime.database, client, clock, channels=("#payments", "secret"))
+        caplog.set_level(logging.INFO)
+        assert outbox.run_once() == 0  # nothing to send yet: it sets the channels up
+        assert BOT_USER_ID in (standin.channel("payments") or {})["members"]
+        assert [call["params"]["channel"] for call in standin.calls("conversations.join")] == ["C0PAYMENTS01"]
+
+        with runtime.database.write() as session:  # queued for "#payments", by name, as settings name it
+            incident_id = runtime.incidents.declare(session, "Payments are failing", ALICE, "alice").id
+        standin.add_fault("accept_then_drop", method="chat.postMessage")
+        outbox.run_once()  # stored, unanswered
+        for _ in range(3):
+            clock.advance(seconds=5)
+            outbox.run_once()  # the worker reads #payments back and finds it
+        [message] = standin.messages("payments")
+        assert [call["error"] for call in standin.calls("conversations.history")] == [None]
+        assert len(standin.calls("chat.postMessage")) == 1
+        with runtime.database.read() as session:
+            [item] = session.scalars(select(OutboxItem)).all()
+            assert (item.status, item.channel) == (OutboxStatus.DONE, "C0PAYMENTS01")
+            incident = session.get(Incident, incident_id)
+            assert incident is not None and (incident.slack_channel, incident.slack_ts) == (
+                "C0PAYMENTS01",
+                message["ts"],
+            )
+    runtime.database.dispose()
+    said = [record.getMessage() for record in caplog.records if "#secret" in record.getMessage()]
+    assert said == [
+        "Slack channel #secret not found: create it and invite @incibot, or if it is private, invite @incibot"
+        " (/invite @incibot)"
+    ]

@@ -1,36 +1,38 @@
-"""Runbooks and similar incidents for an incident's first post, without ever holding the post back.
+"""Runbooks and similar incidents for an incident's first post, found when the incident opens, never holding
+the post back for long.
 
-Before the outbox sends a first post it asks :meth:`Suggester.ensure`, which waits at most ``budget`` (one
-second) for the search. If the search takes longer the post goes out saying the suggestions are on their way;
-when they are found they are stored with the incident and an edit of the post is queued.
+The suggester works from a queue the database already holds: incidents whose first post is still in the outbox
+and that have no stored suggestions. It finds and stores them (a failed search is stored as failed, which the
+post says plainly) and makes the waiting post due at once. The outbox sends a first post when its
+suggestions are stored or ``budget`` (one second) after the incident opened, whichever is first; suggestions
+found later are stored and arrive as an edit of the post.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import datetime
 
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from bot.background import BackgroundLoop
 from bot.db.database import Database
 from bot.incidents.models import Incident
 from bot.knowledge.models import IncidentDocument
 from bot.knowledge.service import KnowledgeService
 from bot.knowledge.suggestions import Suggestions
-from bot.slack.cards import stored_suggestions
-from bot.slack.models import OutboxKind
+from bot.slack.models import OutboxItem, OutboxKind, OutboxStatus
 from bot.slack.notifier import enqueue_coalesced
 
 log = logging.getLogger(__name__)
 
 BUDGET = 1.0  # seconds a first post may wait for its suggestions
+BATCH = 20
 
 
-class Suggester:
+class Suggester(BackgroundLoop):
     def __init__(
         self,
         database: Database,
@@ -38,37 +40,29 @@ class Suggester:
         clock: Callable[[], datetime],
         *,
         budget: float = BUDGET,
+        idle_poll: float = 0.1,
         on_stored: Callable[[], None] = lambda: None,
     ) -> None:
+        super().__init__("slack-suggest", idle_poll)
         self._database = database
         self._knowledge = knowledge
         self._clock = clock
         self.budget = budget
-        self.on_stored = on_stored  # e.g. wake the outbox: an edit is queued
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="suggest")
-        self._lock = threading.Lock()
-        self._inflight: dict[int, Future[None]] = {}
+        self.on_stored = on_stored  # e.g. wake the outbox: a post became due, or an edit is queued
 
-    def ensure(self, incident_id: int) -> None:
-        """Find and store the incident's suggestions unless stored, waiting at most :attr:`budget` seconds."""
-        with self._database.read() as session:
-            if stored_suggestions(session, incident_id) is not None:
-                return
-        with self._lock:
-            future = self._inflight.get(incident_id)
-            if future is None:
-                future = self._pool.submit(self._find_and_store, incident_id)
-                self._inflight[incident_id] = future
+    def step(self) -> int:
         try:
-            future.result(timeout=self.budget)
-        except FutureTimeout:
-            log.info("suggestions for incident %d take over %.1fs: posting without them", incident_id, self.budget)
+            return self.run_once()
+        except Exception:
+            log.exception("suggestion pass failed")
+            return 0
 
-    def stop(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
-
-    def _find_and_store(self, incident_id: int) -> None:
-        try:
+    def run_once(self) -> int:
+        """Find and store suggestions for the incidents waiting for them; returns how many were stored."""
+        stored = 0
+        for incident_id in self._waiting():
+            if self.stopping:
+                break
             try:
                 suggestions = self._knowledge.suggest(incident_id)
             except Exception:
@@ -76,23 +70,47 @@ class Suggester:
                 suggestions = Suggestions((), 0.0, (), failed=True)
             with self._database.write() as session:
                 self._store(session, incident_id, suggestions.to_json())
+            stored += 1
             self.on_stored()
-        except Exception:
-            log.exception("storing suggestions for incident %d failed", incident_id)
-        finally:
-            with self._lock:
-                self._inflight.pop(incident_id, None)
+        return stored
+
+    def _waiting(self) -> list[int]:
+        """Incidents whose first post is queued and whose suggestions are not stored, oldest first."""
+        with self._database.read() as session:
+            return list(
+                session.scalars(
+                    select(OutboxItem.incident_id)
+                    .outerjoin(IncidentDocument, IncidentDocument.incident_id == OutboxItem.incident_id)
+                    .where(
+                        OutboxItem.kind == OutboxKind.POST_INCIDENT,
+                        OutboxItem.status == OutboxStatus.PENDING,
+                        IncidentDocument.suggestions.is_(None),
+                    )
+                    .order_by(OutboxItem.id)
+                    .limit(BATCH)
+                )
+            )
 
     def _store(self, session: Session, incident_id: int, data: dict[str, object]) -> None:
         incident = session.get(Incident, incident_id)
         if incident is None:
             return
+        now = self._clock()
         document = session.get(IncidentDocument, incident_id)
         if document is None:  # an incident from before search was on
-            document = IncidentDocument(incident_id=incident_id, text=incident.title, updated_at=self._clock())
+            document = IncidentDocument(incident_id=incident_id, text=incident.title, updated_at=now)
             session.add(document)
         document.suggestions = data
-        if incident.slack_ts is not None:  # the post went out without them: edit it
-            enqueue_coalesced(
-                session, OutboxKind.UPDATE_INCIDENT, incident, incident.slack_channel or "", self._clock()
+        session.execute(  # the post waiting for them may go now
+            update(OutboxItem)
+            .where(
+                OutboxItem.incident_id == incident_id,
+                OutboxItem.kind == OutboxKind.POST_INCIDENT,
+                OutboxItem.status == OutboxStatus.PENDING,
+                OutboxItem.not_before > now,
+                OutboxItem.attempts == 0,
             )
+            .values(not_before=now)
+        )
+        if incident.slack_ts is not None:  # the post went out without them: edit it
+            enqueue_coalesced(session, OutboxKind.UPDATE_INCIDENT, incident, incident.slack_channel or "", now)

@@ -1,0 +1,180 @@
+"""The outbox's message kinds in one table: for each, how its Slack call is prepared (rendered from the incident
+as it is when sent), what it needs first, how a lost answer is reconciled, which refusals it recovers from, and
+what its success records."""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from bot.incidents.models import Incident
+from bot.slack import blocks
+from bot.slack.cards import alert_lines, stored_suggestions
+from bot.slack.models import OutboxItem, OutboxKind
+
+METADATA_EVENT = "incibot_outbox"
+
+
+@dataclass
+class Call:
+    """One item's Slack write, prepared."""
+
+    item_id: int
+    kind: OutboxKind
+    incident_id: int
+    channel: str  # an id once resolved; a name until then; "" for a kind outside any channel
+    method: str
+    args: dict[str, Any]
+    ambiguous_before: bool  # an earlier try may have reached Slack
+    thread_ts: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    reconciled: bool = False  # looked for an earlier try's message and found none
+
+    @property
+    def spec(self) -> Kind:
+        return KINDS[self.kind]
+
+
+@dataclass
+class Render:
+    """What preparing a call may read and change (in the worker's first transaction)."""
+
+    session: Session
+    item: OutboxItem
+    incident: Incident
+    card: Callable[[Session, Incident], blocks.IncidentCard]
+
+    def call(self, method: str, args: dict[str, Any], **more: Any) -> Call:
+        channel = str(args.get("channel", ""))
+        return Call(self.item.id, OutboxKind(self.item.kind), self.incident.id, channel, method, args,
+                    self.item.ambiguous, **more)  # fmt: skip
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """Carried by every message the outbox creates: how a lost answer is found again."""
+        return {
+            "event_type": METADATA_EVENT,
+            "event_payload": {"outbox_id": self.item.id, "incident_id": self.incident.id},
+        }
+
+    @property
+    def channel(self) -> str:
+        return self.incident.slack_channel or self.item.channel
+
+
+class Recovery(enum.Enum):
+    """What to do when Slack refuses an item with a given error."""
+
+    REPOST = "repost"  # the main message is gone: post it again, then retry
+    NEXT_NAME = "next_name"  # the channel name is taken: try the next one
+    REJOIN = "rejoin"  # the bot is not (or no longer) in the channel: join it, then retry
+
+
+@dataclass(frozen=True)
+class Kind:
+    method: str
+    prepare: Callable[[Render], Call]
+    complete: Callable[[Session, Incident, Call, dict[str, Any]], bool] = lambda *_: False
+    """Record a success; True when the main message must be re-rendered."""
+    creates_message: bool = False  # a lost answer makes the item ambiguous: look for it before sending again
+    needs_post: bool = False  # waits for the incident's main message
+    coalesced: bool = False  # later changes queue a fresh item once this one renders
+    in_channel: bool = True  # the call targets a channel the bot must be able to read
+    invites_responders: bool = False
+    recoveries: Mapping[str, Recovery] = field(default_factory=dict)
+
+
+def fingerprint(session: Session, incident: Incident) -> list[Any]:
+    """What the main message shows that can change."""
+    found = stored_suggestions(session, incident.id) is not None
+    return [str(incident.status), incident.alert_count, incident.commander, incident.severity, incident.title, found]
+
+
+def _prepare_post(r: Render) -> Call:
+    card = r.card(r.session, r.incident)
+    r.incident.alerts_reported = card.alert_count  # the post lists them; "joined" replies start after
+    args = {"channel": r.item.channel, **blocks.incident_message(card), "metadata": r.metadata}
+    return r.call("chat.postMessage", args, extra={"rendered": fingerprint(r.session, r.incident)})
+
+
+def _complete_post(session: Session, incident: Incident, call: Call, response: dict[str, Any]) -> bool:
+    incident.slack_channel = str(response.get("channel") or call.channel)
+    incident.slack_ts = str(response["ts"])
+    return bool(call.extra.get("rendered") != fingerprint(session, incident))  # changed while on its way
+
+
+def _prepare_update(r: Render) -> Call:
+    message = blocks.incident_message(r.card(r.session, r.incident))
+    return r.call("chat.update", {"channel": r.channel, "ts": r.incident.slack_ts, **message})
+
+
+def _prepare_reply(r: Render) -> Call:
+    text = blocks.thread_text(str(r.item.payload.get("text", "")))
+    args = {"channel": r.channel, "thread_ts": r.incident.slack_ts, "text": text, "metadata": r.metadata}
+    return r.call("chat.postMessage", args, thread_ts=r.incident.slack_ts)
+
+
+def _prepare_joined(r: Render) -> Call:
+    start = int(r.item.payload.get("from", r.incident.alerts_reported))
+    end = int(r.item.payload.get("to", r.incident.alert_count))
+    r.item.payload = {"from": start, "to": end}
+    r.incident.alerts_reported = max(r.incident.alerts_reported, end)
+    joined = end - start
+    lines = alert_lines(r.session, r.incident.id, offset=start)
+    noun = "alert joined" if joined == 1 else "alerts joined"
+    text = f"{joined} {noun}:\n{blocks.alert_list(lines, joined)}"
+    args = {"channel": r.channel, "thread_ts": r.incident.slack_ts, "text": text, "metadata": r.metadata}
+    return r.call("chat.postMessage", args, thread_ts=r.incident.slack_ts)
+
+
+def _prepare_channel(r: Render) -> Call:
+    suffix = int(r.item.payload.get("suffix", 0))
+    return r.call("conversations.create", {"name": channel_name(r.incident, suffix)}, extra={"suffix": suffix})
+
+
+def _complete_channel(session: Session, incident: Incident, call: Call, response: dict[str, Any]) -> bool:
+    incident.incident_channel = str(response["channel"]["id"])
+    return True  # the post links the new channel
+
+
+_GONE = {"message_not_found": Recovery.REPOST, "thread_not_found": Recovery.REPOST}
+_IN_CHANNEL = {"not_in_channel": Recovery.REJOIN}
+
+KINDS: Mapping[OutboxKind, Kind] = {
+    OutboxKind.POST_INCIDENT: Kind(
+        "chat.postMessage", _prepare_post, _complete_post, creates_message=True, recoveries=_IN_CHANNEL
+    ),
+    OutboxKind.UPDATE_INCIDENT: Kind(
+        "chat.update", _prepare_update, needs_post=True, coalesced=True, recoveries={**_GONE, **_IN_CHANNEL}
+    ),
+    OutboxKind.THREAD_REPLY: Kind(
+        "chat.postMessage", _prepare_reply, creates_message=True, needs_post=True, recoveries={**_GONE, **_IN_CHANNEL}
+    ),
+    OutboxKind.ALERTS_JOINED: Kind(
+        "chat.postMessage",
+        _prepare_joined,
+        creates_message=True,
+        needs_post=True,
+        coalesced=True,
+        recoveries={**_GONE, **_IN_CHANNEL},
+    ),
+    OutboxKind.CREATE_CHANNEL: Kind(
+        "conversations.create",
+        _prepare_channel,
+        _complete_channel,
+        in_channel=False,
+        invites_responders=True,
+        recoveries={"name_taken": Recovery.NEXT_NAME},
+    ),
+}
+
+
+def channel_name(incident: Incident, suffix: int) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", incident.title.lower()).strip("-")[:40].strip("-") or "incident"
+    name = f"inc-{incident.id}-{slug}"
+    return name if suffix == 0 else f"{name}-{suffix + 1}"
