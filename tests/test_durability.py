@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from bot.db.database import Database
-from bot.incidents.models import Incident, TimelineEntry
+from bot.incidents.models import Incident, IncidentAlert, TimelineEntry
 from bot.ingest.models import Alert, Delivery
 from bot.runtime import Runtime
 from tests.conftest import TOKEN, auth
@@ -114,6 +114,51 @@ def test_delivery_accepted_before_sigkill_is_processed_exactly_once_after_restar
     assert again.alert_count == 3
     assert timeline_kinds(db, incident.id) == ["opened", "alerts_added", "alerts_added"]
     assert counts(db) == (2, 3, 1)
+
+
+# --- SIGKILL between the chunks of a large delivery --------------------------------------------------------
+
+LARGE_GROUP = 3000
+
+
+def progress(db: Database, delivery_id: int) -> tuple[str, int]:
+    with db.read() as session:
+        row = session.execute(select(Delivery.status, Delivery.events_applied).where(Delivery.id == delivery_id)).one()
+        return str(row.status), row.events_applied
+
+
+def links(db: Database) -> int:
+    with db.read() as session:
+        return session.scalar(select(func.count()).select_from(IncidentAlert)) or 0
+
+
+def test_sigkill_between_chunks_resumes_and_applies_every_alert_once(
+    database_url: str, tmp_path: Path, db: Database
+) -> None:
+    env = incibot_env(tmp_path / "var", database_url, ingest_tokens=TOKEN)
+    with ServeProcess({**env, "INCIBOT_PROCESS_DELIVERIES": "false"}, tmp_path / "serve-1.log") as ingest_only:
+        response = post_group(ingest_only.url, [am_alert(pod=f"pod-{n}") for n in range(LARGE_GROUP)])
+        assert response.status_code == 202, response.text
+        big = response.json()["delivery_id"]
+        later = post_group(ingest_only.url, [am_alert(pod="later")]).json()["delivery_id"]  # same group, after
+
+    # Killed once some chunks are committed and before the last one.
+    worker = ServeProcess(env, tmp_path / "serve-2.log")
+    with worker:
+        wait_for(lambda: progress(db, big)[1] > 0, timeout=30, interval=0.005)
+        assert worker.kill() == -signal.SIGKILL
+    status, applied = progress(db, big)
+    assert (status, progress(db, later)[0]) == ("pending", "pending"), f"killed too late ({applied} applied)"
+    assert 0 < applied < LARGE_GROUP
+    [incident] = incidents(db)
+    assert incident.alert_count == applied == links(db)  # the committed chunks, and nothing of the killed one
+
+    with ServeProcess(env, tmp_path / "serve-3.log"):
+        wait_for(lambda: progress(db, later)[0] == "done", timeout=60, interval=0.05)
+    assert progress(db, big) == ("done", LARGE_GROUP)
+    [incident] = incidents(db)
+    assert incident.alert_count == LARGE_GROUP + 1 == links(db)
+    assert counts(db) == (2, LARGE_GROUP + 1, 1)
 
 
 # --- SIGTERM under load ----------------------------------------------------------------------------------

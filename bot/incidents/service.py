@@ -36,6 +36,7 @@ SYSTEM_ACTOR = "incibot"
 MANUAL_SOURCE = "manual"
 # Sources whose keys start a fresh incident after a resolve, whatever the reopen window says.
 FRESH_AFTER_RESOLVE = frozenset({"pagerduty"})
+_PRELOAD = 100  # alerts loaded per query while applying a delivery
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +87,9 @@ class IncidentService:
         """
         changes: dict[int, _Changes] = {}
         applied = 0
-        for event in events:
+        for index, event in enumerate(events):
+            if index % _PRELOAD == 0:  # one query per block instead of one per alert
+                _preload_alerts(session, events[index : index + _PRELOAD])
             alert_id, action = event
             if not isinstance(alert_id, int) or not isinstance(action, str):
                 raise ValueError(f"malformed event {list(event)!r}")
@@ -324,6 +327,12 @@ class IncidentService:
         if incident is None:
             raise IncidentNotFound(incident_id)
         return incident
+
+
+def _preload_alerts(session: Session, events: Sequence[Sequence[object]]) -> None:
+    """Load the events' alerts into the session, where ``session.get`` then finds them."""
+    ids = [event[0] for event in events if event and isinstance(event[0], int)]
+    session.scalars(select(Alert).where(Alert.id.in_(ids))).all()
 
 
 def _service(alert: Alert) -> str | None:

@@ -6,6 +6,11 @@ processed exactly once, whenever the worker next runs. Deliveries of one source 
 arrival order: a group whose earlier delivery is held by another worker, or is waiting for a retry, is
 left for later. Each delivery runs in a savepoint; one that keeps failing ends ``failed`` after
 ``max_attempts`` and waits for ``incibot deliveries retry``.
+
+A large delivery is applied in chunks (``chunk_events`` events, and on SQLite no longer than
+``SQLITE_CHUNK_BUDGET``), each committed together with the delivery's ``events_applied``: the write lock is
+yielded between chunks, a crash resumes after the last committed chunk, and the delivery stays ``pending``
+(so its group's later deliveries wait) until its last chunk is applied.
 """
 
 from __future__ import annotations
@@ -31,6 +36,9 @@ MAX_BACKOFF = timedelta(minutes=5)
 BATCH = 100
 SQLITE_BATCH = 8
 SQLITE_HOLD_BUDGET = 0.004  # seconds of work per SQLite write transaction (each blocks ingestion)
+SQLITE_CHUNK_BUDGET = 0.05  # ... except for a chunk of a large delivery, which may hold it this long
+CHUNK_EVENTS = 500  # events of one delivery applied per transaction at most
+CHUNK_YIELD_FACTOR = 1  # on SQLite, after a chunk, leave the lock free as long as the chunk held it
 STORM_ARRIVALS_PER_SECOND = 100  # above this, on SQLite, processing yields the write lock to ingestion
 STORM_YIELD_FACTOR = 4  # ... holding it at most a fifth of the time
 
@@ -45,7 +53,9 @@ class ProcessingWorker(BackgroundLoop):
         *,
         max_attempts: int = 5,
         batch_size: int | None = None,
+        chunk_events: int = CHUNK_EVENTS,
         idle_poll: float = 1.0,
+        timer: Callable[[], float] = time.monotonic,
     ) -> None:
         self._database = database
         self._incidents = incidents
@@ -54,10 +64,13 @@ class ProcessingWorker(BackgroundLoop):
         self._max_attempts = max_attempts
         # Short write transactions on SQLite (each holds the only write lock), larger ones elsewhere.
         self._batch_size = batch_size or (SQLITE_BATCH if database.is_sqlite else BATCH)
+        self._chunk_events = chunk_events
+        self._timer = timer
         super().__init__("processing-worker", idle_poll)
         self._held = 0.0  # seconds the last batch held the write lock
+        self._chunked = False  # the last batch stopped a delivery between two chunks
         self._newest = 0  # the newest delivery id seen, and when: the arrival rate tells a storm
-        self._checked = time.monotonic()
+        self._checked = timer()
 
     def step(self) -> int:
         try:
@@ -68,40 +81,48 @@ class ProcessingWorker(BackgroundLoop):
             else:
                 log.exception("processing batch failed")
             return 0
-        if processed and self._database.is_sqlite and self._storming():
-            # SQLite has one writer at a time and no queue for its lock. While deliveries pour in, leave the
-            # lock free most of the time: accepting alerts comes first, applying them can catch up.
-            self.pause(self._held * STORM_YIELD_FACTOR)
+        if processed and self._database.is_sqlite:
+            # SQLite has one writer at a time and no queue for its lock. While deliveries pour in, or between
+            # the chunks of a large one, leave the lock free: accepting alerts comes first, applying can catch up.
+            if self._storming():
+                self.pause(self._held * STORM_YIELD_FACTOR)
+            elif self._chunked:
+                self.pause(self._held * CHUNK_YIELD_FACTOR)
         return processed
 
     def _storming(self) -> bool:
-        latest, now = self._newest_delivery(), time.monotonic()
+        latest, now = self._newest_delivery(), self._timer()
         rate = (latest - self._newest) / max(now - self._checked, 1e-3)
         first = self._newest == 0
         self._newest, self._checked = latest, now
         return not first and rate > STORM_ARRIVALS_PER_SECOND
 
     def run_once(self) -> int:
-        """Claim and process one batch; returns how many deliveries were finished (done or failed)."""
+        """Claim and process one batch; returns how much was done: deliveries finished (done or failed) and
+        chunks applied of deliveries that go on."""
         now = self._clock()
         with self._database.write() as session:
             session.connection()  # BEGIN: on SQLite this waits for the write lock
-            locked = time.monotonic()
+            locked = self._timer()
             batch = self._claim(session, now)
-            finished = 0
+            progress = 0
             blocked: set[str] = set()
-            for delivery in batch:
-                if self._database.is_sqlite and finished and time.monotonic() - locked > SQLITE_HOLD_BUDGET:
+            self._chunked = False
+            for delivery in _started_last(batch):
+                if self._database.is_sqlite and progress and self._timer() - locked > _budget(delivery):
                     break  # commit what is done: the rest stays pending (a claim is only a row lock)
                 if delivery.order_key in blocked:
                     continue
-                if self._process(session, delivery, now):
-                    finished += 1
+                if self._process(session, delivery, now, locked):
+                    progress += 1
+                    if delivery.status == DeliveryStatus.PENDING:  # more chunks to come: its group waits
+                        blocked.add(delivery.order_key)
+                        self._chunked = True
                 else:
                     blocked.add(delivery.order_key)
-                    finished += delivery.status == DeliveryStatus.FAILED
-        self._held = time.monotonic() - locked
-        return finished
+                    progress += delivery.status == DeliveryStatus.FAILED
+        self._held = self._timer() - locked
+        return progress
 
     def _newest_delivery(self) -> int:
         with self._database.read() as session:
@@ -146,10 +167,16 @@ class ProcessingWorker(BackgroundLoop):
         lock_id = zlib.crc32(order_key.encode())
         return bool(session.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": lock_id}).scalar())
 
-    def _process(self, session: Session, delivery: Delivery, now: datetime) -> bool:
+    def _process(self, session: Session, delivery: Delivery, now: datetime, locked: float) -> bool:
+        """Apply the delivery's next chunk; False when it failed. It stays ``pending`` while chunks remain."""
         try:
             with session.begin_nested():
-                self._incidents.apply_events(session, delivery.events, delivery.received_at)
+                start = delivery.events_applied
+                delivery.events_applied = start + self._incidents.apply_events(
+                    session, delivery.events[start:], delivery.received_at, enough=self._chunk_limit(locked)
+                )
+                if delivery.events_applied < len(delivery.events):
+                    return True
                 delivery.status = DeliveryStatus.DONE
                 delivery.processed_at = now
                 delivery.last_error = None
@@ -160,6 +187,15 @@ class ProcessingWorker(BackgroundLoop):
             return False
         self._metrics.delivery_processed(delivery.source)
         return True
+
+    def _chunk_limit(self, locked: float) -> Callable[[int], bool]:
+        """Whether a chunk is full: ``chunk_events`` applied, or on SQLite the lock held for its budget."""
+        sqlite = self._database.is_sqlite
+
+        def enough(applied: int) -> bool:
+            return applied >= self._chunk_events or (sqlite and self._timer() - locked > SQLITE_CHUNK_BUDGET)
+
+        return enough
 
     def _record_failure(self, delivery: Delivery, exc: Exception, now: datetime) -> None:
         delivery.attempts += 1
@@ -177,3 +213,15 @@ class ProcessingWorker(BackgroundLoop):
         else:
             delivery.next_attempt_at = now + min(MAX_BACKOFF, timedelta(seconds=2**delivery.attempts))
             log.warning("delivery %d failed (attempt %d): %s", delivery.id, delivery.attempts, delivery.last_error)
+
+
+def _started_last(batch: list[Delivery]) -> list[Delivery]:
+    """The batch with the groups of partly applied deliveries last (in order within a group), so that a large
+    delivery in progress does not hold up the small ones that came after it."""
+    started = {delivery.order_key for delivery in batch if delivery.events_applied}
+    return sorted(batch, key=lambda delivery: delivery.order_key in started)
+
+
+def _budget(delivery: Delivery) -> float:
+    """How long (s) a SQLite transaction may already have held the lock and still take ``delivery`` on."""
+    return SQLITE_CHUNK_BUDGET if delivery.events_applied else SQLITE_HOLD_BUDGET

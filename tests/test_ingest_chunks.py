@@ -1,0 +1,157 @@
+"""Large deliveries are applied in chunks: each commits its progress, the group's order holds, nothing twice.
+
+Deliveries come in over real HTTP with processing off; a worker of the test's own, with a small chunk size and a
+fake timer (the write-lock budget), is driven by hand with the fake clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from bot.incidents.models import Incident, IncidentAlert, TimelineEntry
+from bot.ingest.models import Delivery
+from bot.processing.worker import SQLITE_CHUNK_BUDGET, ProcessingWorker
+from bot.runtime import Runtime
+from bot.settings import Settings
+from tests.conftest import auth
+from tests.support import FakeClock, am_alert, am_group, serve_in_thread
+
+pytestmark = pytest.mark.db
+
+BIG = '{}:{alertname="HighErrorRate"}'
+OTHER = '{}:{alertname="DiskFull"}'
+
+
+class FakeTimer:
+    """A monotonic timer that moves ``step`` seconds each time it is read."""
+
+    def __init__(self, step: float = 0.0) -> None:
+        self.now = 0.0
+        self.step = step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+@dataclass
+class Bot:
+    runtime: Runtime
+    http: httpx.Client
+    clock: FakeClock
+
+    def send(self, alerts: int, group_key: str, prefix: str) -> int:
+        group = am_group([am_alert(pod=f"{prefix}{n}") for n in range(alerts)], group_key=group_key)
+        response = self.http.post("/alerts/alertmanager", json=group, headers=auth())
+        assert response.status_code == 202, response.text
+        delivery_id: int = response.json()["delivery_id"]
+        return delivery_id
+
+    def worker(self, chunk_events: int, timer: FakeTimer) -> ProcessingWorker:
+        runtime = self.runtime
+        return ProcessingWorker(
+            runtime.database, runtime.incidents, runtime.metrics, self.clock, chunk_events=chunk_events, timer=timer
+        )
+
+    def progress(self) -> dict[int, tuple[str, int]]:
+        with self.runtime.database.read() as session:
+            rows = session.execute(select(Delivery.id, Delivery.status, Delivery.events_applied))
+            return {row.id: (str(row.status), row.events_applied) for row in rows}
+
+    def incidents(self) -> list[Incident]:
+        with self.runtime.database.read() as session:
+            return list(session.scalars(select(Incident).order_by(Incident.id)))
+
+    def links(self, incident_id: int) -> int:
+        with self.runtime.database.read() as session:
+            query = select(func.count()).select_from(IncidentAlert).where(IncidentAlert.incident_id == incident_id)
+            return session.scalar(query) or 0
+
+    def timeline(self, incident_id: int) -> list[str]:
+        with self.runtime.database.read() as session:
+            query = select(TimelineEntry.kind).where(TimelineEntry.incident_id == incident_id)
+            return list(session.scalars(query.order_by(TimelineEntry.id)))
+
+
+@pytest.fixture
+def bot(settings: Settings, clock: FakeClock) -> Iterator[Bot]:
+    runtime = Runtime.build(settings.model_copy(update={"process_deliveries": False}), clock=clock)
+    try:
+        with serve_in_thread(runtime.asgi_app()) as url, httpx.Client(base_url=url, timeout=10) as http:
+            yield Bot(runtime, http, clock)
+    finally:
+        runtime.database.dispose()
+
+
+def test_a_large_delivery_is_applied_in_chunks_and_its_group_waits(bot: Bot) -> None:
+    big = bot.send(10, BIG, "big-")
+    later = bot.send(1, BIG, "later-")  # same group, after the big one: must wait for all of it
+    other = bot.send(1, OTHER, "other-")  # another group: must not wait
+    worker = bot.worker(chunk_events=3, timer=FakeTimer())
+
+    seen = []
+    while worker.run_once():
+        seen.append(bot.progress())
+        bot.clock.advance(seconds=1)
+
+    assert [state[big] for state in seen] == [("pending", 3), ("pending", 6), ("pending", 9), ("done", 10)]
+    assert [state[later][0] for state in seen] == ["pending", "pending", "pending", "done"]
+    assert seen[0][other] == ("done", 1)  # applied in the first transaction, beside the first chunk
+    big_incident, other_incident = bot.incidents()
+    assert (big_incident.alert_count, bot.links(big_incident.id)) == (11, 11)
+    assert (other_incident.alert_count, bot.links(other_incident.id)) == (1, 1)
+    # One "alerts added" per chunk: the first opened the incident and added 2, then 3, 3 and 1, then the later
+    # delivery's alert.
+    assert bot.timeline(big_incident.id) == ["opened", *["alerts_added"] * 5]
+
+
+def test_on_sqlite_a_chunk_ends_when_it_has_held_the_write_lock_for_its_budget(bot: Bot) -> None:
+    big = bot.send(12, BIG, "big-")
+    # Every read of the timer is 40% of the budget later: a chunk ends after a few events on SQLite only.
+    worker = bot.worker(chunk_events=1000, timer=FakeTimer(step=SQLITE_CHUNK_BUDGET * 0.4))
+    applied = []
+    while worker.run_once():
+        applied.append(bot.progress()[big][1])
+    if bot.runtime.database.is_sqlite:
+        assert len(applied) > 3
+        assert applied == sorted(set(applied))
+        assert max(b - a for a, b in zip([0, *applied], applied, strict=False)) <= 3
+    else:  # PostgreSQL writers do not wait for one another: only the chunk size bounds a chunk
+        assert applied == [12]
+    [incident] = bot.incidents()
+    assert (incident.alert_count, bot.links(incident.id)) == (12, 12)
+    assert bot.progress()[big] == ("done", 12)
+
+
+def test_a_failing_chunk_rolls_back_alone_and_the_retry_resumes_after_the_last_committed_one(bot: Bot) -> None:
+    big = bot.send(9, BIG, "big-")
+    worker = bot.worker(chunk_events=3, timer=FakeTimer())
+    assert worker.run_once() == 1
+    assert bot.progress()[big] == ("pending", 3)
+
+    original = bot.runtime.incidents.apply_events
+    calls = []
+
+    def failing(*args: object, **kwargs: object) -> int:
+        calls.append(1)
+        raise RuntimeError("boom")
+
+    bot.runtime.incidents.apply_events = failing  # type: ignore[method-assign]
+    try:
+        worker.run_once()
+    finally:
+        bot.runtime.incidents.apply_events = original  # type: ignore[method-assign]
+    assert calls == [1]
+    assert bot.progress()[big] == ("pending", 3)  # the failed chunk changed nothing
+
+    bot.clock.advance(minutes=10)  # past the retry's back-off
+    while worker.run_once():
+        pass
+    assert bot.progress()[big] == ("done", 9)
+    [incident] = bot.incidents()
+    assert (incident.alert_count, bot.links(incident.id)) == (9, 9)
