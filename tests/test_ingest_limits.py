@@ -70,6 +70,13 @@ def kubernetes_labels(pod: str) -> dict[str, str]:
     }
 
 
+def labelled(labels: dict[str, str], name: str = "HighErrorRate") -> dict[str, Any]:
+    """An Alertmanager alert carrying ``labels`` besides its usual ones."""
+    alert = am_alert(name)
+    alert["labels"].update(labels)
+    return alert
+
+
 def everything_group_key(labels: dict[str, str]) -> str:
     """Alertmanager's groupKey for a route with ``group_by: ['...']``: the route and every label."""
     pairs = ", ".join(f'{name}="{value}"' for name, value in sorted(labels.items()))
@@ -80,11 +87,11 @@ def test_a_group_key_of_every_label_is_stored_in_full_and_makes_one_incident(bot
     labels = kubernetes_labels("checkout-7c9f8d6b5-x2x4q")
     key = everything_group_key({"alertname": "KubePodCrashLooping", **labels})
     assert len(key) > GROUP_KEY_LENGTH
-    group = am_group([am_alert("KubePodCrashLooping", **labels)], group_key=key)
+    group = am_group([labelled(labels, "KubePodCrashLooping")], group_key=key)
     assert bot.post("alertmanager", group).status_code == 202
     # The next notification of the same group, with one more alert: it must join the same incident.
     more = am_group(
-        [am_alert("KubePodCrashLooping", **labels), am_alert("KubePodCrashLooping", **{**labels, "pod": "other"})],
+        [labelled(labels, "KubePodCrashLooping"), labelled({**labels, "pod": "other"}, "KubePodCrashLooping")],
         group_key=key,
     )
     assert bot.post("alertmanager", more).status_code == 202
@@ -128,7 +135,7 @@ def test_long_label_values_and_annotations_are_stored_and_clipped_only_for_displ
 def test_grafana_long_group_key_and_title_are_accepted(bot: Bot) -> None:
     labels = kubernetes_labels("grafana-pod")
     payload = {
-        **am_group([am_alert(**labels)], group_key=everything_group_key(labels)),
+        **am_group([labelled(labels)], group_key=everything_group_key(labels)),
         "orgId": 1,
         "title": "[FIRING:1] " + " ".join(labels.values()) * 40,
         "message": "m" * 50_000,
