@@ -8,6 +8,7 @@ every pacing and backoff step is deterministic. Only the delivery writer and the
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from bot.standin.faults import FaultKind
 from bot.standin.server import StandinServer
 from bot.standin.workspace import BOT_USER_ID, DEFAULT_BOT_TOKEN, ChannelSeed, Workspace
 from bot.web.app import build_web_app
+from knowledge.embeddings import Embedder
 from tests.conftest import auth
 from tests.support import FakeClock, am_alert, am_group, serve_in_thread
 
@@ -558,3 +560,44 @@ def test_configured_channels_are_joined_at_start_up_and_kept_as_ids(
         "Slack channel #secret not found: create it and invite @incibot, or if it is private, invite @incibot"
         " (/invite @incibot)"
     ]
+
+
+def test_suggestions_are_found_when_the_incident_opens_and_never_hold_a_post_over_a_second(
+    knowledge_settings: Settings, clock: FakeClock, shared_embedder: Embedder
+) -> None:
+    runtime = Runtime.build(knowledge_settings, clock=clock, embedder=shared_embedder)
+    outbox, standin = runtime.slack.outbox, runtime.slack.standin
+    assert outbox.suggester is not None and standin is not None
+    standin.start()
+    try:
+        with runtime.database.write() as session:
+            found_first = runtime.incidents.declare(session, "Disk almost full on db-7", ALICE, "alice").id
+            slow = runtime.incidents.declare(session, "Replica lagging behind the primary", ALICE, "alice").id
+        assert outbox.suggester.run_once() == 2  # both found before any post is sent, outside the send path
+        assert outbox.run_once() == 1  # the first post goes at once, with its suggestions
+        [post] = standin.messages("incidents")
+        assert "*Runbooks*" in json.dumps(post["blocks"]) and "looking for runbooks" not in json.dumps(post["blocks"])
+        assert runtime.slack.outbox.run_once() == 0  # the second waits for its own turn on the channel …
+
+        with runtime.database.write() as session:  # … and a third whose search has not run waits a second at most
+            late = runtime.incidents.declare(session, "Checkout latency budget burning", ALICE, "alice").id
+        clock.advance(seconds=0.9)
+        outbox.run_once()
+        with runtime.database.read() as session:
+            posted = session.scalars(select(Incident.id).where(Incident.slack_ts.is_not(None))).all()
+        assert (list(posted), slow, late) == ([found_first], found_first + 1, found_first + 2)
+        clock.advance(seconds=1.1)
+        outbox.run_once()
+        clock.advance(seconds=1)
+        outbox.run_once()
+        posts = standin.messages("incidents")
+        assert len(posts) == 3
+        assert "looking for runbooks" in json.dumps(posts[2]["blocks"])  # it went without them
+        assert outbox.suggester.run_once() == 1  # found later: stored, and the post is edited
+        clock.advance(seconds=3)
+        outbox.run_once()
+        edited = standin.messages("incidents")[2]
+        assert edited["edits"] and "looking for runbooks" not in json.dumps(edited["blocks"])
+    finally:
+        standin.stop()
+        runtime.database.dispose()

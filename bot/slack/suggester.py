@@ -1,8 +1,8 @@
 """Runbooks and similar incidents for an incident's first post, found when the incident opens, never holding
 the post back for long.
 
-The suggester works from a queue the database already holds: incidents whose first post is still in the outbox
-and that have no stored suggestions. It finds and stores them (a failed search is stored as failed, which the
+The suggester works from a queue the database already holds: incidents whose first post was queued in the last
+hour and that have no stored suggestions. It finds and stores them (a failed search is stored as failed, which the
 post says plainly) and makes the waiting post due at once. The outbox sends a first post when its
 suggestions are stored or ``budget`` (one second) after the incident opened, whichever is first; suggestions
 found later are stored and arrive as an edit of the post.
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 BUDGET = 1.0  # seconds a first post may wait for its suggestions
 BATCH = 20
+MAX_AGE = timedelta(hours=1)  # suggestions for an older post are not worth an edit (nor a search at start-up)
 
 
 class Suggester(BackgroundLoop):
@@ -75,7 +76,8 @@ class Suggester(BackgroundLoop):
         return stored
 
     def _waiting(self) -> list[int]:
-        """Incidents whose first post is queued and whose suggestions are not stored, oldest first."""
+        """Incidents whose first post was queued lately and whose suggestions are not stored: posts still waiting
+        first, then those that went without them, oldest first."""
         with self._database.read() as session:
             return list(
                 session.scalars(
@@ -83,10 +85,11 @@ class Suggester(BackgroundLoop):
                     .outerjoin(IncidentDocument, IncidentDocument.incident_id == OutboxItem.incident_id)
                     .where(
                         OutboxItem.kind == OutboxKind.POST_INCIDENT,
-                        OutboxItem.status == OutboxStatus.PENDING,
+                        OutboxItem.status != OutboxStatus.FAILED,
+                        OutboxItem.created_at >= self._clock() - MAX_AGE,
                         IncidentDocument.suggestions.is_(None),
                     )
-                    .order_by(OutboxItem.id)
+                    .order_by(OutboxItem.status != OutboxStatus.PENDING, OutboxItem.id)
                     .limit(BATCH)
                 )
             )

@@ -72,6 +72,10 @@ class OutboxWorker(BackgroundLoop):
         self._gateway = SlackGateway(client, Pacing(post_interval, update_interval), clock)
         self._channels = OutboxChannels(ChannelDirectory(client), self._gateway, channels, max_backoff=MAX_BACKOFF)
 
+    @property
+    def suggester(self) -> Suggester | None:
+        return self._suggester
+
     def start(self) -> None:
         if self._suggester is not None:
             self._suggester.start()
