@@ -11,8 +11,10 @@ import json
 import sys
 from typing import Any
 
+import httpx
+
 from bot.settings import Settings
-from bot.standin.driver import SlackDriver
+from bot.standin.driver import SlackDriver, UnknownUser
 
 WAIT_SECONDS = 5.0
 
@@ -46,8 +48,21 @@ def send_command(settings: Settings, args: argparse.Namespace) -> int:
     if not name.startswith("/"):
         print(f"incibot: {args.text!r} is not a slash command", file=sys.stderr)
         return 2
-    with SlackDriver(standin_url, bot_url=bot_url, signing_secret=secret) as driver:
-        delivery = driver.slash_command(name, text, user=args.user, channel=args.channel, wait_responses=WAIT_SECONDS)
+    try:
+        with SlackDriver(standin_url, bot_url=bot_url, signing_secret=secret) as driver:
+            delivery = driver.slash_command(
+                name, text, user=args.user, channel=args.channel, wait_responses=WAIT_SECONDS
+            )
+    except UnknownUser as exc:
+        hint = f"add one with `incibot standin add-user {exc.user_id} --name NAME`, or pass --user with a known id"
+        print(f"incibot: {exc}; {hint}", file=sys.stderr)
+        return 1
+    except LookupError as exc:
+        print(f"incibot: {exc}", file=sys.stderr)
+        return 1
+    except httpx.HTTPError as exc:
+        print(f"incibot: the Slack stand-in at {standin_url} failed: {exc}", file=sys.stderr)
+        return 1
     if delivery.error is not None or delivery.timed_out:
         print(f"incibot: no ack within {driver.ack_deadline:g} s ({delivery.error or 'timed out'})", file=sys.stderr)
         return 1
@@ -55,10 +70,13 @@ def send_command(settings: Settings, args: argparse.Namespace) -> int:
     if delivery.status == 401:
         print("incibot: the bot refused the signature (401)", file=sys.stderr)
         return 1
+    if not delivery.acked:
+        print(f"incibot: the bot answered HTTP {delivery.status}, not an ack", file=sys.stderr)
+        return 1
     for response in delivery.responses:
         kind = response.get("response_type", "ephemeral")
         print(f"[{kind}] {response.get('text', '')}")
-    return 0 if delivery.acked else 1
+    return 0
 
 
 def _runtime_info(settings: Settings) -> dict[str, Any]:

@@ -366,7 +366,7 @@ class _LoopbackOnly:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         client = scope.get("client")
-        if scope["type"] in ("http", "websocket") and not (client and _is_loopback(client[0])):
+        if scope["type"] in ("http", "websocket") and not (client and is_loopback(client[0])):
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 1008})
             else:
@@ -375,7 +375,10 @@ class _LoopbackOnly:
         await self._app(scope, receive, send)
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """``localhost`` or a loopback IP address."""
+    if host == "localhost":
+        return True
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:

@@ -1,4 +1,5 @@
-"""Runs the stand-in: uvicorn on 127.0.0.1 (never another address) in a background thread.
+"""Runs the stand-in: uvicorn on a loopback address (127.0.0.1 unless told another, never a public one) in a
+background thread.
 
 ``StandinServer(path).start()`` returns the base URL; point slack_sdk at it with
 ``WebClient(base_url=f"{url}/api/", token=workspace.bot_token)``. The methods below are the in-process
@@ -18,7 +19,7 @@ from typing import Any, TypeVar
 import uvicorn
 from starlette.types import Scope
 
-from bot.standin.app import Standin, build_app
+from bot.standin.app import Standin, build_app, is_loopback
 from bot.standin.clock import StandinClock
 from bot.standin.faults import Fault, FaultKind
 from bot.standin.socket_mode import Ack
@@ -39,11 +40,15 @@ class StandinServer:
         db_path: Path,
         *,
         port: int = 0,
+        host: str = HOST,
         workspace: Workspace | None = None,
         rate_limits: bool = True,
         clock: StandinClock | None = None,
     ) -> None:
+        if not is_loopback(host):
+            raise ValueError(f"the stand-in serves loopback only, and {host} is not a loopback address")
         self.db_path = db_path
+        self.host = host
         self.workspace = workspace or Workspace.default()
         self.clock = clock or StandinClock()
         self._rate_limits = rate_limits
@@ -72,7 +77,7 @@ class StandinServer:
         self._standin = Standin.open(self.db_path, self.workspace, clock=self.clock, rate_limits=self._rate_limits)
         config = uvicorn.Config(
             build_app(self._standin, self._drop_connection),
-            host=HOST,
+            host=self.host,
             port=self._port,
             lifespan="off",
             log_config=None,
@@ -87,9 +92,10 @@ class StandinServer:
         while not server.started:
             if time.monotonic() > deadline or not self._thread.is_alive():
                 self.stop()
-                raise RuntimeError(f"the Slack stand-in did not start on {HOST}:{self._port}")
+                raise RuntimeError(f"the Slack stand-in did not start on {self.host}:{self._port}")
             time.sleep(0.01)
-        self._url = f"http://{HOST}:{server.servers[0].sockets[0].getsockname()[1]}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        self._url = f"http://{host}:{server.servers[0].sockets[0].getsockname()[1]}"
         return self._url
 
     async def _serve(self, server: uvicorn.Server) -> None:
