@@ -307,7 +307,7 @@ def test_serve_runs_the_slack_standin_and_slack_command_talks_to_it(
     assert stat.S_IMODE(runtime_file.stat().st_mode) == 0o600
     info = json.loads(runtime_file.read_text())
     assert info["bot_url"] == running.url
-    assert httpx.get(f"{running.url}/readyz").json()["slack"] == "standin"
+    assert httpx.get(f"{running.url}/readyz").json()["slack"] == {"mode": "standin", "ok": True, "problems": []}
 
     def posted() -> list[dict[str, Any]]:
         answer = httpx.get(f"{info['standin_url']}/_standin/messages", params={"channel": "incidents"}).json()

@@ -1,4 +1,5 @@
-"""``incibot slack command "/incident list" [--user U]``: talk to a running bot as Slack would.
+"""``incibot slack command "/incident list" [--user U]``: talk to a running bot as Slack would;
+``incibot slack check``: check the Slack set-up against the Web API, changing nothing.
 
 Reads ``<state dir>/runtime.json`` (written by ``serve`` in stand-in mode) for the bot's URL, the
 stand-in's URL and the signing secret; flags override it. The request is signed exactly as Slack signs.
@@ -14,6 +15,7 @@ from typing import Any
 import httpx
 
 from bot.settings import Settings
+from bot.slack.check import SlackUnreachable, check_settings
 from bot.standin.driver import SlackDriver, UnknownUser
 
 WAIT_SECONDS = 5.0
@@ -30,6 +32,8 @@ def register(commands: Any) -> None:
     command.add_argument("--standin-url", default=None)
     command.add_argument("--signing-secret", default=None)
     command.set_defaults(handler=send_command)
+    check = sub.add_parser("check", help="check the Slack app, tokens, scopes, channels and responders (read-only)")
+    check.set_defaults(handler=check_setup)
 
 
 def send_command(settings: Settings, args: argparse.Namespace) -> int:
@@ -77,6 +81,24 @@ def send_command(settings: Settings, args: argparse.Namespace) -> int:
         kind = response.get("response_type", "ephemeral")
         print(f"[{kind}] {response.get('text', '')}")
     return 0
+
+
+def check_setup(settings: Settings, _args: argparse.Namespace) -> int:
+    """``incibot slack check``: one line per problem with its fix; exit 0 (none), 1 (problems), 2 (unreachable)."""
+    try:
+        result = check_settings(settings)
+    except SlackUnreachable as exc:
+        print(f"incibot: Slack cannot be reached at {settings.slack_api_url} ({exc})", file=sys.stderr)
+        return 2
+    if result.workspace is not None:
+        print(f"workspace {result.workspace!r}, bot @{result.bot_name}, {result.receiver}")
+    for problem in result.problems:
+        print(f"problem: {problem}")
+    for warning in result.warnings:
+        print(f"warning: {warning}")
+    count = len(result.problems)
+    print("Slack set-up OK" if result.ok else f"{count} problem{'s' if count > 1 else ''}")
+    return 0 if result.ok else 1
 
 
 def _runtime_info(settings: Settings) -> dict[str, Any]:

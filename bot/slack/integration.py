@@ -14,7 +14,7 @@ import re
 import secrets
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -28,6 +28,7 @@ from bot.incidents.service import IncidentService
 from bot.knowledge.service import KnowledgeService
 from bot.settings import Settings
 from bot.slack.app import build_bolt_app
+from bot.slack.health import SlackHealth, slack_health
 from bot.slack.http import SlackEventsEndpoint
 from bot.slack.outbox import OutboxWorker
 from bot.slack.services import Permissions, SlackServices
@@ -59,6 +60,7 @@ class SlackIntegration:
     app_token: str | None
     runtime_file: Path
     socket_handler: SocketModeHandler | None = None
+    health: SlackHealth = field(init=False)  # the set-up check, for /readyz
 
     @classmethod
     def build(
@@ -98,7 +100,7 @@ class SlackIntegration:
             database, incidents, Permissions(settings.responders, listener_client), clock, outbox.wake, knowledge
         )
         app = build_bolt_app(listener_client, services)
-        return cls(
+        integration = cls(
             mode=mode,
             api_url=api_url,
             signing_secret=signing_secret,
@@ -110,6 +112,16 @@ class SlackIntegration:
             app_token=app_token,
             runtime_file=settings.state_dir / "runtime.json",
         )
+        integration.health = slack_health(
+            mode,
+            settings,
+            api_url=api_url,
+            bot_token=token,
+            app_token=app_token,
+            http_mode=signing_secret is not None,
+            connected=integration.socket_connected if app_token else None,
+        )
+        return integration
 
     @property
     def standin_port(self) -> int | None:
@@ -127,12 +139,17 @@ class SlackIntegration:
             self.socket_handler = SocketModeHandler(self.app, self.app_token, web_client=self.client)
             self.socket_handler.connect()  # type: ignore[no-untyped-call]
             log.info("Slack Socket Mode connected")
+        self.health.start()  # the set-up check, logged; /readyz waits for it
+
+    def socket_connected(self) -> bool:
+        return self.socket_handler is not None and bool(self.socket_handler.client.is_connected())
 
     def start_worker(self) -> None:
         """The sending side: the outbox worker."""
         self.outbox.start()
 
     def stop(self) -> None:
+        self.health.stop()
         if self.socket_handler is not None:
             self.socket_handler.close()  # type: ignore[no-untyped-call]
             self.socket_handler = None

@@ -56,7 +56,12 @@ def build_web_app(
                 {"status": "unavailable", "database": "ok", "schema": "behind; run `incibot db upgrade`"},
                 status_code=503,
             )
-        return JSONResponse({"status": "ready", "database": "ok", "schema": "head", "slack": slack.mode})
+        if not slack.health.ready:  # the start-up Slack check (and, in Socket Mode, the connection) first
+            return JSONResponse(
+                {"status": "starting", "database": "ok", "schema": "head", "slack": slack.health.status()},
+                status_code=503,
+            )
+        return JSONResponse({"status": "ready", "database": "ok", "schema": "head", "slack": slack.health.status()})
 
     async def metrics_endpoint(_request: Request) -> Response:
         body = await run_in_threadpool(metrics.render)
