@@ -1,24 +1,34 @@
 """Block Kit builders: pure functions from incident data to Slack message payloads.
 
-They never mention anyone (no ``<@U…>``): the person who acted is named, not pinged. Slack's limits are
-respected here, once: at most 50 blocks, 3,000 characters per section text, 150 per header.
+They never mention anyone (no ``<@U…>``): the person who acted is named, not pinged. Every string from
+outside reaches mrkdwn through :mod:`bot.slack.mrkdwn` (escaped text, links only to checked http(s) URLs).
+Slack's limits are respected here, once: at most 50 blocks, 3,000 characters per section text, 2,000 per
+field, 150 per header, 4,000 for a message's ``text`` (``chat.update``'s limit).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from bot.knowledge.suggestions import RunbookHit, SimilarIncident, Suggestions
+from bot.slack.alert_groups import AlertGroup, AlertLine, compact_list, group_alerts
+from bot.slack.mrkdwn import channel, date, escape, join_within, link, plain
 
 ACK_ACTION = "incident_acknowledge"
 RESOLVE_ACTION = "incident_resolve"
 BUTTON_VALUE_PREFIX = "incident:"
 
 MAX_SECTION_CHARS = 3000
+MAX_FIELD_CHARS = 2000
+MAX_CONTEXT_CHARS = 3000
 MAX_HEADER_CHARS = 150
-ALERTS_SHOWN = 10
+MAX_TEXT_CHARS = 4000  # chat.update refuses longer text; every text built here stays below it
+ALERTS_SHOWN = 10  # alert lines (groups) in a post or reply
+SOURCE_LINKS = 3
+TIMES = " \N{MULTIPLICATION SIGN} "  # "3 x KubePodCrashLooping", with the sign
 
 _SEVERITY_MARK = {
     "critical": ":red_circle:",
@@ -31,14 +41,6 @@ _STATUS_MARK = {
     "acknowledged": ":eyes: Acknowledged",
     "resolved": ":white_check_mark: Resolved",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class AlertLine:
-    name: str
-    status: str
-    summary: str
-    url: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,19 +77,19 @@ def parse_button_value(value: str) -> int | None:
 def incident_message(card: IncidentCard) -> dict[str, Any]:
     """``text`` (notification fallback) and ``blocks`` of an incident's main message."""
     mark = _SEVERITY_MARK.get(card.severity, ":white_circle:")
-    header = _clip(f"[{card.severity.upper()}] {card.title}", MAX_HEADER_CHARS)
+    severity = plain(card.severity.upper(), 20)
+    header = plain(f"[{severity}] {card.title}", MAX_HEADER_CHARS)
     fields = [
-        f"*Service*\n{escape(card.service or '—')}",
-        f"*Status*\n{_STATUS_MARK.get(card.status, card.status)}",
-        f"*Started*\n<!date^{int(card.opened_at.timestamp())}^{{date_short_pretty}} {{time}}|"
-        f"{card.opened_at:%Y-%m-%d %H:%M} UTC>",
-        f"*Alerts*\n{card.alert_count}",
-        f"*Commander*\n{escape(card.commander or '—')}",
-        f"*Incident*\n#{card.id}",
+        ("Service", escape(card.service or "—", 500, one_line=True)),
+        ("Status", _STATUS_MARK.get(card.status) or escape(card.status, 50)),
+        ("Started", date(card.opened_at, "{date_short_pretty} {time}", "%Y-%m-%d %H:%M UTC")),
+        ("Alerts", str(card.alert_count)),
+        ("Commander", escape(card.commander or "—", 500, one_line=True)),
+        ("Incident", f"#{card.id}"),
     ]
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": header, "emoji": True}},
-        {"type": "section", "fields": [{"type": "mrkdwn", "text": _clip(f, 2000)} for f in fields]},
+        {"type": "section", "fields": [{"type": "mrkdwn", "text": f"*{name}*\n{value}"} for name, value in fields]},
     ]
     if card.alerts:
         blocks.append(
@@ -95,22 +97,24 @@ def incident_message(card: IncidentCard) -> dict[str, Any]:
         )
     if card.suggestions is not None:
         blocks += knowledge_blocks(card.suggestions)
-    context = [f"{mark} {card.source}"]
-    links = [a.url for a in card.alerts if a.url][:3]
-    context += [f"<{url}|source {n}>" for n, url in enumerate(dict.fromkeys(links), start=1)]
+    context = [f"{mark} {escape(card.source, 100, one_line=True)}"]
+    urls = dict.fromkeys(alert.url for alert in card.alerts if alert.url)
+    context += [link(url, f"source {n}") for n, url in enumerate(list(urls)[:SOURCE_LINKS], start=1)]
     if card.incident_channel:
-        context.append(f"channel <#{card.incident_channel}>")
+        context.append(f"channel {channel(card.incident_channel)}")
     if card.suggestions is None and card.suggestions_pending:
         context.append("looking for runbooks and similar past incidents…")
-    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _clip(" · ".join(context), 3000)}]})
+    context_text = join_within(context, MAX_CONTEXT_CHARS, " · ")
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context_text}]})
     if card.status != "resolved":
         buttons = []
         if card.status == "triggered":
             buttons.append(_button("Acknowledge", ACK_ACTION, card.id, style="primary"))
         buttons.append(_button("Resolve", RESOLVE_ACTION, card.id))
         blocks.append({"type": "actions", "block_id": f"incident-{card.id}", "elements": buttons})
-    text = f"{mark} [{card.severity.upper()}] {escape(card.title)} — {card.status} (incident #{card.id})"
-    return {"text": _clip(text, 3000), "blocks": blocks}
+    title = escape(card.title, 1000, one_line=True)
+    text = f"{mark} [{escape(severity)}] {title} — {escape(card.status, 50)} (incident #{card.id})"
+    return {"text": text, "blocks": blocks}
 
 
 def knowledge_blocks(suggestions: Suggestions) -> list[dict[str, Any]]:
@@ -118,67 +122,70 @@ def knowledge_blocks(suggestions: Suggestions) -> list[dict[str, Any]]:
     if suggestions.failed:
         note = "Search for runbooks and similar past incidents failed (the bot's log says why)."
         return [{"type": "section", "text": {"type": "mrkdwn", "text": note}}]
+    budget = MAX_SECTION_CHARS - 30  # room for the section's title
     if suggestions.runbooks:
-        runbooks = "\n".join(runbook_line(hit) for hit in suggestions.runbooks)
+        runbooks = join_within((runbook_line(hit) for hit in suggestions.runbooks), budget)
     else:
         runbooks = f"No runbook fits this alert (best match {suggestions.runbook_confidence:.2f})."
     if suggestions.similar:
-        similar = "\n".join(similar_line(item) for item in suggestions.similar)
+        similar = join_within((similar_line(item) for item in suggestions.similar), budget)
     else:
         similar = "No similar past incidents."
     return [
-        {"type": "section", "text": {"type": "mrkdwn", "text": _clip(f"*Runbooks*\n{runbooks}", MAX_SECTION_CHARS)}},
-        {
-            "type": "section",
-            "text": {"type": "mrkdwn", "text": _clip(f"*Similar past incidents*\n{similar}", MAX_SECTION_CHARS)},
-        },
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"*Runbooks*\n{runbooks}"}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"*Similar past incidents*\n{similar}"}},
     ]
 
 
 def runbook_line(hit: RunbookHit) -> str:
-    """``• Title (doc) § Section — 0.82``, the title linked to the runbook's source when it has one."""
-    title = escape(_clip(hit.title, 150))
-    name = f"<{hit.url}|{title}>" if hit.url and _safe_url(hit.url) else f"*{title}*"
-    section = f" § {escape(_clip(hit.section, 80))}" if hit.section else ""
-    return f"• {name} (`{escape(hit.doc)}`){section} — {hit.score:.2f}"
+    """``• Title (doc) § Section — 0.82``, the title linked to the runbook's source when that is a safe URL."""
+    title = link(hit.url, hit.title[:150]) if hit.url else f"*{escape(hit.title, 150, one_line=True)}*"
+    section = f" § {escape(hit.section, 80, one_line=True)}" if hit.section else ""
+    return f"• {title} (`{escape(hit.doc, 200, one_line=True)}`){section} — {hit.score:.2f}"
 
 
 def similar_line(item: SimilarIncident) -> str:
     """``• #12 Title — 0.91, opened <date> — resolution``."""
-    opened = f"<!date^{int(item.opened_at.timestamp())}^{{date_short_pretty}}|{item.opened_at:%Y-%m-%d}>"
+    opened = date(item.opened_at, "{date_short_pretty}", "%Y-%m-%d")
     return (
-        f"• *#{item.id}* {escape(_clip(item.title, 120))} — {item.score:.2f}, {item.status}, opened {opened}"
-        f" — {escape(_clip(item.resolution, 300))}"
+        f"• *#{item.id}* {escape(item.title, 120, one_line=True)} — {item.score:.2f},"
+        f" {escape(item.status, 30, one_line=True)}, opened {opened} — {escape(item.resolution, 300, one_line=True)}"
     )
 
 
-def _safe_url(url: str) -> bool:
-    return url.startswith(("https://", "http://")) and not any(c in url for c in "<>| \n")
-
-
-def alert_list(alerts: tuple[AlertLine, ...] | list[AlertLine], total: int) -> str:
-    """Up to :data:`ALERTS_SHOWN` alerts, one per line, then "+K more"; within Slack's section limit."""
+def alert_list(alerts: Sequence[AlertLine], total: int) -> str:
+    """The first ``total`` of ``alerts`` grouped by name and status (:mod:`bot.slack.alert_groups`), up to
+    :data:`ALERTS_SHOWN` lines, then "+K more" for the alerts no line counts; within Slack's section limit."""
     lines: list[str] = []
+    counted = 0
     used = 0
-    for alert in alerts[:ALERTS_SHOWN]:
-        mark = ":white_check_mark:" if alert.status == "resolved" else ":fire:"
-        line = f"{mark} *{escape(alert.name)}* {escape(_clip(alert.summary, 200))}"
+    for group in group_alerts(alerts[:total])[:ALERTS_SHOWN]:
+        line = alert_line(group)
         if used + len(line) + 1 > MAX_SECTION_CHARS - 40:
             break
         lines.append(line)
         used += len(line) + 1
-    if total > len(lines):
-        lines.append(f"+{total - len(lines)} more")
+        counted += group.count
+    if total > counted:
+        lines.append(f"+{total - counted} more")
     return "\n".join(lines)
 
 
+def alert_line(group: AlertGroup) -> str:
+    """``:fire: *3 x KubePodCrashLooping* summary — shop/cart-…-0, -1, -2`` (one alert: no count, no list)."""
+    mark = ":white_check_mark:" if group.status == "resolved" else ":fire:"
+    name = escape(group.name, 200, one_line=True)
+    line = f"{mark} *{name}*" if group.count == 1 else f"{mark} *{group.count}{TIMES}{name}*"
+    if group.summary:
+        line += f" {escape(group.summary, 300, one_line=True)}"
+    if group.differences:
+        line += f" — {escape(compact_list(group.differences), 500, one_line=True)}"
+    return line
+
+
 def thread_text(text: str) -> str:
-    return _clip(escape(text), MAX_SECTION_CHARS)
-
-
-def escape(text: str) -> str:
-    """Slack's mrkdwn escaping: untrusted text can neither mention nor link."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """A thread reply's text from outside text (escaped, within a section's limit)."""
+    return escape(text, MAX_SECTION_CHARS)
 
 
 def _button(label: str, action_id: str, incident_id: int, style: str | None = None) -> dict[str, Any]:
@@ -191,7 +198,3 @@ def _button(label: str, action_id: str, incident_id: int, style: str | None = No
     if style:
         button["style"] = style
     return button
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -9,10 +9,15 @@ from bot.incidents.models import Incident, IncidentAlert
 from bot.ingest.models import Alert
 from bot.knowledge.models import IncidentDocument
 from bot.knowledge.suggestions import Suggestions
-from bot.slack.blocks import ALERTS_SHOWN, AlertLine, IncidentCard
+from bot.slack.alert_groups import AlertLine
+from bot.slack.blocks import IncidentCard
+
+# Alerts read to group an incident's alert lines; the post counts any beyond them as "+K more".
+ALERTS_SCANNED = 1000
 
 
-def alert_lines(session: Session, incident_id: int, *, offset: int = 0, limit: int = ALERTS_SHOWN) -> list[AlertLine]:
+def alert_lines(session: Session, incident_id: int, *, offset: int = 0, limit: int = ALERTS_SCANNED) -> list[AlertLine]:
+    """The incident's alerts in arrival order from ``offset``: what the post's grouped alert lines show."""
     alerts = session.scalars(
         select(Alert)
         .join(IncidentAlert, IncidentAlert.alert_id == Alert.id)
@@ -21,7 +26,10 @@ def alert_lines(session: Session, incident_id: int, *, offset: int = 0, limit: i
         .offset(offset)
         .limit(limit)
     )
-    return [AlertLine(a.alertname or a.fingerprint, a.status, a.normalized().title, a.generator_url) for a in alerts]
+    return [
+        AlertLine(a.alertname or a.fingerprint, a.status, a.normalized().title, a.generator_url, a.labels)
+        for a in alerts
+    ]
 
 
 def stored_suggestions(session: Session, incident_id: int) -> Suggestions | None:
