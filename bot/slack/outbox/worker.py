@@ -17,6 +17,7 @@ A failing item holds back only later items of its own incident, never other inci
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -137,6 +138,8 @@ class OutboxWorker(BackgroundLoop):
             wait_until = self._not_ready_until(session, item, incident, now)
             if wait_until is not None:
                 item.not_before = wait_until
+                if item.kind == OutboxKind.POST_INCIDENT:  # waiting for suggestions: not a poll longer
+                    self._wake_at(wait_until - now)
                 return False
             call = spec.prepare(Render(session, item, incident, self._card))
             item.attempts += 1
@@ -168,6 +171,11 @@ class OutboxWorker(BackgroundLoop):
             if deadline > now and stored_suggestions(session, incident.id) is None:
                 return deadline  # the suggester makes the post due as soon as it stores them
         return None
+
+    def _wake_at(self, delay: timedelta) -> None:
+        timer = threading.Timer(delay.total_seconds(), self.wake)
+        timer.daemon = True
+        timer.start()
 
     def _card(self, session: Session, incident: Incident) -> blocks.IncidentCard:
         """The incident as its main message shows it (with suggestions when search is on)."""
