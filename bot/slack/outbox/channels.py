@@ -18,6 +18,8 @@ from bot.slack.outbox.gateway import SlackFailure, SlackGateway
 
 log = logging.getLogger(__name__)
 
+_SAID = frozenset({"channel_not_found", "not_in_channel"})  # errors :meth:`OutboxChannels.readable` explains
+
 
 def backoff(failures: int, cap: timedelta) -> timedelta:
     """2, 4, 8 … seconds after the first, second, third … failure, at most ``cap``."""
@@ -89,7 +91,9 @@ class OutboxChannels:
                 self.readable(ref)
             except SlackFailure as failure:
                 if failure.retry_after is None and not failure.transient:
-                    del self._setup[ref]  # refused (not found, private): said once; posts will say it too
+                    del self._setup[ref]  # refused: posts there will fail the same way, each saying why
+                    if failure.error not in _SAID:
+                        log.error("cannot set up Slack channel #%s: %s", ref, failure)
                     continue
                 wait = failure.retry_after or backoff(failures + 1, self._max_backoff)
                 self._setup[ref] = (failures + 1, now + wait)

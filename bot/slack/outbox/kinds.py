@@ -50,9 +50,8 @@ class Render:
     card: Callable[[Session, Incident], blocks.IncidentCard]
 
     def call(self, method: str, args: dict[str, Any], **more: Any) -> Call:
-        channel = str(args.get("channel", ""))
-        return Call(self.item.id, OutboxKind(self.item.kind), self.incident.id, channel, method, args,
-                    self.item.ambiguous, **more)  # fmt: skip
+        kind, channel = OutboxKind(self.item.kind), str(args.get("channel", ""))
+        return Call(self.item.id, kind, self.incident.id, channel, method, args, self.item.ambiguous, **more)
 
     @property
     def metadata(self) -> dict[str, Any]:
