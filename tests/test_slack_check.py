@@ -18,6 +18,7 @@ from bot.runtime import Runtime
 from bot.settings import Route, Settings
 from bot.slack.check import CheckResult, SlackUnreachable, check_settings
 from bot.slack.health import SlackHealth
+from bot.standin.driver import SlackDriver
 from bot.standin.server import StandinServer
 from bot.standin.workspace import BOT_USER_ID, ChannelSeed, Workspace
 from tests.conftest import auth
@@ -330,6 +331,33 @@ def test_readyz_reports_the_slack_state_and_ingest_works_regardless(
         record.levelno == logging.ERROR and "channel #incidents not found" in record.getMessage()
         for record in caplog.records
     )
+
+
+def test_socket_mode_serves_while_slack_refuses_the_connection_and_connects_later(
+    start_standin: StandinFactory, settings: Settings
+) -> None:
+    standin = start_standin(Workspace.default())
+    standin.add_fault("server_error", method="apps.connections.open", status=503, times=3)
+    real = settings.model_copy(
+        update={
+            "slack_mode": "real",
+            "slack_api_url": standin.api_url,
+            "slack_bot_token": SecretStr(standin.workspace.bot_token),
+            "slack_app_token": SecretStr(standin.workspace.app_token),
+        }
+    )
+    runtime = Runtime.build(real)
+    try:
+        with serve_in_thread(runtime.asgi_app()) as url, httpx.Client(base_url=url, timeout=10) as http:
+            accepted = http.post("/alerts/alertmanager", json=am_group([am_alert()]), headers=auth())
+            assert accepted.status_code == 202, accepted.text
+            assert http.get("/readyz").status_code == 503  # not connected yet
+            wait_for(lambda: http.get("/readyz").status_code == 200, timeout=20, interval=0.1)
+            assert runtime.slack.socket_connected()
+            with SlackDriver(standin.url) as driver:
+                assert driver.slash_command("/incident", "list", via_socket=True).acked
+    finally:
+        runtime.database.dispose()
 
 
 def test_readyz_in_standin_mode(settings: Settings) -> None:

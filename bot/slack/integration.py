@@ -13,6 +13,7 @@ import os
 import re
 import secrets
 import socket
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -39,6 +40,8 @@ from bot.standin.workspace import BOT_USER_ID, ChannelSeed, Workspace
 
 log = logging.getLogger(__name__)
 
+SOCKET_RETRY_FIRST, SOCKET_RETRY_MAX = 1.0, 60.0  # seconds between Socket Mode connection tries
+
 
 _CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{6,}$")
 
@@ -61,6 +64,7 @@ class SlackIntegration:
     runtime_file: Path
     socket_handler: SocketModeHandler | None = None
     health: SlackHealth = field(init=False)  # the set-up check, for /readyz
+    _stopping: threading.Event = field(default_factory=threading.Event, init=False)
 
     @classmethod
     def build(
@@ -136,10 +140,27 @@ class SlackIntegration:
             self.standin.start()
             self._write_runtime_file(bot_url, url)
         if self.app_token:
+            self._stopping.clear()
             self.socket_handler = SocketModeHandler(self.app, self.app_token, web_client=self.client)
-            self.socket_handler.connect()  # type: ignore[no-untyped-call]
-            log.info("Slack Socket Mode connected")
+            if not self._connect_socket():  # ingest must not wait for Slack: keep trying in the background
+                threading.Thread(target=self._keep_connecting, name="slack-socket", daemon=True).start()
         self.health.start()  # the set-up check, logged; /readyz waits for it
+
+    def _connect_socket(self) -> bool:
+        """One try at the Socket Mode connection; False (logged) when Slack refuses it or cannot be reached."""
+        assert self.socket_handler is not None
+        try:
+            self.socket_handler.connect()  # type: ignore[no-untyped-call]
+        except Exception as exc:  # whatever Slack's state, serve goes on taking alerts
+            log.error("Slack Socket Mode cannot connect (%s); retrying", str(exc).splitlines()[0] if str(exc) else exc)
+            return False
+        log.info("Slack Socket Mode connected")
+        return True
+
+    def _keep_connecting(self) -> None:
+        delay = SOCKET_RETRY_FIRST
+        while not self._stopping.wait(delay) and not self._connect_socket():
+            delay = min(delay * 2, SOCKET_RETRY_MAX)
 
     def socket_connected(self) -> bool:
         return self.socket_handler is not None and bool(self.socket_handler.client.is_connected())
@@ -149,6 +170,7 @@ class SlackIntegration:
         self.outbox.start()
 
     def stop(self) -> None:
+        self._stopping.set()
         self.health.stop()
         if self.socket_handler is not None:
             self.socket_handler.close()  # type: ignore[no-untyped-call]
