@@ -288,7 +288,7 @@ def test_readyz_waits_for_the_first_check_then_stays_ready() -> None:
             raise outcome
         return outcome
 
-    health = SlackHealth("real", slow_check, interval=0.05)
+    health = SlackHealth("real", slow_check, interval=0.05, problem_interval=0.05)
     health.start()
     try:
         assert not health.ready
@@ -354,6 +354,8 @@ def test_socket_mode_serves_while_slack_refuses_the_connection_and_connects_late
             assert http.get("/readyz").status_code == 503  # not connected yet
             wait_for(lambda: http.get("/readyz").status_code == 200, timeout=20, interval=0.1)
             assert runtime.slack.socket_connected()
+            # The start-up check found Slack out of reach; connecting checks again at once.
+            wait_for(lambda: http.get("/readyz").json()["slack"]["ok"], timeout=10, interval=0.1)
             with SlackDriver(standin.url) as driver:
                 assert driver.slash_command("/incident", "list", via_socket=True).acked
     finally:

@@ -18,12 +18,14 @@ from bot.slack.check import CheckResult, SlackUnreachable, check_client, check_s
 log = logging.getLogger(__name__)
 
 RECHECK_SECONDS = 300.0
+RECHECK_PROBLEMS_SECONDS = 60.0  # sooner while something is wrong, so that /readyz sees the fix
 START_WAIT_SECONDS = 2.0  # how long start() waits for the first check (a quick one makes the bot ready at once)
 
 
 class SlackHealth:
-    """Runs ``check`` at start-up and every ``interval`` seconds; ``connected`` says whether the Socket Mode
-    connection is up (None: HTTP mode, nothing to wait for)."""
+    """Runs ``check`` at start-up, then every ``interval`` seconds (``problem_interval`` while it finds
+    problems, and at once on :meth:`recheck`); ``connected`` says whether the Socket Mode connection is up
+    (None: HTTP mode, nothing to wait for)."""
 
     def __init__(
         self,
@@ -32,26 +34,34 @@ class SlackHealth:
         *,
         connected: Callable[[], bool] | None = None,
         interval: float = RECHECK_SECONDS,
+        problem_interval: float = RECHECK_PROBLEMS_SECONDS,
     ) -> None:
         self.mode = mode
         self._check = check
         self._connected = connected
-        self._interval = interval
+        self._intervals = (interval, problem_interval)
         self._latest: CheckResult | None = None
         self._checked = threading.Event()
         self._ready = False
         self._stopping = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         """Start checking; waits a moment for the first result, never longer."""
         self._stopping.clear()
+        self._wake.clear()
         self._thread = threading.Thread(target=self._run, name="slack-health", daemon=True)
         self._thread.start()
         self._checked.wait(START_WAIT_SECONDS)
 
+    def recheck(self) -> None:
+        """Check again now (e.g. the Socket Mode connection came up after Slack was out of reach)."""
+        self._wake.set()
+
     def stop(self) -> None:
         self._stopping.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=15)
             self._thread = None
@@ -85,7 +95,9 @@ class SlackHealth:
                 previous = list(result.problems)
             self._latest = result
             self._checked.set()
-            if self._stopping.wait(self._interval):
+            self._wake.wait(self._intervals[0] if result.ok else self._intervals[1])
+            self._wake.clear()
+            if self._stopping.is_set():
                 return
 
     def _run_check(self) -> CheckResult:

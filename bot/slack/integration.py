@@ -159,7 +159,10 @@ class SlackIntegration:
 
     def _keep_connecting(self) -> None:
         delay = SOCKET_RETRY_FIRST
-        while not self._stopping.wait(delay) and not self._connect_socket():
+        while not self._stopping.wait(delay):
+            if self._connect_socket():
+                self.health.recheck()  # the start-up check may only have found Slack out of reach
+                return
             delay = min(delay * 2, SOCKET_RETRY_MAX)
 
     def socket_connected(self) -> bool:
