@@ -1,110 +1,120 @@
-"""The ``/incident`` grammar. The text is untrusted input: parse strictly, never guess.
+"""How slash-command text is parsed. The text is untrusted input: parse strictly, never guess.
 
-    /incident list
-    /incident show ID
-    /incident similar ID
-    /incident ack ID
-    /incident resolve ID [NOTE…]
-    /incident declare TITLE…
-    /incident assign ID @user
-    /incident help
-
-ID is a positive number (``42`` or ``#42``); ``@user`` is a Slack user mention (``<@U123|name>``).
+A command's arguments are a sequence of :class:`Param`: an incident ID (``42`` or ``#42``, a positive number),
+a user mention (``<@U123|name>``), or free text that takes the rest of the line. The commands themselves, and
+which arguments each takes, are rows of the table in :mod:`bot.slack.commands`.
 """
 
 from __future__ import annotations
 
+import enum
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bot.slack.errors import UsageError
+from bot.slack.mrkdwn import escape
 
+INCIDENT_COMMAND = "/incident"
 MAX_NOTE = 2000
 MAX_TITLE = 200
+MAX_QUERY = 500
 _ID = re.compile(r"^#?([1-9][0-9]{0,11})$")
 _MENTION = re.compile(r"^<@([UW][A-Z0-9]{2,})(?:\|([^>]{1,80}))?>$")
 
-USAGE = "\n".join(
-    [
-        "*/incident* commands:",
-        "`/incident list` — open incidents",
-        "`/incident show ID` — one incident",
-        "`/incident similar ID` — past incidents like this one, and how they were resolved",
-        "`/incident ack ID` — acknowledge (the first to acknowledge becomes commander)",
-        "`/incident resolve ID [note]` — resolve, with an optional resolution note",
-        "`/incident declare TITLE` — open an incident by hand",
-        "`/incident assign ID @user` — make someone the commander",
-        "`/incident help` — this text",
-    ]
-)
+
+class Kind(enum.Enum):
+    INCIDENT_ID = "incident_id"  # one word
+    USER = "user"  # a mention; the rest of the line when it is the last argument
+    TEXT = "text"  # the rest of the line
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    """One argument. ``label`` is how usage shows it (``ID``, ``@user``, ``note``); ``noun`` how errors name
+    free text (``title``); ``collapse`` joins runs of whitespace in free text."""
+
+    kind: Kind
+    label: str
+    optional: bool = False
+    max_length: int | None = None
+    noun: str = ""
+    collapse: bool = False
+
+    @property
+    def shown(self) -> str:
+        return f"[{self.label}]" if self.optional else self.label
+
+
+INCIDENT_ID = Param(Kind.INCIDENT_ID, "ID")
+USER = Param(Kind.USER, "@user")
+NOTE = Param(Kind.TEXT, "note", optional=True, max_length=MAX_NOTE, noun="resolution note")
+TITLE = Param(Kind.TEXT, "TITLE", max_length=MAX_TITLE, noun="title")
+QUERY = Param(Kind.TEXT, "QUERY", max_length=MAX_QUERY, noun="query", collapse=True)
 
 
 @dataclass(frozen=True, slots=True)
 class Command:
+    """A parsed command: ``name`` is the subcommand (``""`` for a command without subcommands)."""
+
     name: str
     incident_id: int | None = None
-    text: str | None = None  # note, title
+    text: str | None = None  # note, title, query
     user_id: str | None = None
     user_name: str | None = None
+    slash: str = INCIDENT_COMMAND
 
 
-def parse(text: str) -> Command:
-    """Parse the text after ``/incident``; raises :class:`UsageError` naming the problem."""
-    words = text.strip().split(maxsplit=1)
-    if not words:
-        return Command("help")
-    name, rest = words[0].lower(), (words[1].strip() if len(words) > 1 else "")
-    if name in ("help", "list"):
+def parse_arguments(invocation: str, params: tuple[Param, ...], rest: str, command: Command) -> Command:
+    """Fill ``command`` from ``rest``, the text after ``invocation`` (``/incident ack``); raises
+    :class:`UsageError` naming the problem."""
+    usage = " ".join([invocation, *(param.shown for param in params)])
+    rest = rest.strip()
+    if not params:
         if rest:
-            raise UsageError(f"`/incident {name}` takes no arguments.")
-        return Command(name)
-    if name in ("show", "similar", "ack", "resolve", "assign"):
-        id_word, _, tail = rest.partition(" ")
-        incident_id = _incident_id(name, id_word)
-        tail = tail.strip()
-        if name in ("show", "similar", "ack"):
-            if tail:
-                raise UsageError(f"`/incident {name} ID` takes nothing after the ID (got `{_quote(tail)}`).")
-            return Command(name, incident_id)
-        if name == "resolve":
-            if len(tail) > MAX_NOTE:
-                raise UsageError(f"The resolution note is too long ({len(tail)} characters; at most {MAX_NOTE}).")
-            return Command(name, incident_id, text=tail or None)
-        mention = _MENTION.match(tail)
-        if mention is None:
-            raise UsageError("`/incident assign ID @user` needs a user mention after the ID.")
-        return Command(name, incident_id, user_id=mention.group(1), user_name=mention.group(2))
-    if name == "declare":
-        if not rest:
-            raise UsageError("`/incident declare TITLE` needs a title.")
-        if len(rest) > MAX_TITLE:
-            raise UsageError(f"The title is too long ({len(rest)} characters; at most {MAX_TITLE}).")
-        return Command(name, text=rest)
-    raise UsageError(f"Unknown subcommand `{_quote(name)}`.")
+            raise UsageError(f"`{invocation}` takes no arguments.")
+        return command
+    for position, param in enumerate(params):
+        last = position == len(params) - 1
+        if param.kind is Kind.TEXT or (param.kind is Kind.USER and last):
+            word, rest = rest, ""
+        else:
+            word, _, rest = rest.partition(" ")
+            rest = rest.strip()
+        after = f" after the {params[position - 1].label}" if position else ""
+        if param.kind is Kind.INCIDENT_ID:
+            command = replace(command, incident_id=_incident_id(invocation, word))
+        elif param.kind is Kind.USER:
+            mention = _MENTION.match(word)
+            if mention is None:
+                raise UsageError(f"`{usage}` needs a user mention{after}.")
+            command = replace(command, user_id=mention.group(1), user_name=mention.group(2))
+        else:
+            command = replace(command, text=_text(usage, param, word))
+    if rest:
+        raise UsageError(f"`{usage}` takes nothing after the {params[-1].label} (got `{quote(rest)}`).")
+    return command
 
 
-def _incident_id(name: str, word: str) -> int:
+def _incident_id(invocation: str, word: str) -> int:
     if not word:
-        raise UsageError(f"`/incident {name}` needs an incident ID, e.g. `/incident {name} 42`.")
+        raise UsageError(f"`{invocation}` needs an incident ID, e.g. `{invocation} 42`.")
     match = _ID.match(word)
     if match is None:
-        raise UsageError(f"`{_quote(word)}` is not an incident ID (a number such as `42`).")
+        raise UsageError(f"`{quote(word)}` is not an incident ID (a number such as `42`).")
     return int(match.group(1))
 
 
-def _quote(text: str) -> str:
-    return text[:40].replace("`", "'")
+def _text(usage: str, param: Param, text: str) -> str | None:
+    text = " ".join(text.split()) if param.collapse else text.strip()
+    if not text:
+        if param.optional:
+            return None
+        raise UsageError(f"`{usage}` needs a {param.noun}.")
+    if param.max_length is not None and len(text) > param.max_length:
+        raise UsageError(f"The {param.noun} is too long ({len(text)} characters; at most {param.max_length}).")
+    return text
 
 
-MAX_QUERY = 500
-RUNBOOK_USAGE = "`/runbook QUERY` — runbooks for a symptom or an alert name, e.g. `/runbook disk almost full`"
-
-
-def parse_runbook_query(text: str) -> str:
-    """The text after ``/runbook``; raises :class:`UsageError` when it is empty or too long."""
-    query = " ".join(text.split())
-    if not query or query.lower() == "help":
-        raise UsageError(RUNBOOK_USAGE)
-    if len(query) > MAX_QUERY:
-        raise UsageError(f"The query is too long ({len(query)} characters; at most {MAX_QUERY}).")
-    return query
+def quote(text: str) -> str:
+    """A short, backtick-free excerpt of user text, escaped (no mention or link), safe inside backticks."""
+    return escape(text.replace("`", "'"), 40, one_line=True)

@@ -1,12 +1,15 @@
-"""What each ``/incident`` subcommand and button does, independent of how Slack delivered it."""
+"""What each slash command and button does, independent of how Slack delivered it: the handlers that the
+table in :mod:`bot.slack.commands` names."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from bot.incidents import views
 from bot.incidents.models import OPEN_STATUSES, Incident
-from bot.slack import grammar
 from bot.slack.blocks import escape, runbook_line, similar_line
 from bot.slack.grammar import Command
 from bot.slack.services import SlackServices
@@ -14,50 +17,67 @@ from bot.slack.services import SlackServices
 LIST_LIMIT = 25
 
 
-def run(services: SlackServices, command: Command, user_id: str, user_name: str, request_key: str) -> str:
-    """Carry out ``command`` for ``user_id``; returns the ephemeral answer."""
-    if command.name == "help":
-        return grammar.USAGE
-    if command.name == "list":
-        return _list(services)
-    if command.name == "show":
-        assert command.incident_id is not None
-        return _show(services, command.incident_id)
-    if command.name == "similar":
-        assert command.incident_id is not None
-        return _similar(services, command.incident_id)
-    what = {
-        "ack": "acknowledge incidents",
-        "resolve": "resolve incidents",
-        "assign": "assign commanders",
-        "declare": "declare incidents",
-    }[command.name]
-    services.permissions.check(user_id, what)
-    actor = f"slack:{user_id}"
-    with services.database.write() as session:
-        if not services.first_time(session, request_key):
-            return "Already done (this request was received twice)."
-        if command.name == "declare":
-            assert command.text is not None
-            incident = services.incidents.declare(session, command.text, actor, user_name)
-            answer = f"Declared incident {incident.id}: {escape(incident.title)}"
-        else:
-            assert command.incident_id is not None
-            if command.name == "ack":
-                outcome = services.incidents.acknowledge(session, command.incident_id, actor, user_name)
-            elif command.name == "resolve":
-                outcome = services.incidents.resolve(session, command.incident_id, actor, command.text, user_name)
-            else:
-                assert command.user_id is not None
-                commander = command.user_name or command.user_id
-                outcome = services.incidents.assign(session, command.incident_id, commander, actor, user_name)
-            answer = outcome.message
-    services.wake_outbox()
-    return answer
+@dataclass(frozen=True, slots=True)
+class Invocation:
+    """A parsed command and who gave it; ``session`` is the write transaction, for commands that write."""
+
+    services: SlackServices
+    command: Command
+    user_id: str
+    user_name: str
+    session: Session | None = None
+
+    @property
+    def actor(self) -> str:
+        return f"slack:{self.user_id}"
+
+    @property
+    def incident_id(self) -> int:
+        assert self.command.incident_id is not None, "the grammar requires an ID"
+        return self.command.incident_id
+
+    @property
+    def text(self) -> str:
+        assert self.command.text is not None, "the grammar requires the text"
+        return self.command.text
+
+    @property
+    def writing(self) -> Session:
+        assert self.session is not None, "the table runs writing commands in a transaction"
+        return self.session
 
 
-def _list(services: SlackServices) -> str:
-    with services.database.read() as session:
+def acknowledge(invocation: Invocation) -> str:
+    incidents = invocation.services.incidents
+    return incidents.acknowledge(
+        invocation.writing, invocation.incident_id, invocation.actor, invocation.user_name
+    ).message
+
+
+def resolve(invocation: Invocation) -> str:
+    incidents, note = invocation.services.incidents, invocation.command.text
+    return incidents.resolve(
+        invocation.writing, invocation.incident_id, invocation.actor, note, invocation.user_name
+    ).message
+
+
+def assign(invocation: Invocation) -> str:
+    command = invocation.command
+    commander = command.user_name or command.user_id or ""
+    return invocation.services.incidents.assign(
+        invocation.writing, invocation.incident_id, commander, invocation.actor, invocation.user_name
+    ).message
+
+
+def declare(invocation: Invocation) -> str:
+    incident = invocation.services.incidents.declare(
+        invocation.writing, invocation.text, invocation.actor, invocation.user_name
+    )
+    return f"Declared incident {incident.id}: {escape(incident.title)}"
+
+
+def list_open(invocation: Invocation) -> str:
+    with invocation.services.database.read() as session:
         incidents = list(
             session.scalars(
                 select(Incident)
@@ -77,9 +97,9 @@ def _list(services: SlackServices) -> str:
     return "Open incidents:\n" + "\n".join(lines)
 
 
-def _show(services: SlackServices, incident_id: int) -> str:
-    with services.database.read() as session:
-        data = views.detail(views.get_incident(session, incident_id))  # IncidentNotFound reaches the error handler
+def show(invocation: Invocation) -> str:
+    with invocation.services.database.read() as session:  # IncidentNotFound reaches the error handler
+        data = views.detail(views.get_incident(session, invocation.incident_id))
     lines = [f"*Incident #{data['id']}: {escape(data['title'])}*"]
     lines += [f"{label}: {escape(value)}" for label, value in views.facts(data)]
     lines.append("Timeline:")
@@ -90,7 +110,8 @@ def _show(services: SlackServices, incident_id: int) -> str:
 SEARCH_OFF = "Search is off on this bot (INCIBOT_KNOWLEDGE=false)."
 
 
-def _similar(services: SlackServices, incident_id: int) -> str:
+def similar(invocation: Invocation) -> str:
+    services, incident_id = invocation.services, invocation.incident_id
     if services.knowledge is None:
         return SEARCH_OFF
     found = services.knowledge.similar_to(incident_id)  # IncidentNotFound reaches the error handler
@@ -99,8 +120,9 @@ def _similar(services: SlackServices, incident_id: int) -> str:
     return f"Incidents similar to #{incident_id} (resolved first):\n" + "\n".join(similar_line(s) for s in found)
 
 
-def runbooks(services: SlackServices, query: str) -> str:
+def runbooks(invocation: Invocation) -> str:
     """The ephemeral answer to ``/runbook QUERY``."""
+    services, query = invocation.services, invocation.text
     if services.knowledge is None:
         return SEARCH_OFF
     answer = services.knowledge.search_runbooks(query, limit=3)

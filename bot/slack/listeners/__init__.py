@@ -2,8 +2,7 @@
 
 | kind    | id                                 | module            |
 |---------|------------------------------------|-------------------|
-| command | ``/incident``                      | ``commands.py``   |
-| command | ``/runbook``                       | ``commands.py``   |
+| command | each in ``bot.slack.commands``     | ``commands.py``   |
 | action  | ``incident_acknowledge``           | ``actions.py``    |
 | action  | ``incident_resolve``               | ``actions.py``    |
 | event   | ``app_mention``                    | ``events.py``     |

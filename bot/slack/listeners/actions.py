@@ -6,7 +6,7 @@ from typing import Any
 
 from slack_bolt import Ack, App, Respond
 
-from bot.slack import operations
+from bot.slack import commands
 from bot.slack.blocks import ACK_ACTION, RESOLVE_ACTION, parse_button_value
 from bot.slack.grammar import Command
 from bot.slack.listeners.errors import reported
@@ -36,6 +36,6 @@ def _press(services: SlackServices, name: str, body: dict[str, Any], action: dic
     user_id = str(user.get("id", ""))
     user_name = str(user.get("username") or user.get("name") or user_id)
     key = f"action:{user_id}:{action.get('action_ts')}:{action.get('action_id')}"
-    answer = operations.run(services, Command(name, incident_id), user_id, user_name, key)
+    answer = commands.run(services, Command(name, incident_id), user_id, user_name, key)
     if body.get("response_url"):
         respond(text=answer, response_type="ephemeral", replace_original=False)
