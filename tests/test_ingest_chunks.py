@@ -155,3 +155,22 @@ def test_a_failing_chunk_rolls_back_alone_and_the_retry_resumes_after_the_last_c
     assert bot.progress()[big] == ("done", 9)
     [incident] = bot.incidents()
     assert (incident.alert_count, bot.links(incident.id)) == (9, 9)
+
+
+def test_a_large_delivery_in_progress_gets_a_chunk_in_every_transaction_while_small_ones_keep_coming(
+    bot: Bot,
+) -> None:
+    big = bot.send(9, BIG, "big-")
+    small = [bot.send(1, f'{{}}:{{pod="small-{n}"}}', f"small-{n}-") for n in range(6)]
+    # Each read of the timer is 3 ms later: on SQLite one small delivery spends the 4 ms budget of a transaction,
+    # yet the big one, in progress, still gets its chunk (its budget is SQLITE_CHUNK_BUDGET).
+    worker = bot.worker(chunk_events=3, timer=FakeTimer(step=0.003))
+    history = []
+    while worker.run_once():
+        state = bot.progress()
+        history.append((state[big][1], sum(state[delivery][0] == "done" for delivery in small)))
+    applied = [big_applied for big_applied, _small_done in history]
+    assert applied[:3] == [3, 6, 9]  # a chunk in each of the first three transactions
+    if bot.runtime.database.is_sqlite:
+        assert history[2][1] < len(small)  # ... while small deliveries were still waiting
+    assert history[-1] == (9, len(small))

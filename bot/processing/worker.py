@@ -109,9 +109,12 @@ class ProcessingWorker(BackgroundLoop):
             blocked: set[str] = set()
             self._chunked = False
             for delivery in _started_last(batch):
-                if self._database.is_sqlite and progress and self._timer() - locked > _budget(delivery):
-                    break  # commit what is done: the rest stays pending (a claim is only a row lock)
                 if delivery.order_key in blocked:
+                    continue
+                if self._database.is_sqlite and progress and self._timer() - locked > _budget(delivery):
+                    # Left pending for the next transaction (a claim is only a row lock), with its group. A large
+                    # delivery in progress, last in the batch, still gets its chunk.
+                    blocked.add(delivery.order_key)
                     continue
                 if self._process(session, delivery, now, locked):
                     progress += 1
