@@ -30,6 +30,7 @@ from bot.scheduling.scheduler import Maintenance
 from bot.settings import Settings
 from bot.slack.integration import SlackIntegration
 from bot.slack.notifier import ChannelRouter, SlackNotifier
+from bot.standin.workspace import Workspace
 from bot.web.app import build_web_app
 from knowledge.embeddings import Embedder
 
@@ -87,17 +88,18 @@ class Runtime:
         database: Database | None = None,
         bot_url: str | None = None,
         embedder: Embedder | None = None,
+        standin_workspace: Workspace | None = None,
     ) -> Runtime:
         """Wire incibot. ``ingest_tokens`` overrides the configured ones (``serve``'s token file);
         ``bot_url`` is where Slack (or the stand-in's driver) reaches this bot; ``embedder`` a loaded model
-        to use instead of loading the configured one."""
+        to use instead of loading the configured one; ``standin_workspace`` what the stand-in starts with
+        (stand-in mode; default: ``#incidents`` with the bot in it)."""
         database = database or open_database(settings)
         metrics = Metrics(database, clock)
         incidents = build_incident_service(settings, clock)
         knowledge = Knowledge.build(settings, database, embedder) if settings.knowledge else None
-        slack = SlackIntegration.build(
-            settings, database, incidents, clock, knowledge.service if knowledge is not None else None
-        )
+        search = knowledge.service if knowledge is not None else None
+        slack = SlackIntegration.build(settings, database, incidents, clock, search, standin_workspace)
         worker = ProcessingWorker(
             database, incidents, metrics, clock, max_attempts=settings.max_attempts, idle_poll=WORKER_IDLE_POLL
         )

@@ -1,6 +1,6 @@
-"""Real Slack configurations, against the stand-in over loopback: Socket Mode without a signing secret builds,
+"""Slack configurations, against the stand-in over loopback: Socket Mode without a signing secret builds,
 connects and answers over the socket, while ``/slack/events`` (HTTP mode, not configured) answers 404 and runs
-nothing."""
+nothing; stand-in mode creates no channel that the bot would not create on Slack."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from bot.incidents.models import Incident
 from bot.runtime import Runtime
-from bot.settings import Settings
+from bot.settings import Route, Settings
 from bot.slack.models import SeenRequest
 from bot.standin.driver import SlackDriver
 from bot.standin.server import StandinServer
@@ -86,3 +86,19 @@ def test_slack_events_is_404_and_runs_nothing_without_http_mode(
 def _incidents(runtime: Runtime) -> list[Incident]:
     with runtime.database.read() as session:
         return list(session.scalars(select(Incident)))
+
+
+def test_standin_mode_creates_no_channel_the_settings_name(settings: Settings) -> None:
+    """Slack has no channel because a setting names it: the stand-in starts as an admin left it, and a channel
+    that does not exist stays missing (and is reported), never conjured up."""
+    configured = settings.model_copy(
+        update={"alerts_channel": "#ops-alerts", "routes": (Route("team", "payments", "payments"),)}
+    )
+    runtime = Runtime.build(configured)
+    with serve_in_thread(runtime.asgi_app()):
+        standin = runtime.slack.standin
+        assert standin is not None
+        assert standin.channel("ops-alerts") is None
+        assert standin.channel("payments") is None
+        incidents = standin.channel("incidents")  # the default workspace: #incidents, the bot invited
+        assert incidents is not None

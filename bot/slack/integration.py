@@ -10,12 +10,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import secrets
 import socket
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -36,14 +35,11 @@ from bot.slack.services import Permissions, SlackServices
 from bot.slack.suggester import Suggester
 from bot.slack.verification import RequestVerifier
 from bot.standin.server import StandinServer
-from bot.standin.workspace import BOT_USER_ID, ChannelSeed, Workspace
+from bot.standin.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
 SOCKET_RETRY_FIRST, SOCKET_RETRY_MAX = 1.0, 60.0  # seconds between Socket Mode connection tries
-
-
-_CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{6,}$")
 
 
 class SlackConfigurationError(Exception):
@@ -74,13 +70,16 @@ class SlackIntegration:
         incidents: IncidentService,
         clock: Callable[[], datetime],
         knowledge: KnowledgeService | None = None,
+        standin_workspace: Workspace | None = None,
     ) -> SlackIntegration:
+        """``standin_workspace``: what the stand-in starts with (default: :meth:`Workspace.default`, what an
+        admin has after set-up); the bot never creates channels there that it would not create on Slack."""
         mode = _resolve_mode(settings)
         standin: StandinServer | None = None
         signing_secret: str | None
         app_token = _secret(settings.slack_app_token)
         if mode == "standin":
-            workspace = _standin_workspace(settings)
+            workspace = standin_workspace or Workspace.default()
             port = settings.standin_port or _free_port()
             standin = StandinServer(settings.state_dir / "standin.sqlite", port=port, workspace=workspace)
             api_url = f"http://127.0.0.1:{port}/api/"
@@ -206,20 +205,6 @@ def _resolve_mode(settings: Settings) -> str:
 def _secret(value: SecretStr | None) -> str | None:
     """A credential's value; None when it is unset or blank (``SLACK_SIGNING_SECRET=`` configures nothing)."""
     return value.get_secret_value() if value is not None and value.get_secret_value().strip() else None
-
-
-def _standin_workspace(settings: Settings) -> Workspace:
-    """The default stand-in workspace, plus every channel the settings name (alerts channel, routes)."""
-    default = Workspace()
-    known = {seed.name for seed in default.channels}
-    wanted = [settings.alerts_channel.lstrip("#"), *(route.channel for route in settings.routes)]
-    members = (BOT_USER_ID, *(user.id for user in default.users))
-    extra = tuple(
-        ChannelSeed("C0" + re.sub(r"[^A-Z0-9]", "", name.upper())[:9] + f"{n:02d}", name, members)
-        for n, name in enumerate(dict.fromkeys(wanted))
-        if name not in known and not _CHANNEL_ID.match(name)
-    )
-    return replace(default, channels=default.channels + extra)
 
 
 def _free_port() -> int:

@@ -10,8 +10,9 @@ from sqlalchemy.orm import Session
 
 from bot.incidents import views
 from bot.incidents.models import OPEN_STATUSES, Incident
-from bot.slack.blocks import escape, runbook_line, similar_line
+from bot.slack.blocks import runbook_line, similar_line
 from bot.slack.grammar import Command
+from bot.slack.mrkdwn import escape
 from bot.slack.services import SlackServices
 
 LIST_LIMIT = 25
