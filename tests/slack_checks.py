@@ -20,11 +20,13 @@ MAX_CONTEXT = 3000
 
 
 def mrkdwn_texts(message: dict[str, Any]) -> list[str]:
-    """Every string of ``message`` that Slack parses as mrkdwn (its ``text`` and its mrkdwn text objects)."""
+    """Every string of ``message`` that Slack parses as mrkdwn (its ``text`` and its mrkdwn text objects, which
+    must be ``verbatim``)."""
     texts = [message["text"]]
     for block in message.get("blocks", []):
         for part in [block.get("text"), *block.get("fields", []), *block.get("elements", [])]:
             if isinstance(part, dict) and part.get("type") == "mrkdwn":
+                assert part.get("verbatim") is True, part  # no automatic links or mentions in its plain text
                 texts.append(part["text"])
     return texts
 

@@ -80,16 +80,15 @@ def _label_differences(alerts: list[AlertLine]) -> tuple[str, ...]:
 
 
 def compact_list(values: Sequence[str], *, shown: int = 5, value_chars: int = 60) -> str:
-    """``shop/cart-…-0, -1, -2``: up to ``shown`` values, a prefix they share written once, then "and N more"."""
-    items = [clip(value, value_chars) for value in values[:shown]]
+    """``shop/cart-…-0, -1, -2``: up to ``shown`` values, a prefix they share written once (so what differs stays
+    visible however long the prefix), each clipped to ``value_chars``, then "and N more"."""
+    items = list(values[:shown])
     prefix = _shared_prefix(items) if len(items) > 1 else ""
     if len(prefix) >= _MIN_SHARED_PREFIX:
-        separator = prefix[-1]
-        items = [_abbreviated(prefix) + items[0][len(prefix) :]] + [
-            separator + item[len(prefix) :] for item in items[1:]
-        ]
+        rests = [item[len(prefix) :] for item in items]
+        items = [_abbreviated(prefix) + rests[0]] + [prefix[-1] + rest for rest in rests[1:]]
     more = len(values) - len(items)
-    return ", ".join(items) + (f" and {more} more" if more > 0 else "")
+    return ", ".join(clip(item, value_chars) for item in items) + (f" and {more} more" if more > 0 else "")
 
 
 def _shared_prefix(values: list[str]) -> str:
@@ -102,9 +101,9 @@ def _shared_prefix(values: list[str]) -> str:
 
 
 def _abbreviated(prefix: str) -> str:
-    """``shop/cart-5d8c7b9f4-`` → ``shop/cart-…-``: the first words, "…", the last separator."""
+    """``shop/cart-5d8c7b9f4-`` → ``shop/cart-…-``: the first words (a few characters), "…", the last separator."""
     head_end = next(
         (i for i, char in enumerate(prefix[:-1]) if char in _SEPARATORS and i + 1 >= _PREFIX_HEAD), len(prefix) - 1
     )
-    head = prefix[: head_end + 1]
+    head = prefix[: min(head_end + 1, 2 * _PREFIX_HEAD)]
     return head + ELLIPSIS + prefix[-1] if len(head) + 2 < len(prefix) else prefix

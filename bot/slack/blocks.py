@@ -89,12 +89,10 @@ def incident_message(card: IncidentCard) -> dict[str, Any]:
     ]
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": header, "emoji": True}},
-        {"type": "section", "fields": [{"type": "mrkdwn", "text": f"*{name}*\n{value}"} for name, value in fields]},
+        {"type": "section", "fields": [_mrkdwn(f"*{name}*\n{value}") for name, value in fields]},
     ]
     if card.alerts:
-        blocks.append(
-            {"type": "section", "text": {"type": "mrkdwn", "text": alert_list(card.alerts, card.alert_count)}}
-        )
+        blocks.append({"type": "section", "text": _mrkdwn(alert_list(card.alerts, card.alert_count))})
     if card.suggestions is not None:
         blocks += knowledge_blocks(card.suggestions)
     context = [f"{mark} {escape(card.source, 100, one_line=True)}"]
@@ -105,7 +103,7 @@ def incident_message(card: IncidentCard) -> dict[str, Any]:
     if card.suggestions is None and card.suggestions_pending:
         context.append("looking for runbooks and similar past incidents…")
     context_text = join_within(context, MAX_CONTEXT_CHARS, " · ")
-    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context_text}]})
+    blocks.append({"type": "context", "elements": [_mrkdwn(context_text)]})
     if card.status != "resolved":
         buttons = []
         if card.status == "triggered":
@@ -114,14 +112,15 @@ def incident_message(card: IncidentCard) -> dict[str, Any]:
         blocks.append({"type": "actions", "block_id": f"incident-{card.id}", "elements": buttons})
     title = escape(card.title, 1000, one_line=True)
     text = f"{mark} [{escape(severity)}] {title} — {escape(card.status, 50)} (incident #{card.id})"
-    return {"text": text, "blocks": blocks}
+    # parse=none: chat.update would otherwise parse the text the way a client does ("@channel" pings).
+    return {"text": text, "blocks": blocks, "parse": "none"}
 
 
 def knowledge_blocks(suggestions: Suggestions) -> list[dict[str, Any]]:
     """The "Runbooks" and "Similar past incidents" sections of an incident post; each says so when none fits."""
     if suggestions.failed:
         note = "Search for runbooks and similar past incidents failed (the bot's log says why)."
-        return [{"type": "section", "text": {"type": "mrkdwn", "text": note}}]
+        return [{"type": "section", "text": _mrkdwn(note)}]
     budget = MAX_SECTION_CHARS - 30  # room for the section's title
     if suggestions.runbooks:
         runbooks = join_within((runbook_line(hit) for hit in suggestions.runbooks), budget)
@@ -132,8 +131,8 @@ def knowledge_blocks(suggestions: Suggestions) -> list[dict[str, Any]]:
     else:
         similar = "No similar past incidents."
     return [
-        {"type": "section", "text": {"type": "mrkdwn", "text": f"*Runbooks*\n{runbooks}"}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": f"*Similar past incidents*\n{similar}"}},
+        {"type": "section", "text": _mrkdwn(f"*Runbooks*\n{runbooks}")},
+        {"type": "section", "text": _mrkdwn(f"*Similar past incidents*\n{similar}")},
     ]
 
 
@@ -186,6 +185,12 @@ def alert_line(group: AlertGroup) -> str:
 def thread_text(text: str) -> str:
     """A thread reply's text from outside text (escaped, within a section's limit)."""
     return escape(text, MAX_SECTION_CHARS)
+
+
+def _mrkdwn(text: str) -> dict[str, Any]:
+    """A mrkdwn text object whose plain text Slack leaves alone (verbatim: no automatic links or mentions); the
+    links and date tokens built by :mod:`bot.slack.mrkdwn` still work."""
+    return {"type": "mrkdwn", "text": text, "verbatim": True}
 
 
 def _button(label: str, action_id: str, incident_id: int, style: str | None = None) -> dict[str, Any]:
