@@ -66,9 +66,6 @@ class IncidentService:
         self._clock = clock
         self._listeners = list(listeners)
 
-    def add_listener(self, listener: IncidentListener) -> None:
-        self._listeners.append(listener)
-
     # --- alert-driven -------------------------------------------------------------------------------
 
     def apply_events(
