@@ -10,10 +10,10 @@ import pytest
 import yaml
 
 from bot.slack import commands, grammar
+from bot.slack.alert_groups import AlertLine
 from bot.slack.blocks import (
     ACK_ACTION,
     RESOLVE_ACTION,
-    AlertLine,
     IncidentCard,
     button_value,
     incident_message,
