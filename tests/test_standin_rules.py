@@ -19,8 +19,9 @@ from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.slack.scopes import BOT_SCOPES
+from bot.slack.scopes import BOT_SCOPES, METHODS
 from bot.standin.manifest import DEFAULT_MANIFEST, AppManifest
+from bot.standin.ratelimits import METHOD_TIERS
 from bot.standin.server import StandinServer
 from bot.standin.workspace import BOT_USER_ID, DEFAULT_APP_TOKEN, DEFAULT_BOT_TOKEN, WORKSPACES, User, Workspace
 from tests.support import wait_for
@@ -51,6 +52,12 @@ def default(tmp_path: Path) -> Iterator[StandinServer]:
 
 
 # Scopes from the manifest.
+
+
+def test_every_method_the_stand_in_answers_has_slacks_scopes_and_rate_limit(default: StandinServer) -> None:
+    methods = default._parts.api.methods
+    assert methods <= set(METHODS)
+    assert methods - {"chat.postMessage"} <= set(METHOD_TIERS)
 
 
 def test_the_default_manifest_is_the_shipped_http_manifest() -> None:
