@@ -1,7 +1,8 @@
 """Both Slack app manifests ask for exactly the scopes and events incibot's code uses.
 
-The Web API methods come from a scan of ``bot/`` (every identifier or string naming a slack_sdk ``WebClient``
-method, ``chat_postMessage`` → ``chat.postMessage``), the events from the ``app.event("…")`` registrations;
+The Web API methods come from a scan of ``bot/``: every identifier or string naming a slack_sdk ``WebClient``
+method, as an attribute (``chat_postMessage``) or as Slack names it (``"chat.postMessage"``, e.g. passed to
+``api_call``); the events come from the ``app.event("…")`` registrations;
 Slack's method → scope table (:mod:`bot.slack.scopes`) turns them into scopes.
 """
 
@@ -34,14 +35,14 @@ def _sources() -> Iterator[Path]:
 
 
 def _names(path: Path) -> Iterator[str]:
-    """Identifiers, and strings that are identifiers, in the file's code."""
+    """Identifiers, and strings that are (dotted) identifiers, in the file's code, dots read as underscores."""
     for token in tokenize.generate_tokens(io.StringIO(path.read_text()).readline):
         if token.type == tokenize.NAME:
             yield token.string
         elif token.type == tokenize.STRING:
             value = token.string.strip("\"'")
-            if value.isidentifier():
-                yield value
+            if all(part.isidentifier() for part in value.split(".")):
+                yield value.replace(".", "_")
 
 
 def called_methods() -> set[str]:
