@@ -11,7 +11,7 @@ import httpx
 from sqlalchemy import func, select
 
 from bot.incidents.models import Incident, TimelineEntry
-from bot.runtime import Runtime
+from bot.runtime import ALL_ROLES, Runtime, utc_now
 from bot.settings import Settings
 from bot.slack.models import OutboxItem, OutboxStatus
 from bot.standin.driver import SlackDriver
@@ -27,6 +27,7 @@ class SlackBot:
     url: str
     http: httpx.Client
     driver: SlackDriver
+    clock: FakeClock | None = None  # set: the worker and the outbox run only in drain(), on this clock
 
     @property
     def standin(self) -> StandinServer:
@@ -40,8 +41,14 @@ class SlackBot:
     def posts(self, channel: str = "incidents") -> list[dict[str, Any]]:
         return self.standin.messages(channel)
 
+    def drain(self) -> None:
+        """Everything due happens now (on the fake clock); with the real clock the threads do it."""
+        if self.clock is not None:
+            drain(self.runtime, self.clock)
+
     def wait_for_post(self, predicate: Any = None, channel: str = "incidents", timeout: float = 10) -> dict[str, Any]:
         def found() -> dict[str, Any] | None:
+            self.drain()
             for message in self.posts(channel):
                 if predicate is None or predicate(message):
                     return message
@@ -89,17 +96,23 @@ def drain(runtime: Runtime, clock: FakeClock, *, step: float = 1.0, limit: float
         if waited >= limit:
             raise AssertionError(f"{pending} Slack writes still pending after {limit:.0f} s of fake time")
         clock.advance(seconds=step)
+        if runtime.slack.standin is not None:
+            runtime.slack.standin.advance_clock(step)  # its rate limits pass with the bot's time
         waited += step
 
 
 @contextmanager
-def running_bot(settings: Settings, embedder: Embedder | None = None) -> Iterator[SlackBot]:
-    """The whole bot (real clock) over HTTP on loopback, with its stand-in and a driver."""
-    runtime = Runtime.build(settings, embedder=embedder)
+def running_bot(
+    settings: Settings, embedder: Embedder | None = None, *, clock: FakeClock | None = None
+) -> Iterator[SlackBot]:
+    """The whole bot over HTTP on loopback, with its stand-in and a driver. With ``clock``, only the web side
+    runs (ingest, Slack requests, the stand-in) and the worker and the outbox run in ``bot.drain()``; without,
+    everything runs in its threads on the real clock."""
+    runtime = Runtime.build(settings, embedder=embedder, clock=clock or utc_now)
     with (
-        serve_in_thread(runtime.asgi_app()) as url,
+        serve_in_thread(runtime.asgi_app(frozenset({"web"}) if clock else ALL_ROLES)) as url,
         httpx.Client(base_url=url, timeout=10) as http,
     ):
         assert runtime.slack.standin is not None
         with SlackDriver(runtime.slack.standin.url, bot_url=url, signing_secret=runtime.slack.signing_secret) as driver:
-            yield SlackBot(runtime, url, http, driver)
+            yield SlackBot(runtime, url, http, driver, clock)
