@@ -138,6 +138,8 @@ class SlackIntegration:
             log.info("slack stand-in: %s", url)
             self.standin.start()
             self._write_runtime_file(bot_url, url)
+        if self.signing_secret is None:
+            log.info("Slack: Socket Mode only; /slack/events answers 404 (SLACK_SIGNING_SECRET turns HTTP mode on)")
         if self.app_token:
             self._stopping.clear()
             self.socket_handler = SocketModeHandler(self.app, self.app_token, web_client=self.client)
