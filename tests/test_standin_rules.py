@@ -320,3 +320,9 @@ def test_socket_mode_refresh_requested_makes_bolt_reconnect(default: StandinServ
 
 def _mention(text: str) -> dict[str, Any]:
     return {"type": "app_mention", "user": "U0ALICE", "text": text, "ts": "1.000001", "channel": "C0INCIDENTS"}
+
+
+def test_socket_disconnect_hook_checks_the_reason(default: StandinServer) -> None:
+    hook = f"{default.url}/_standin/socket/disconnect"
+    assert httpx.post(hook, json={"reason": "because"}).status_code == 400
+    assert httpx.post(hook, json={}).json() == {"ok": True, "connections": 0}
