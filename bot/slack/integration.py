@@ -94,7 +94,13 @@ class SlackIntegration:
         outbox_client = WebClient(base_url=api_url, token=token, retry_handlers=[])
         suggester = Suggester(database, knowledge, clock) if knowledge is not None else None
         outbox = OutboxWorker(
-            database, outbox_client, clock, responders=settings.responders, echo=mode == "standin", suggester=suggester
+            database,
+            outbox_client,
+            clock,
+            responders=settings.responders,
+            channels=(settings.alerts_channel, *(route.channel for route in settings.routes)),
+            echo=mode == "standin",
+            suggester=suggester,
         )
         if suggester is not None:
             suggester.on_stored = outbox.wake
