@@ -50,24 +50,25 @@ class Invocation:
 
 def acknowledge(invocation: Invocation) -> str:
     incidents = invocation.services.incidents
-    return incidents.acknowledge(
-        invocation.writing, invocation.incident_id, invocation.actor, invocation.user_name
-    ).message
+    outcome = incidents.acknowledge(invocation.writing, invocation.incident_id, invocation.actor, invocation.user_name)
+    return escape(outcome.message)  # it names people: outside text
 
 
 def resolve(invocation: Invocation) -> str:
     incidents, note = invocation.services.incidents, invocation.command.text
-    return incidents.resolve(
+    outcome = incidents.resolve(
         invocation.writing, invocation.incident_id, invocation.actor, note, invocation.user_name
-    ).message
+    )
+    return escape(outcome.message)
 
 
 def assign(invocation: Invocation) -> str:
     command = invocation.command
     commander = command.user_name or command.user_id or ""
-    return invocation.services.incidents.assign(
+    outcome = invocation.services.incidents.assign(
         invocation.writing, invocation.incident_id, commander, invocation.actor, invocation.user_name
-    ).message
+    )
+    return escape(outcome.message)
 
 
 def declare(invocation: Invocation) -> str:
