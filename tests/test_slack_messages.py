@@ -7,9 +7,12 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import pytest
 
+from bot.incidents.models import Incident
 from bot.knowledge.suggestions import RunbookHit, SimilarIncident, Suggestions
+from bot.runtime import Runtime
 from bot.slack import mrkdwn
 from bot.slack.alert_groups import AlertLine, compact_list, group_alerts
 from bot.slack.blocks import (
@@ -23,7 +26,10 @@ from bot.slack.blocks import (
     similar_line,
     thread_text,
 )
+from bot.slack.cards import ALERTS_SCANNED, load_card
+from tests.conftest import auth
 from tests.slack_checks import PINGS, assert_inert, assert_within_limits, mrkdwn_texts
+from tests.support import am_alert, am_group, serve_in_thread
 
 HOSTILE_URLS = (
     "javascript:alert(1)",
@@ -197,6 +203,39 @@ def test_long_and_hostile_values_stay_within_the_section_limit_and_inert() -> No
         int(m.group(1)) if m else 1 for m in (re.match(rf":fire: \*(\d+){TIMES}", line) for line in shown[:-1])
     )
     assert shown[-1] == f"+{200 - counted} more"
+
+
+def test_exact_counts_when_the_lines_are_a_sample() -> None:
+    sample = [pod_alert(f"cart-{n}") for n in range(3)] + [pod_alert("web-0", name="HighLatency")]
+    counts = {("KubePodCrashLooping", "firing"): 4000, ("HighLatency", "firing"): 1, ("Other", "firing"): 999}
+    lines = alert_list(sample, 5000, counts).split("\n")
+    assert lines == [
+        f":fire: *4000{TIMES}KubePodCrashLooping* — cart-0, -1, -2 and more",
+        ":fire: *HighLatency* Pod shop/web-0 is restarting",
+        "+999 more",
+    ]
+
+
+@pytest.mark.db
+def test_a_post_counts_every_alert_of_an_incident_larger_than_the_sample(runtime: Runtime) -> None:
+    total = ALERTS_SCANNED + 200
+    alerts = [am_alert("Saturated" if n % 10 == 0 else "CrashLooping", pod=f"web-{n:05d}") for n in range(total)]
+    with serve_in_thread(runtime.asgi_app()) as url, httpx.Client(base_url=url, timeout=30) as http:
+        response = http.post("/alerts/alertmanager", json=am_group(alerts), headers=auth())
+        assert response.status_code == 202, response.text
+    while runtime.worker.run_once():
+        pass
+    with runtime.database.read() as session:
+        [incident] = session.query(Incident).all()
+        card = load_card(session, incident)
+    assert (card.alert_count, len(card.alerts)) == (total, ALERTS_SCANNED)
+    listing = alert_list(card.alerts, card.alert_count, card.alert_counts).split("\n")
+    assert listing == [
+        f":fire: *{total // 10}{TIMES}Saturated* Saturated on checkout"
+        " — web-00000, -00010, -00020, -00030, -00040 and more",
+        f":fire: *{total - total // 10}{TIMES}CrashLooping* CrashLooping on checkout"
+        " — web-00001, -00002, -00003, -00004, -00005 and more",
+    ]
 
 
 # --- whole messages ----------------------------------------------------------------------------------

@@ -79,16 +79,20 @@ def _label_differences(alerts: list[AlertLine]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(values))
 
 
-def compact_list(values: Sequence[str], *, shown: int = 5, value_chars: int = 60) -> str:
+def compact_list(values: Sequence[str], *, shown: int = 5, value_chars: int = 60, partial: bool = False) -> str:
     """``shop/cart-…-0, -1, -2``: up to ``shown`` values, a prefix they share written once (so what differs stays
-    visible however long the prefix), each clipped to ``value_chars``, then "and N more"."""
+    visible however long the prefix), each clipped to ``value_chars``, then "and N more" (``partial``: the values
+    come from a sample of the alerts, so "and more")."""
     items = list(values[:shown])
     prefix = _shared_prefix(items) if len(items) > 1 else ""
     if len(prefix) >= _MIN_SHARED_PREFIX:
         rests = [item[len(prefix) :] for item in items]
         items = [_abbreviated(prefix) + rests[0]] + [prefix[-1] + rest for rest in rests[1:]]
+    listed = ", ".join(clip(item, value_chars) for item in items)
     more = len(values) - len(items)
-    return ", ".join(clip(item, value_chars) for item in items) + (f" and {more} more" if more > 0 else "")
+    if partial:
+        return f"{listed} and more"
+    return listed + (f" and {more} more" if more > 0 else "")
 
 
 def _shared_prefix(values: list[str]) -> str:

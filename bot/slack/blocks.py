@@ -8,7 +8,7 @@ field, 150 per header, 4,000 for a message's ``text`` (``chat.update``'s limit).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -60,6 +60,8 @@ class IncidentCard:
     incident_channel: str | None = None
     suggestions: Suggestions | None = None  # runbooks and similar incidents, once found
     suggestions_pending: bool = False  # search is on: say they are coming (they arrive as an edit)
+    # How many alerts have each (name, status), when ``alerts`` is only the first of them; else None.
+    alert_counts: Mapping[tuple[str, str], int] | None = None
 
 
 def button_value(incident_id: int) -> str:
@@ -92,7 +94,9 @@ def incident_message(card: IncidentCard) -> dict[str, Any]:
         {"type": "section", "fields": [_mrkdwn(f"*{name}*\n{value}") for name, value in fields]},
     ]
     if card.alerts:
-        blocks.append({"type": "section", "text": _mrkdwn(alert_list(card.alerts, card.alert_count))})
+        blocks.append(
+            {"type": "section", "text": _mrkdwn(alert_list(card.alerts, card.alert_count, card.alert_counts))}
+        )
     if card.suggestions is not None:
         blocks += knowledge_blocks(card.suggestions)
     context = [f"{mark} {escape(card.source, 100, one_line=True)}"]
@@ -152,33 +156,38 @@ def similar_line(item: SimilarIncident) -> str:
     )
 
 
-def alert_list(alerts: Sequence[AlertLine], total: int) -> str:
+def alert_list(alerts: Sequence[AlertLine], total: int, counts: Mapping[tuple[str, str], int] | None = None) -> str:
     """The first ``total`` of ``alerts`` grouped by name and status (:mod:`bot.slack.alert_groups`), up to
-    :data:`ALERTS_SHOWN` lines, then "+K more" for the alerts no line counts; within Slack's section limit."""
+    :data:`ALERTS_SHOWN` lines, then "+K more" for the alerts no line counts; within Slack's section limit.
+    ``counts``: how many alerts have each (name, status) when ``alerts`` is only the first of ``total``."""
     lines: list[str] = []
     counted = 0
     used = 0
     for group in group_alerts(alerts[:total])[:ALERTS_SHOWN]:
-        line = alert_line(group)
+        count = max(group.count, (counts or {}).get((group.name, group.status), 0))
+        line = alert_line(group, count)
         if used + len(line) + 1 > MAX_SECTION_CHARS - 40:
             break
         lines.append(line)
         used += len(line) + 1
-        counted += group.count
+        counted += count
     if total > counted:
         lines.append(f"+{total - counted} more")
     return "\n".join(lines)
 
 
-def alert_line(group: AlertGroup) -> str:
-    """``:fire: *3 x KubePodCrashLooping* summary — shop/cart-…-0, -1, -2`` (one alert: no count, no list)."""
+def alert_line(group: AlertGroup, count: int | None = None) -> str:
+    """``:fire: *3 x KubePodCrashLooping* summary — shop/cart-…-0, -1, -2`` (one alert: no count, no list).
+    ``count``: the group's alerts in all, when the group is made from a sample of them."""
+    count = count or group.count
     mark = ":white_check_mark:" if group.status == "resolved" else ":fire:"
     name = escape(group.name, 200, one_line=True)
-    line = f"{mark} *{name}*" if group.count == 1 else f"{mark} *{group.count}{TIMES}{name}*"
+    line = f"{mark} *{name}*" if count == 1 else f"{mark} *{count}{TIMES}{name}*"
     if group.summary:
         line += f" {escape(group.summary, 300, one_line=True)}"
     if group.differences:
-        line += f" — {escape(compact_list(group.differences), 500, one_line=True)}"
+        differences = compact_list(group.differences, partial=count > group.count)
+        line += f" — {escape(differences, 500, one_line=True)}"
     return line
 
 

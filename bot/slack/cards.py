@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from bot.incidents.models import Incident, IncidentAlert
@@ -12,7 +12,7 @@ from bot.knowledge.suggestions import Suggestions
 from bot.slack.alert_groups import AlertLine
 from bot.slack.blocks import IncidentCard
 
-# Alerts read to group an incident's alert lines; the post counts any beyond them as "+K more".
+# Alerts read to group an incident's alert lines; beyond them, the post counts alerts per name with alert_counts.
 ALERTS_SCANNED = 1000
 
 
@@ -32,6 +32,18 @@ def alert_lines(session: Session, incident_id: int, *, offset: int = 0, limit: i
     ]
 
 
+def alert_counts(session: Session, incident_id: int) -> dict[tuple[str, str], int]:
+    """How many of the incident's alerts have each (name, status), for a post whose lines show only the first."""
+    name = case((Alert.alertname != "", Alert.alertname), else_=Alert.fingerprint)
+    rows = session.execute(
+        select(name, Alert.status, func.count())
+        .join(IncidentAlert, IncidentAlert.alert_id == Alert.id)
+        .where(IncidentAlert.incident_id == incident_id)
+        .group_by(name, Alert.status)
+    )
+    return {(str(alert_name), str(status)): int(count) for alert_name, status, count in rows}
+
+
 def stored_suggestions(session: Session, incident_id: int) -> Suggestions | None:
     data = session.scalar(select(IncidentDocument.suggestions).where(IncidentDocument.incident_id == incident_id))
     return Suggestions.from_json(data) if data else None
@@ -40,6 +52,8 @@ def stored_suggestions(session: Session, incident_id: int) -> Suggestions | None
 def load_card(session: Session, incident: Incident, *, knowledge: bool = False) -> IncidentCard:
     """``knowledge``: search is on, so a post without suggestions says they are on their way."""
     suggestions = stored_suggestions(session, incident.id) if knowledge else None
+    lines = alert_lines(session, incident.id)
+    counts = alert_counts(session, incident.id) if incident.alert_count > len(lines) else None
     return IncidentCard(
         id=incident.id,
         title=incident.title,
@@ -50,7 +64,8 @@ def load_card(session: Session, incident: Incident, *, knowledge: bool = False) 
         opened_at=incident.opened_at,
         alert_count=incident.alert_count,
         commander=incident.commander,
-        alerts=tuple(alert_lines(session, incident.id)),
+        alerts=tuple(lines),
+        alert_counts=counts,
         incident_channel=incident.incident_channel,
         suggestions=suggestions,
         suggestions_pending=knowledge and suggestions is None,
