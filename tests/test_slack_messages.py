@@ -26,7 +26,7 @@ from bot.slack.blocks import (
     similar_line,
     thread_text,
 )
-from bot.slack.cards import ALERTS_SCANNED, load_card
+from bot.slack.cards import ALERTS_SCANNED, alert_counts, load_card
 from tests.conftest import auth
 from tests.slack_checks import PINGS, assert_inert, assert_within_limits, mrkdwn_texts
 from tests.support import am_alert, am_group, serve_in_thread
@@ -228,7 +228,9 @@ def test_a_post_counts_every_alert_of_an_incident_larger_than_the_sample(runtime
     with runtime.database.read() as session:
         [incident] = session.query(Incident).all()
         card = load_card(session, incident)
+        late = alert_counts(session, incident.id, offset=ALERTS_SCANNED, limit=150)  # what a reply would count
     assert (card.alert_count, len(card.alerts)) == (total, ALERTS_SCANNED)
+    assert late == {("CrashLooping", "firing"): 135, ("Saturated", "firing"): 15}
     listing = alert_list(card.alerts, card.alert_count, card.alert_counts).split("\n")
     assert listing == [
         f":fire: *{total // 10}{TIMES}Saturated* Saturated on checkout"

@@ -32,13 +32,23 @@ def alert_lines(session: Session, incident_id: int, *, offset: int = 0, limit: i
     ]
 
 
-def alert_counts(session: Session, incident_id: int) -> dict[tuple[str, str], int]:
-    """How many of the incident's alerts have each (name, status), for a post whose lines show only the first."""
+def alert_counts(
+    session: Session, incident_id: int, *, offset: int = 0, limit: int | None = None
+) -> dict[tuple[str, str], int]:
+    """How many of the incident's alerts (in arrival order, from ``offset``, at most ``limit``) have each (name,
+    status): for a post or reply whose lines show only the first :data:`ALERTS_SCANNED` of them."""
+    window = (
+        select(IncidentAlert.alert_id)
+        .where(IncidentAlert.incident_id == incident_id)
+        .order_by(IncidentAlert.alert_id)
+        .offset(offset)
+        .limit(limit)
+        .subquery()
+    )
     name = case((Alert.alertname != "", Alert.alertname), else_=Alert.fingerprint)
     rows = session.execute(
         select(name, Alert.status, func.count())
-        .join(IncidentAlert, IncidentAlert.alert_id == Alert.id)
-        .where(IncidentAlert.incident_id == incident_id)
+        .join(window, window.c.alert_id == Alert.id)
         .group_by(name, Alert.status)
     )
     return {(str(alert_name), str(status)): int(count) for alert_name, status, count in rows}

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from bot.incidents.models import Incident
 from bot.slack import blocks
-from bot.slack.cards import alert_lines, stored_suggestions
+from bot.slack.cards import alert_counts, alert_lines, stored_suggestions
 from bot.slack.models import OutboxItem, OutboxKind
 
 METADATA_EVENT = "incibot_outbox"
@@ -125,8 +125,9 @@ def _prepare_joined(r: Render) -> Call:
     r.incident.alerts_reported = max(r.incident.alerts_reported, end)
     joined = end - start
     lines = alert_lines(r.session, r.incident.id, offset=start)
+    counts = alert_counts(r.session, r.incident.id, offset=start, limit=joined) if joined > len(lines) else None
     noun = "alert joined" if joined == 1 else "alerts joined"
-    text = f"{joined} {noun}:\n{blocks.alert_list(lines, joined)}"
+    text = f"{joined} {noun}:\n{blocks.alert_list(lines, joined, counts)}"
     args = {"channel": r.channel, "thread_ts": r.incident.slack_ts, "text": text, "metadata": r.metadata}
     return r.call("chat.postMessage", args, thread_ts=r.incident.slack_ts)
 
