@@ -34,7 +34,7 @@ def standin(tmp_path: Path) -> Iterator[StandinServer]:
         yield server
 
 
-def socket_mode_settings(settings: Settings, standin: StandinServer) -> Settings:
+def socket_mode_settings(settings: Settings, standin: StandinServer, secret: SecretStr | None = None) -> Settings:
     """What ``deploy/slack-manifest-socket.yml`` prescribes: a bot token and an app token, no signing secret."""
     workspace = Workspace()
     return settings.model_copy(
@@ -43,15 +43,16 @@ def socket_mode_settings(settings: Settings, standin: StandinServer) -> Settings
             "slack_api_url": standin.api_url,
             "slack_bot_token": SecretStr(workspace.bot_token),
             "slack_app_token": SecretStr(workspace.app_token),
-            "slack_signing_secret": None,
+            "slack_signing_secret": secret,
         }
     )
 
 
+@pytest.mark.parametrize("unset", [None, SecretStr(""), SecretStr("  ")], ids=["unset", "empty", "blank"])
 def test_socket_mode_without_a_signing_secret_builds_and_serves_over_the_socket(
-    settings: Settings, standin: StandinServer
+    settings: Settings, standin: StandinServer, unset: SecretStr | None
 ) -> None:
-    runtime = Runtime.build(socket_mode_settings(settings, standin))
+    runtime = Runtime.build(socket_mode_settings(settings, standin, unset))
     assert (runtime.slack.mode, runtime.slack.signing_secret) == ("real", None)
     with serve_in_thread(runtime.asgi_app()) as url:
         assert runtime.slack.socket_handler is not None
