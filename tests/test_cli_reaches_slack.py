@@ -86,6 +86,9 @@ def test_cli_action_writes_what_the_slack_action_writes(
     cli_effects = _effects(runtime, from_cli, before)
 
     assert slack_effects[0], "the Slack action queued Slack writes"
+    if cli_args == ["resolve"]:
+        revision, text, _pending = slack_effects[1]
+        assert revision == 2 and NOTE in text, "the document is re-indexed with the note"
     assert cli_effects == slack_effects
 
     drain(runtime, clock)  # and the post is edited, with a reply in its thread, as for the Slack action
