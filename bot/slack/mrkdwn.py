@@ -4,7 +4,8 @@ Slack's mrkdwn gives ``<`` … ``>`` meaning: ``<!channel>``, ``<!here>``, ``<@U
 people, ``<url|label>`` shows a link whose target the label hides. So outside text is always escaped
 (:func:`escape`), and a link is made only from a URL that passes :func:`safe_url`; any other "URL" is shown as
 plain escaped text, never as a link. The builders in :mod:`bot.slack.blocks` and every other message the bot
-sends use only these functions for outside strings.
+sends use only these functions for outside strings (and ask Slack not to parse plain text: ``verbatim`` text
+objects, ``parse=none``, so a plain "@channel" stays text).
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ ELLIPSIS = "…"
 _URL_SCHEMES = ("http", "https")
 _URL_FORBIDDEN = frozenset("|<>\\")
 _CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,40}")
-# Bidirectional controls can make shown text read differently from what it is (a disguised link).
 _ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+# Bidirectional controls can make shown text read differently from what it is (a disguised link).
 _BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
