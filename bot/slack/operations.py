@@ -91,7 +91,7 @@ def list_open(invocation: Invocation) -> str:
     if not incidents:
         return "No open incidents. :tada:"
     lines = [
-        f"*#{i.id}* [{i.severity}] {escape(i.title)} — {i.status}, {i.alert_count} alerts"
+        f"*#{i.id}* [{i.severity}] {escape(i.title, 200, one_line=True)} — {i.status}, {i.alert_count} alerts"
         for i in incidents[:LIST_LIMIT]
     ]
     if len(incidents) > LIST_LIMIT:
