@@ -7,10 +7,11 @@ arrival order: a group whose earlier delivery is held by another worker, or is w
 left for later. Each delivery runs in a savepoint; one that keeps failing ends ``failed`` after
 ``max_attempts`` and waits for ``incibot deliveries retry``.
 
-A large delivery is applied in chunks (``chunk_events`` events, and on SQLite no longer than
-``SQLITE_CHUNK_BUDGET``), each committed together with the delivery's ``events_applied``: the write lock is
+A large delivery is applied in chunks (``chunk_events`` events, and no longer than ``SQLITE_CHUNK_BUDGET`` on
+SQLite, ``CHUNK_BUDGET`` elsewhere), each committed together with the delivery's ``events_applied``: locks are
 yielded between chunks, a crash resumes after the last committed chunk, and the delivery stays ``pending``
-(so its group's later deliveries wait) until its last chunk is applied.
+(so its group's later deliveries wait) until its last chunk is applied. Transactions alternate between taking
+the chunk first and taking newer small deliveries first, so that neither starves the other.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ BATCH = 100
 SQLITE_BATCH = 8
 SQLITE_HOLD_BUDGET = 0.004  # seconds of work per SQLite write transaction (each blocks ingestion)
 SQLITE_CHUNK_BUDGET = 0.05  # ... except for a chunk of a large delivery, which may hold it this long
+CHUNK_BUDGET = 0.5  # elsewhere, seconds per chunk (its incident rows stay locked, e.g. to an acknowledge)
 CHUNK_EVENTS = 500  # events of one delivery applied per transaction at most
 CHUNK_YIELD_FACTOR = 1  # on SQLite, after a chunk, leave the lock free as long as the chunk held it
 STORM_ARRIVALS_PER_SECOND = 100  # above this, on SQLite, processing yields the write lock to ingestion
@@ -69,6 +71,7 @@ class ProcessingWorker(BackgroundLoop):
         super().__init__("processing-worker", idle_poll)
         self._held = 0.0  # seconds the last batch held the write lock
         self._chunked = False  # the last batch stopped a delivery between two chunks
+        self._chunk_first = False  # whether this batch takes deliveries in progress before the others
         self._newest = 0  # the newest delivery id seen, and when: the arrival rate tells a storm
         self._checked = timer()
 
@@ -108,12 +111,13 @@ class ProcessingWorker(BackgroundLoop):
             progress = 0
             blocked: set[str] = set()
             self._chunked = False
-            for delivery in _started_last(batch):
+            self._chunk_first = not self._chunk_first
+            for delivery in _in_progress_placed(batch, first=self._chunk_first):
                 if delivery.order_key in blocked:
                     continue
                 if self._database.is_sqlite and progress and self._timer() - locked > _budget(delivery):
                     # Left pending for the next transaction (a claim is only a row lock), with its group. A large
-                    # delivery in progress, last in the batch, still gets its chunk.
+                    # delivery in progress, when last in the batch, may still get its chunk.
                     blocked.add(delivery.order_key)
                     continue
                 if self._process(session, delivery, now, locked):
@@ -192,11 +196,11 @@ class ProcessingWorker(BackgroundLoop):
         return True
 
     def _chunk_limit(self, locked: float) -> Callable[[int], bool]:
-        """Whether a chunk is full: ``chunk_events`` applied, or on SQLite the lock held for its budget."""
-        sqlite = self._database.is_sqlite
+        """Whether a chunk is full: ``chunk_events`` applied, or the transaction has run for its budget."""
+        budget = SQLITE_CHUNK_BUDGET if self._database.is_sqlite else CHUNK_BUDGET
 
         def enough(applied: int) -> bool:
-            return applied >= self._chunk_events or (sqlite and self._timer() - locked > SQLITE_CHUNK_BUDGET)
+            return applied >= self._chunk_events or self._timer() - locked > budget
 
         return enough
 
@@ -218,11 +222,10 @@ class ProcessingWorker(BackgroundLoop):
             log.warning("delivery %d failed (attempt %d): %s", delivery.id, delivery.attempts, delivery.last_error)
 
 
-def _started_last(batch: list[Delivery]) -> list[Delivery]:
-    """The batch with the groups of partly applied deliveries last (in order within a group), so that a large
-    delivery in progress does not hold up the small ones that came after it."""
+def _in_progress_placed(batch: list[Delivery], *, first: bool) -> list[Delivery]:
+    """The batch with the groups of partly applied deliveries first or last (in order within a group)."""
     started = {delivery.order_key for delivery in batch if delivery.events_applied}
-    return sorted(batch, key=lambda delivery: delivery.order_key in started)
+    return sorted(batch, key=lambda delivery: (delivery.order_key in started) != first)
 
 
 def _budget(delivery: Delivery) -> float:
