@@ -11,7 +11,14 @@ an emptied PostgreSQL database; ``incibot db upgrade``; ``incibot serve``; SIGTE
    connections; request i is due at start + i/rate whatever happened to earlier ones, and its latency is measured
    from that due time, so a slow server cannot slow the schedule down (no coordinated omission). The first
    ``--warmup-seconds`` are sent and checked but left out of the percentiles.
-3. Correctness, after each phase (server stopped): the ``alerts`` table holds exactly one row per label set sent,
+3. Small webhooks while one huge group is applied: a single ``--big-alerts`` (20,000) alert Alertmanager group is
+   posted (one delivery, about 6 MB); once it is accepted, single-alert webhooks are sent at ``--big-rate`` req/s
+   for ``--big-seconds`` with the open-loop generator while the worker applies the group in chunks. Reported: the
+   small webhooks' p99 (target < 250 ms, every one a 202, no 503) and whether the group was still being applied
+   when the last one was answered; then how fast it is applied: the time until it is fully applied, or (checked:
+   exactly what was applied is in the incident) how far it got when ``--big-timeout`` (60 s) after its 202 the
+   service is stopped.
+4. Correctness, after each phase (server stopped): the ``alerts`` table holds exactly one row per label set sent,
    with the expected fingerprint and labels, ``deliveries`` one row per request, and every answer was a 202 with
    no socket error. Anything else is printed loudly and makes the exit status 1.
 
@@ -23,8 +30,11 @@ request must be answered)::
 
     .venv/bin/python bench/ingest.py --db both
 
-Options: ``--db sqlite|postgres|both``, ``--runs N``, ``--requests N``, ``--pg-url URL`` (a database whose name
-contains "bench": it is wiped; it is created if missing). Exit status: 0 every check passed (targets may still
+Options: ``--db sqlite|postgres|both``, ``--runs N``, ``--requests N``, ``--phases throughput,latency,big``,
+``--pg-url URL`` (a database whose name contains "bench": it is wiped; it is created if missing). A run of some
+phases only replaces those phases' figures in the results file and keeps the others.
+
+Exit status: 0 every check passed (targets may still
 be missed: see the table), 1 a check failed, 2 the benchmark could not run.
 """
 
@@ -78,9 +88,13 @@ LATENCY_TOOL = "bench/ingest.py open-loop generator (asyncio+uvloop, latency fro
 class Targets:
     min_accepted_rps: float
     max_p99_ms: float | None
+    max_small_p99_during_big_ms: float = 250.0
 
 
 TARGETS = {"sqlite": Targets(2000, 50.0), "postgres": Targets(1000, None)}
+PHASES = ("throughput", "latency", "big")
+BIG_GROUP_KEY = f'{{}}:{{alertname="{ALERTNAME}"}}'
+
 NOISY_OTHER_PCT = 20.0  # CPU (% of a core) used by processes outside the benchmark before a run is called noisy
 
 
@@ -91,7 +105,7 @@ class BenchError(Exception):
 class PhaseFailed(Exception):
     """A phase ran but a check failed: carries the run so that it is reported."""
 
-    def __init__(self, run: ThroughputRun | LatencyRun) -> None:
+    def __init__(self, run: ThroughputRun | LatencyRun | BigGroupRun) -> None:
         super().__init__("check failed")
         self.run = run
 
@@ -112,6 +126,11 @@ class Config:
     wrk: Path
     output: Path
     keep: bool
+    phases: tuple[str, ...] = PHASES
+    big_alerts: int = 20_000
+    big_rate: int = 50
+    big_seconds: float = 20.0
+    big_timeout: float = 60.0
 
     @property
     def rate_requests(self) -> int:
@@ -137,12 +156,22 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
     parser.add_argument("--incibot", type=Path, default=Path(sys.executable).parent / "incibot")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON results file")
     parser.add_argument("--keep", action="store_true", help="keep each phase's state dir and logs")
+    parser.add_argument("--phases", default=",".join(PHASES), help="comma-separated subset of: " + ", ".join(PHASES))
+    parser.add_argument("--big-alerts", type=int, default=20_000, help="alerts in the huge group (20000)")
+    parser.add_argument("--big-rate", type=int, default=50, help="small webhooks/s while it is applied (50)")
+    parser.add_argument("--big-seconds", type=float, default=20.0, help="seconds of small webhooks (20)")
+    parser.add_argument(
+        "--big-timeout", type=float, default=60.0, help="seconds from its 202 to stopping the service at most (60)"
+    )
     args = parser.parse_args(argv)
+    phases = tuple(phase for phase in PHASES if phase in args.phases.split(","))
+    if not phases or set(args.phases.split(",")) - set(PHASES):
+        parser.error(f"--phases takes a comma-separated subset of {', '.join(PHASES)}")
     if args.runs < 1 or args.requests < args.threads or args.connections < args.threads or args.rate < 1:
         parser.error("need --runs >= 1, --requests >= --threads, --connections >= --threads, --rate >= 1")
     wrk = shutil.which("wrk")
-    if wrk is None:
-        parser.error("wrk is not installed (apt-get install wrk)")
+    if wrk is None and "throughput" in phases:
+        parser.error("wrk is not installed (apt-get install wrk), and the throughput phase needs it")
     if not args.incibot.exists():
         parser.error(f"{args.incibot} not found: run with the project's .venv/bin/python, or pass --incibot")
     return Config(
@@ -157,9 +186,14 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
         rate_connections=args.rate_connections,
         pg_url=args.pg_url,
         incibot=args.incibot,
-        wrk=Path(wrk),
+        wrk=Path(wrk or "wrk"),
         output=args.output,
         keep=args.keep,
+        phases=phases,
+        big_alerts=args.big_alerts,
+        big_rate=args.big_rate,
+        big_seconds=args.big_seconds,
+        big_timeout=args.big_timeout,
     )
 
 
@@ -273,13 +307,18 @@ def wrk_instances(requests: int, threads: int) -> list[str]:
 
 def webhook_body(instance: str) -> bytes:
     """A single-alert Alertmanager v4 webhook, grouped by alertname and instance."""
+    return group_body([instance], f'{{}}:{{alertname="{ALERTNAME}", instance="{instance}"}}')
+
+
+def group_body(instances: Sequence[str], group_key: str) -> bytes:
+    """An Alertmanager v4 webhook of one group with an alert per instance."""
     payload = {
         "version": "4",
-        "groupKey": f'{{}}:{{alertname="{ALERTNAME}", instance="{instance}"}}',
+        "groupKey": group_key,
         "truncatedAlerts": 0,
         "status": "firing",
         "receiver": "bench",
-        "groupLabels": {"alertname": ALERTNAME, "instance": instance},
+        "groupLabels": {"alertname": ALERTNAME},
         "commonLabels": {},
         "commonAnnotations": {},
         "externalURL": "http://am",
@@ -292,6 +331,7 @@ def webhook_body(instance: str) -> bytes:
                 "endsAt": "0001-01-01T00:00:00Z",
                 "generatorURL": "http://prom",
             }
+            for instance in instances
         ],
     }
     return json.dumps(payload, separators=(",", ":")).encode()
@@ -302,6 +342,7 @@ class StoreCheck:
     """What the database holds after a phase, against what was sent."""
 
     expected: int
+    expected_deliveries: int
     alert_rows: int
     distinct_fingerprints: int
     missing: int
@@ -312,14 +353,16 @@ class StoreCheck:
 
     @property
     def ok(self) -> bool:
-        exact = self.alert_rows == self.distinct_fingerprints == self.deliveries == self.expected
+        exact = self.alert_rows == self.distinct_fingerprints == self.expected
+        exact = exact and self.deliveries == self.expected_deliveries
         return exact and self.missing == self.unexpected == self.wrong_labels == 0
 
     def describe(self) -> str:
         verdict = "ok" if self.ok else "MISMATCH"
         return (
             f"stored {self.alert_rows:,} alerts / {self.distinct_fingerprints:,} fingerprints / "
-            f"{self.deliveries:,} deliveries for {self.expected:,} sent: {verdict}"
+            f"{self.deliveries:,} deliveries for {self.expected:,} alerts in {self.expected_deliveries:,}"
+            f" webhooks: {verdict}"
             + (
                 ""
                 if self.ok
@@ -328,8 +371,9 @@ class StoreCheck:
         )
 
 
-def check_store(url: str, instances: Sequence[str]) -> StoreCheck:
-    """Compare the ``alerts`` and ``deliveries`` tables with the label sets sent (one webhook each)."""
+def check_store(url: str, instances: Sequence[str], deliveries_sent: int | None = None) -> StoreCheck:
+    """Compare the ``alerts`` and ``deliveries`` tables with the label sets sent (one webhook each, unless
+    ``deliveries_sent`` says how many webhooks carried them)."""
     expected = {labels_fingerprint(alert_labels(i)): alert_labels(i) for i in instances}
     with connect(url) as connection:
         rows = connection.execute(text("SELECT fingerprint, labels FROM alerts")).all()
@@ -338,6 +382,7 @@ def check_store(url: str, instances: Sequence[str]) -> StoreCheck:
     stored = {fingerprint: _as_dict(labels) for fingerprint, labels in rows}
     return StoreCheck(
         expected=len(instances),
+        expected_deliveries=len(instances) if deliveries_sent is None else deliveries_sent,
         alert_rows=len(rows),
         distinct_fingerprints=len(stored),
         missing=len(expected.keys() - stored.keys()),
@@ -764,9 +809,9 @@ class LatencyRun:
         return set(self.statuses) == {"202"} and self.statuses["202"] == self.sent and self.store.ok
 
 
-def summarize_latency(cfg: Config, samples: Sequence[Sample | None]) -> dict[str, Any]:
+def summarize_latency(warmup_requests: int, samples: Sequence[Sample | None]) -> dict[str, Any]:
     answered = [sample for sample in samples if sample is not None]
-    measured = answered[cfg.warmup_requests :]
+    measured = answered[warmup_requests:]
     latencies = sorted(1000 * (sample.answered - sample.due) for sample in measured)
     lags = sorted(1000 * (sample.dispatched - sample.due) for sample in measured)
     sending = max(sample.dispatched for sample in measured) - min(sample.dispatched for sample in measured)
@@ -794,12 +839,137 @@ def latency_run(cfg: Config, backend: Backend, label: str) -> LatencyRun:
             with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
                 samples = runner.run(open_loop(service.port, requests, cfg.rate, cfg.rate_connections))
             cpu = cpu_usage(before, sample_cpu(service.pid), "generator")
-        summary = summarize_latency(cfg, samples)
+        summary = summarize_latency(cfg.warmup_requests, samples)
         run = LatencyRun(
             rate=cfg.rate,
             sent=len(requests),
             cpu=cpu,
             store=check_store(backend.url(state_dir), instances),
+            service=service_stats,
+            **summary,
+        )
+        if not run.ok:
+            raise PhaseFailed(run)
+        return run
+
+
+# --- phase 3: small webhooks while one huge group is applied -----------------------------------------------------
+
+
+@dataclass
+class BigGroupRun:
+    alerts: int
+    body_bytes: int
+    accept_status: int
+    accept_seconds: float
+    small_rate: int
+    small_sent: int
+    measured: int
+    achieved_rps: float
+    answered_rps: float
+    latency_ms: dict[str, float]
+    generator_lag_p99_ms: float
+    statuses: dict[str, int]
+    applying_throughout: bool  # the group was still being applied when the last small webhook was answered
+    events_applied_at_end: int  # of the group, when the last small webhook was answered
+    apply_seconds: float | None  # from the group's 202 until it was fully applied; None: not within --big-timeout
+    events_applied_at_stop: int  # of the group, when the service was stopped
+    applied_per_second: float  # events of the group applied per second, from its 202 to the stop
+    group_incident_alerts: int
+    cpu: dict[str, float]
+    store: StoreCheck
+    service: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def p99_ms(self) -> float:
+        return self.latency_ms["p99"]
+
+    @property
+    def ok(self) -> bool:
+        small = set(self.statuses) == {"202"} and self.statuses["202"] == self.small_sent
+        # Whatever was applied when the service stopped is in the incident, exactly once.
+        applied = self.group_incident_alerts == self.events_applied_at_stop
+        return self.accept_status == 202 and small and applied and self.store.ok
+
+
+def _post_once(port: int, body: bytes, timeout: float) -> int:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+        connection.request("POST", PATH, body=body, headers=headers)
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    finally:
+        connection.close()
+
+
+def _wait_for_log(log: Path, line: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while line not in log.read_text(errors="replace"):
+        if time.monotonic() > deadline:
+            raise BenchError(f"no {line!r} in the service's log within {timeout:.0f} s:\n{_tail(log)}")
+        time.sleep(0.5)
+
+
+def _group_progress(url: str) -> tuple[str, int]:
+    """(status, events applied) of the big group's delivery: the first one."""
+    with connect(url) as connection:
+        row = connection.execute(text("SELECT status, events_applied FROM deliveries ORDER BY id LIMIT 1")).one()
+    return str(row.status), int(row.events_applied)
+
+
+def _group_incident_alerts(url: str) -> int:
+    with connect(url) as connection:
+        query = "SELECT alert_count FROM incidents WHERE group_key = :key"
+        return int(connection.scalar(text(query), {"key": f"alertmanager:{BIG_GROUP_KEY}"}) or 0)
+
+
+def big_group_run(cfg: Config, backend: Backend, label: str) -> BigGroupRun:
+    service_stats: dict[str, float] = {}
+    big = [f"big-{i}" for i in range(cfg.big_alerts)]
+    small = [f"small-{i}" for i in range(round(cfg.big_rate * cfg.big_seconds))]
+    with phase_dir(cfg, label) as state_dir:
+        url = backend.url(state_dir)
+        with running_service(cfg, backend, state_dir, service_stats) as service:
+            # The worker process loads the embedding model first: measure once it applies deliveries.
+            _wait_for_log(state_dir / "server.log", "incibot started (worker", timeout=300)
+            body = group_body(big, BIG_GROUP_KEY)
+            requests = [_http_request(service.port, webhook_body(instance)) for instance in small]
+            before = sample_cpu(service.pid)
+            sent_at = time.monotonic()
+            accept_status = _post_once(service.port, body, timeout=120)
+            accepted_at = time.monotonic()
+            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                samples = runner.run(open_loop(service.port, requests, cfg.big_rate, cfg.rate_connections))
+            status, applied_at_end = _group_progress(url)
+            applied = applied_at_end
+            apply_seconds: float | None = None
+            while time.monotonic() - accepted_at < cfg.big_timeout:
+                if status == "done":
+                    apply_seconds = round(time.monotonic() - accepted_at, 1)
+                    break
+                time.sleep(0.5)
+                status, applied = _group_progress(url)
+            applying_for = time.monotonic() - accepted_at
+            cpu = cpu_usage(before, sample_cpu(service.pid), "generator")
+        _status, applied = _group_progress(url)  # the service has stopped: nothing moves any more
+        summary = summarize_latency(0, samples)
+        run = BigGroupRun(
+            alerts=len(big),
+            body_bytes=len(body),
+            accept_status=accept_status,
+            accept_seconds=round(accepted_at - sent_at, 2),
+            small_rate=cfg.big_rate,
+            small_sent=len(requests),
+            applying_throughout=applied_at_end < len(big),
+            events_applied_at_end=applied_at_end,
+            apply_seconds=apply_seconds,
+            events_applied_at_stop=applied,
+            applied_per_second=round(applied / applying_for, 1),
+            group_incident_alerts=_group_incident_alerts(url),
+            cpu=cpu,
+            store=check_store(url, big + small, deliveries_sent=1 + len(small)),
             service=service_stats,
             **summary,
         )
@@ -819,7 +989,20 @@ class DatabaseResult:
     name: str
     throughput: list[ThroughputRun] = field(default_factory=list)
     latency: list[LatencyRun] = field(default_factory=list)
+    big: list[BigGroupRun] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+
+    @property
+    def median_small_p99_during_big_ms(self) -> float:
+        return _median([run.p99_ms for run in self.big])
+
+    @property
+    def small_503s_during_big(self) -> int:
+        return sum(run.statuses.get("503", 0) for run in self.big)
+
+    def meets_big(self) -> bool:
+        target = TARGETS[self.name].max_small_p99_during_big_ms
+        return self.median_small_p99_during_big_ms < target and self.small_503s_during_big == 0
 
     @property
     def median_rps(self) -> float:
@@ -831,7 +1014,7 @@ class DatabaseResult:
 
     @property
     def all_stored(self) -> bool:
-        runs: list[ThroughputRun | LatencyRun] = [*self.throughput, *self.latency]
+        runs: list[ThroughputRun | LatencyRun | BigGroupRun] = [*self.throughput, *self.latency, *self.big]
         return bool(runs) and not self.failures and all(run.ok for run in runs)
 
     def meets(self) -> dict[str, bool | None]:
@@ -844,12 +1027,13 @@ def _median(values: Sequence[float]) -> float:
     return round(statistics.median(values), 2) if values else math.nan
 
 
-def run_phase(
-    result: DatabaseResult, label: str, phase: Callable[[], ThroughputRun | LatencyRun]
-) -> ThroughputRun | LatencyRun | None:
+Run = ThroughputRun | LatencyRun | BigGroupRun
+
+
+def run_phase(result: DatabaseResult, label: str, phase: Callable[[], Run]) -> Run | None:
     """Run one phase; a failed check or a broken run is recorded and reported loudly, not raised."""
     try:
-        run: ThroughputRun | LatencyRun = phase()
+        run: Run = phase()
     except PhaseFailed as failed:
         run = failed.run
         result.failures.append(f"{label}: check failed")
@@ -866,8 +1050,23 @@ def run_phase(
     return run
 
 
-def _describe(run: ThroughputRun | LatencyRun) -> str:
+def _describe(run: Run) -> str:
     cpu = ", ".join(f"{key.removesuffix('_pct')} {value:.0f}%" for key, value in run.cpu.items())
+    if isinstance(run, BigGroupRun):
+        lat = run.latency_ms
+        applied = (
+            f"{run.events_applied_at_stop:,} applied at the stop"
+            if run.apply_seconds is None
+            else f"applied in {run.apply_seconds:.0f} s"
+        )
+        during = "still applying at the end" if run.applying_throughout else "APPLIED BEFORE THE END"
+        return (
+            f"{run.alerts:,}-alert group ({run.body_bytes / 1e6:.1f} MB) answered {run.accept_status} in"
+            f" {run.accept_seconds:.1f} s, {applied} ({run.applied_per_second:,.0f}/s);"
+            f" small webhooks at {run.small_rate} req/s meanwhile:"
+            f" p50 {lat['p50']:.1f} ms p99 {lat['p99']:.1f} ms max {lat['max']:.1f} ms, answers {run.statuses}"
+            f" ({during}: {run.events_applied_at_end:,} applied); CPU {cpu}; {run.store.describe()}"
+        )
     if isinstance(run, ThroughputRun):
         errors = "" if run.socket_error_count == 0 else f", SOCKET ERRORS {run.socket_errors}"
         return (
@@ -888,12 +1087,18 @@ def bench_database(cfg: Config, backend: Backend) -> DatabaseResult:
     result = DatabaseResult(backend.name)
     for number in range(1, cfg.runs + 1):
         label = f"{backend.name} run {number}/{cfg.runs}"
-        run = run_phase(result, f"{label} throughput", lambda: throughput_run(cfg, backend, f"{backend.name}-tp"))
-        if isinstance(run, ThroughputRun):
-            result.throughput.append(run)
-        run = run_phase(result, f"{label} latency", lambda: latency_run(cfg, backend, f"{backend.name}-lat"))
-        if isinstance(run, LatencyRun):
-            result.latency.append(run)
+        if "throughput" in cfg.phases:
+            run = run_phase(result, f"{label} throughput", lambda: throughput_run(cfg, backend, f"{backend.name}-tp"))
+            if isinstance(run, ThroughputRun):
+                result.throughput.append(run)
+        if "latency" in cfg.phases:
+            run = run_phase(result, f"{label} latency", lambda: latency_run(cfg, backend, f"{backend.name}-lat"))
+            if isinstance(run, LatencyRun):
+                result.latency.append(run)
+        if "big" in cfg.phases:
+            run = run_phase(result, f"{label} huge group", lambda: big_group_run(cfg, backend, f"{backend.name}-big"))
+            if isinstance(run, BigGroupRun):
+                result.big.append(run)
     return result
 
 
@@ -906,7 +1111,11 @@ def machine_info(backends: Sequence[Backend]) -> dict[str, Any]:
         ),
         platform.processor(),
     )
-    wrk_version = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False).stdout
+    wrk_version = (
+        subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False).stdout
+        if shutil.which("wrk")
+        else ""
+    )
     info: dict[str, Any] = {
         "cpu_count": os.cpu_count(),
         "cpu_model": model,
@@ -959,6 +1168,19 @@ def print_table(cfg: Config, results: Sequence[DatabaseResult]) -> None:
         print(f"{result.name:<10} {_fmt(result.median_rps):>15}  {rps_target:<16} {p99:>18}  {p99_target:<16} {stored}")
         for line in _run_details(result):
             print(f"{'':<10} {line}")
+    if "big" in cfg.phases:
+        print(
+            f"\nSmall webhooks ({cfg.big_rate} req/s for {cfg.big_seconds:g} s) while a {cfg.big_alerts:,}-alert group"
+            " is applied: median p99, target < 250 ms and no 503"
+        )
+        for result in results:
+            p99s = ", ".join(_fmt(run.p99_ms, 1) for run in result.big) or "-"
+            applies = ", ".join(_fmt(run.applied_per_second) for run in result.big)
+            verdict = "ok" if result.meets_big() else "MISSED"
+            print(
+                f"{result.name:<10} p99 {_fmt(result.median_small_p99_during_big_ms, 1)} ms {verdict}"
+                f" (runs {p99s} ms; 503s: {result.small_503s_during_big}); group applied at {applies or '-'} alerts/s"
+            )
 
 
 def _run_details(result: DatabaseResult) -> list[str]:
@@ -1000,8 +1222,9 @@ def write_json(cfg: Config, results: Sequence[DatabaseResult], machine: dict[str
             "latency_tool": LATENCY_TOOL,
             "runs": cfg.runs,
         },
-        "databases": {result.name: _database_json(result) for result in results},
+        "databases": {result.name: _database_json(cfg, result) for result in results},
     }
+    document = _keep_phases_not_run(cfg, document)
     cfg.output.parent.mkdir(parents=True, exist_ok=True)
     cfg.output.write_text(json.dumps(_without_nan(document), indent=2, allow_nan=False) + "\n")
 
@@ -1017,8 +1240,39 @@ def _without_nan(value: Any) -> Any:
     return value
 
 
-def _database_json(result: DatabaseResult) -> dict[str, Any]:
+def _keep_phases_not_run(cfg: Config, document: dict[str, Any]) -> dict[str, Any]:
+    """A run of some phases replaces only their figures: the others are taken from the existing results file."""
+    if set(cfg.phases) == set(PHASES) or not cfg.output.exists():
+        return document
+    previous: dict[str, Any] = json.loads(cfg.output.read_text())
+    merged = {**previous, "databases": dict(previous.get("databases", {}))}
+    for name, entry in document["databases"].items():
+        old = merged["databases"].get(name, {})
+        if "big" in cfg.phases:
+            merged["databases"][name] = {**old, "big_group": entry["big_group"]}
+        else:
+            merged["databases"][name] = {**entry, "big_group": old.get("big_group")}
+    merged["big_group_generated_at" if "big" in cfg.phases else "generated_at"] = document["generated_at"]
+    merged["big_group_command" if "big" in cfg.phases else "command"] = document["command"]
+    merged["machine"] = document["machine"]
+    return merged
+
+
+def _database_json(cfg: Config, result: DatabaseResult) -> dict[str, Any]:
     return {
+        "big_group": {
+            "alerts": cfg.big_alerts,
+            "small_rate_rps": cfg.big_rate,
+            "small_seconds": cfg.big_seconds,
+            "median_small_p99_ms": result.median_small_p99_during_big_ms,
+            "small_503s": result.small_503s_during_big,
+            "target_small_p99_ms": TARGETS[result.name].max_small_p99_during_big_ms,
+            "meets_target": result.meets_big(),
+            "median_accept_seconds": _median([run.accept_seconds for run in result.big]),
+            "median_apply_seconds": _median([run.apply_seconds for run in result.big if run.apply_seconds is not None]),
+            "median_applied_per_second": _median([run.applied_per_second for run in result.big]),
+            "runs": [_run_json(run) for run in result.big],
+        },
         "runs": len(result.throughput),
         "median_accepted_rps": result.median_rps,
         "median_p99_ms_at_fixed_rate": result.median_p99_ms,
@@ -1031,7 +1285,7 @@ def _database_json(result: DatabaseResult) -> dict[str, Any]:
     }
 
 
-def _run_json(run: ThroughputRun | LatencyRun) -> dict[str, Any]:
+def _run_json(run: Run) -> dict[str, Any]:
     data = asdict(run)
     data["store"]["ok"] = run.store.ok
     data["ok"] = run.ok
