@@ -75,13 +75,13 @@ def test_slack_events_is_404_and_runs_nothing_without_http_mode(
         headers |= signed_headers(secret, int(time.time()), body)
     else:
         headers |= {"X-Slack-Request-Timestamp": str(int(time.time())), "X-Slack-Signature": "v0=" + "0" * 64}
-    with serve_in_thread(runtime.asgi_app()) as url:
+    with serve_in_thread(runtime.asgi_app()) as url:  # its shutdown releases the database
         answer = httpx.post(f"{url}/slack/events", content=body, headers=headers, timeout=10)
-    assert answer.status_code == 404
-    assert "SLACK_SIGNING_SECRET" in answer.json()["error"]
-    assert _incidents(runtime) == []
-    with runtime.database.read() as session:
-        assert session.scalar(select(func.count()).select_from(SeenRequest)) == 0
+        assert answer.status_code == 404
+        assert "SLACK_SIGNING_SECRET" in answer.json()["error"]
+        assert _incidents(runtime) == []
+        with runtime.database.read() as session:
+            assert session.scalar(select(func.count()).select_from(SeenRequest)) == 0
 
 
 def _incidents(runtime: Runtime) -> list[Incident]:
