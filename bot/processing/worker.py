@@ -19,11 +19,12 @@ from __future__ import annotations
 import logging
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, or_, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from bot.background import BackgroundLoop
 from bot.db.database import Database, is_transient
@@ -73,6 +74,7 @@ class ProcessingWorker(BackgroundLoop):
         self._chunked = False  # the last batch stopped a delivery between two chunks
         self._chunk_first = False  # whether this batch takes deliveries in progress before the others
         self._newest = 0  # the newest delivery id seen, and when: the arrival rate tells a storm
+        self._events: dict[int, Sequence[Any]] = {}  # the events of deliveries in progress (they never change)
         self._checked = timer()
 
     def step(self) -> int:
@@ -146,6 +148,8 @@ class ProcessingWorker(BackgroundLoop):
                 .order_by(Delivery.id)
                 .limit(self._batch_size)
                 .with_for_update(skip_locked=True)
+                # A large delivery's body and events are megabytes: never read the body, and parse its events once.
+                .options(defer(Delivery.body), defer(Delivery.events))
             )
         )
         if not candidates:
@@ -176,13 +180,18 @@ class ProcessingWorker(BackgroundLoop):
 
     def _process(self, session: Session, delivery: Delivery, now: datetime, locked: float) -> bool:
         """Apply the delivery's next chunk; False when it failed. It stays ``pending`` while chunks remain."""
+        events = self._events.pop(delivery.id, None) or delivery.events
         try:
             with session.begin_nested():
                 start = delivery.events_applied
                 delivery.events_applied = start + self._incidents.apply_events(
-                    session, delivery.events[start:], delivery.received_at, enough=self._chunk_limit(locked)
+                    session,
+                    events[start : start + self._chunk_events],
+                    delivery.received_at,
+                    enough=self._chunk_limit(locked),
                 )
-                if delivery.events_applied < len(delivery.events):
+                if delivery.events_applied < len(events):
+                    self._events[delivery.id] = events  # for its next chunk
                     return True
                 delivery.status = DeliveryStatus.DONE
                 delivery.processed_at = now
