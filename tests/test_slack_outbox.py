@@ -218,6 +218,32 @@ def test_429_pauses_only_its_channel_for_retry_after(bots: Bots) -> None:
     assert all(item.status == OutboxStatus.DONE for item in bot.outbox())
 
 
+def test_rate_limited_in_the_body_pauses_only_its_channel(bots: Bots) -> None:
+    """Slack also refuses with HTTP 200 and ``{"ok": false, "error": "rate_limited"}``, without Retry-After."""
+    bot = bots.start(routes=(Route("team", "payments", "payments"),))
+    bot.slack.conversations_create(name="payments")
+    bot.send(am_group([am_alert("PaymentsDown", team="payments")], group_key="payments"))
+    bot.process()
+    payments = only(bot.incidents()).id
+    bot.standin.add_fault("error", method="chat.postMessage", channel="payments", error="rate_limited", times=3)
+
+    bot.pump()  # #payments is refused in the body
+    other = bot.declare("Checkout is slow")
+    bot.pump()  # #incidents is not paused by it
+    assert bot.messages("payments") == []
+    assert [m["ts"] for m in bot.messages("incidents")] == [bot.incident(other).slack_ts]
+    [limited] = bot.posts_to("payments")
+    assert (limited["status"], limited["error"], limited["fault"]) == (200, "rate_limited", "error")
+
+    for _ in range(4):
+        bot.later(1.5)  # each refusal pauses #payments' posts for a moment, never for good
+    [posted] = bot.messages("payments")
+    assert bot.incident(payments).slack_ts == posted["ts"]
+    assert [call["error"] for call in bot.posts_to("payments")] == ["rate_limited"] * 3 + [None]
+    [item] = [item for item in bot.outbox() if item.incident_id == payments]
+    assert (item.status, item.attempts) == (OutboxStatus.DONE, 1)  # a rate limit is not a failed attempt
+
+
 def test_dropped_connection_after_post_is_reconciled_not_reposted(bot: Bot) -> None:
     incident_id = bot.declare("Checkout is down")
     bot.standin.add_fault("accept_then_drop", method="chat.postMessage")

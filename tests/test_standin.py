@@ -353,6 +353,21 @@ def test_server_error_and_latency_faults_over_http(standin: StandinServer, slack
     assert refused.status_code == 400
 
 
+def test_error_fault_refuses_in_the_body_with_http_200(standin: StandinServer, slack: WebClient) -> None:
+    added = httpx.post(
+        f"{standin.url}/_standin/faults", json={"fault": "error", "error": "rate_limited", "method": "chat.postMessage"}
+    )
+    assert added.status_code == 200, added.text
+    refused = error_of(lambda: slack.chat_postMessage(channel="incidents", text="too many"))
+    assert (refused.response.status_code, refused.response["error"]) == (200, "rate_limited")
+    assert "Retry-After" not in refused.response.headers
+    assert standin.messages("incidents") == []  # nothing was done
+    slack.chat_postMessage(channel="incidents", text="once")  # it fired once
+    assert [call["error"] for call in standin.calls("chat.postMessage")] == ["rate_limited", None]
+    bad = httpx.post(f"{standin.url}/_standin/faults", json={"fault": "error", "error": "not <a> code"})
+    assert bad.status_code == 400
+
+
 def test_accept_then_drop_stores_the_message_but_never_answers(standin: StandinServer, slack: WebClient) -> None:
     standin.add_fault("accept_then_drop", method="chat.postMessage")
     with pytest.raises((URLError, ConnectionError)):

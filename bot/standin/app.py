@@ -249,9 +249,9 @@ class _ApiEndpoint:
         fault = self._standin.faults.take(method, channel_keys)
         if fault is not None and fault.kind == "latency":
             await asyncio.sleep(fault.seconds)
-        if fault is not None and fault.kind in ("ratelimited", "server_error"):
+        if fault is not None and fault.kind in ("ratelimited", "server_error", "error"):
             response = _fault_response(fault, headers)
-            error = "ratelimited" if fault.kind == "ratelimited" else SERVER_ERRORS.get(fault.status, "internal_error")
+            error = _fault_error(fault)
             await run_in_threadpool(self._store.record_call, method, params, response.status_code, error, fault.kind)
             await response(scope, receive, send)
             return
@@ -352,10 +352,19 @@ async def _until_disconnect(receive: Receive) -> None:
             pass
 
 
+def _fault_error(fault: Fault) -> str:
+    if fault.kind == "ratelimited":
+        return "ratelimited"
+    if fault.kind == "error":
+        return fault.error
+    return SERVER_ERRORS.get(fault.status, "internal_error")
+
+
 def _fault_response(fault: Fault, headers: dict[str, str]) -> Response:
     if fault.kind == "ratelimited":
         return _json(429, {"ok": False, "error": "ratelimited"}, headers | {"Retry-After": str(fault.retry_after)})
-    return _json(fault.status, {"ok": False, "error": SERVER_ERRORS.get(fault.status, "internal_error")}, headers)
+    status = 200 if fault.kind == "error" else fault.status
+    return _json(status, {"ok": False, "error": _fault_error(fault)}, headers)
 
 
 class _LoopbackOnly:

@@ -2,6 +2,8 @@
 
 * ``ratelimited`` — HTTP 429, ``Retry-After: <retry_after>``, ``{"ok": false, "error": "ratelimited"}``;
 * ``server_error`` — HTTP ``status`` (500 or 503 …) and nothing done;
+* ``error`` — HTTP 200, ``{"ok": false, "error": <error>}`` and nothing done: how Slack answers most refusals, and
+  ``rate_limited`` (the body form of a rate limit, with no ``Retry-After``);
 * ``latency`` — wait ``seconds``, then answer normally;
 * ``accept_then_drop`` — do the call for real (a message is stored), then drop the connection unanswered.
 
@@ -16,7 +18,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, cast, get_args
 
-FaultKind = Literal["ratelimited", "server_error", "latency", "accept_then_drop"]
+FaultKind = Literal["ratelimited", "server_error", "error", "latency", "accept_then_drop"]
 KINDS: tuple[str, ...] = get_args(FaultKind)
 
 
@@ -29,6 +31,7 @@ class Fault:
     retry_after: int = 1
     status: int = 500
     seconds: float = 1.0
+    error: str = "internal_error"  # the ``error`` kind's Slack error code
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -39,11 +42,13 @@ class Fault:
             raise ValueError("status must be a 5xx code")
         if self.retry_after < 0 or self.seconds < 0:
             raise ValueError("retry_after and seconds must not be negative")
+        if not self.error or not self.error.replace("_", "").isalnum():
+            raise ValueError("error must be a Slack error code such as rate_limited")
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Fault:
         """From ``POST /_standin/faults``: ``{"fault": KIND, "method"?, "channel"?, "times"?, ...}``."""
-        fields = {"method", "channel", "times", "retry_after", "status", "seconds"}
+        fields = {"method", "channel", "times", "retry_after", "status", "seconds", "error"}
         unknown = set(data) - fields - {"fault"}
         if unknown:
             raise ValueError(f"unknown fault fields: {', '.join(sorted(unknown))}")

@@ -150,9 +150,10 @@ class StandinServer:
         retry_after: int = 1,
         status: int = 500,
         seconds: float = 1.0,
+        error: str = "internal_error",
     ) -> None:
         """Script a fault (see :mod:`bot.standin.faults`)."""
-        self._parts.faults.add(Fault(fault, method, channel, times, retry_after, status, seconds))
+        self._parts.faults.add(Fault(fault, method, channel, times, retry_after, status, seconds, error))
 
     def clear_faults(self) -> None:
         self._parts.faults.clear()
