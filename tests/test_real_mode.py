@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from bot.slack.blocks import ACK_ACTION
 from bot.standin.driver import SlackDriver
@@ -74,6 +75,12 @@ def posts(standin: dict[str, Any], channel: str = "incidents") -> list[dict[str,
     return list(answer.json()["messages"]) if answer.status_code == 200 else []
 
 
+def calls(standin: dict[str, Any], method: str) -> list[dict[str, Any]]:
+    answer = httpx.get(f"{standin['url']}/_standin/calls", params={"method": method}, timeout=10).json()
+    found: list[dict[str, Any]] = answer["calls"]
+    return found
+
+
 def wait_for_post(bot: ServeProcess, standin: dict[str, Any], text: str) -> dict[str, Any]:
     """The post in #incidents whose text has ``text``, once it is there."""
     deadline = time.monotonic() + 20
@@ -117,41 +124,35 @@ def work_an_incident(bot: ServeProcess, standin: dict[str, Any], env: dict[str, 
     assert len(posts(standin)) == 1
 
 
-def test_http_mode_from_a_fresh_install(tmp_path: Path, database_url: str) -> None:
-    with standin_process(tmp_path / "standin", "bare") as standin:
-        env = bot_env(tmp_path, database_url, standin, socket=False)
+@pytest.mark.parametrize("socket", [False, True], ids=["http", "socket"])
+@pytest.mark.parametrize("workspace", ["bare", "default"])
+def test_real_mode(tmp_path: Path, database_url: str, workspace: str, socket: bool) -> None:
+    with standin_process(tmp_path / "standin", workspace) as standin:
+        env = bot_env(tmp_path, database_url, standin, socket=socket)
 
         check = run_incibot("slack", "check", env=env)
-        assert check.returncode == 1, check.stdout + check.stderr
-        assert "problem: channel #incidents not found: create it and invite @incibot" in check.stdout
-
-        # What the admin does next: create #incidents with the bot in it (here, the bot creates it).
-        created = httpx.post(
-            f"{standin['api_url']}conversations.create",
-            data={"name": "incidents"},
-            headers={"Authorization": f"Bearer {standin['bot_token']}"},
-            timeout=10,
-        ).json()
-        assert created["ok"], created
-
-        with ServeProcess(env, tmp_path / "serve.log") as bot:
-            slack = ready_slack_state(bot)
-            assert slack == {"mode": "real", "ok": True, "problems": []}, bot.log()
-            work_an_incident(bot, standin, env, socket=False)
-            assert bot.terminate() == 0
-
-
-def test_socket_mode_from_a_set_up_workspace(tmp_path: Path, database_url: str) -> None:
-    with standin_process(tmp_path / "standin", "default") as standin:
-        env = bot_env(tmp_path, database_url, standin, socket=True)
-
-        check = run_incibot("slack", "check", env=env)
+        if workspace == "bare":  # a fresh install: #general only, the bot in no channel
+            assert check.returncode == 1, check.stdout + check.stderr
+            assert "problem: channel #incidents not found: create it and invite @incibot" in check.stdout
+            # What the admin does next: create #incidents with the bot in it (here, the bot creates it).
+            created = httpx.post(
+                f"{standin['api_url']}conversations.create",
+                data={"name": "incidents"},
+                headers={"Authorization": f"Bearer {standin['bot_token']}"},
+                timeout=10,
+            ).json()
+            assert created["ok"], created
+            check = run_incibot("slack", "check", env=env)
         assert check.returncode == 0, check.stdout + check.stderr
         assert check.stdout.splitlines()[-1] == "Slack set-up OK"
-        assert "Socket Mode" in check.stdout
+        assert ("Socket Mode" if socket else "HTTP mode") in check.stdout
 
+        opened = len(calls(standin, "apps.connections.open"))
         with ServeProcess(env, tmp_path / "serve.log") as bot:
             slack = ready_slack_state(bot)
             assert slack == {"mode": "real", "ok": True, "problems": []}, bot.log()
-            work_an_incident(bot, standin, env, socket=True)
+            # One connection; the start-up check takes the live socket as proof of the app token instead of
+            # opening another (apps.connections.open is Tier 1: after the user's checks it would be refused).
+            assert len(calls(standin, "apps.connections.open")) == opened + socket
+            work_an_incident(bot, standin, env, socket=socket)
             assert bot.terminate() == 0

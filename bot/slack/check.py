@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,17 +76,32 @@ def check_settings(settings: Settings) -> CheckResult:
 
 
 def check_slack(
-    settings: Settings, client: WebClient, *, app_client: WebClient | None = None, http_mode: bool
+    settings: Settings,
+    client: WebClient,
+    *,
+    app_client: WebClient | None = None,
+    http_mode: bool,
+    socket_connected: Callable[[], bool] | None = None,
 ) -> CheckResult:
     """Check the set-up ``settings`` describe with ``client`` (the bot token's) and, in Socket Mode,
-    ``app_client`` (the app-level token's); ``http_mode``: a signing secret lets ``/slack/events`` receive.
-    Raises :class:`SlackUnreachable` when Slack does not answer."""
-    return _Check(settings, client, app_client, http_mode).run()
+    ``app_client`` (the app-level token's); ``http_mode``: a signing secret lets ``/slack/events`` receive;
+    ``socket_connected``: the running bot's Socket Mode connection is up, which proves the app token without
+    opening another (``apps.connections.open`` is Tier 1: about one a minute). Raises :class:`SlackUnreachable`
+    when Slack does not answer."""
+    return _Check(settings, client, app_client, http_mode, socket_connected).run()
 
 
 class _Check:
-    def __init__(self, settings: Settings, client: WebClient, app_client: WebClient | None, http_mode: bool) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        client: WebClient,
+        app_client: WebClient | None,
+        http_mode: bool,
+        socket_connected: Callable[[], bool] | None,
+    ) -> None:
         self._settings = settings
+        self._socket_connected = socket_connected
         self._http_mode = http_mode
         self._client = client
         self._app_client = app_client
@@ -160,7 +176,7 @@ class _Check:
             self._warning(f"scopes incibot does not use: {', '.join(extra)} (you may remove them)")
 
     def _socket_mode(self) -> None:
-        if self._app_client is None:
+        if self._app_client is None or (self._socket_connected is not None and self._socket_connected()):
             return
         try:
             _call(self._app_client, "apps.connections.open")

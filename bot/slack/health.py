@@ -123,5 +123,7 @@ def slack_health(
     """The health of the Slack set-up ``serve`` runs with (its tokens and API URL, real or stand-in)."""
     client = check_client(api_url, bot_token)
     app_client = check_client(api_url, app_token) if app_token else None
-    check = partial(check_slack, settings, client, app_client=app_client, http_mode=http_mode)
+    check = partial(
+        check_slack, settings, client, app_client=app_client, http_mode=http_mode, socket_connected=connected
+    )
     return SlackHealth(mode, check, connected=connected)
