@@ -6,12 +6,14 @@ fake timer (the write-lock budget), is driven by hand with the fake clock.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from bot.incidents.models import Incident, IncidentAlert, TimelineEntry
 from bot.ingest.models import Delivery
@@ -172,3 +174,32 @@ def test_a_large_delivery_in_progress_gets_a_chunk_in_every_transaction_while_sm
     if bot.runtime.database.is_sqlite:
         assert history[2][1] < len(small)  # ... while small deliveries were still waiting
     assert history[-1] == (9, len(small))
+
+
+def test_chunks_read_neither_the_body_nor_each_alert_again(bot: Bot) -> None:
+    """A 20,000-alert delivery is about 6 MB: re-reading its body and re-parsing its events for every chunk held
+    SQLite's write lock for hundreds of milliseconds (mostly in garbage collection), and fetching its alerts one
+    query each made it crawl."""
+    big = bot.send(250, BIG, "big-")
+    worker = bot.worker(chunk_events=50, timer=FakeTimer())
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(" ".join(statement.split()))
+
+    engine = bot.runtime.database.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        transactions = 0
+        while worker.run_once():
+            transactions += 1
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+    assert transactions == 5 and bot.progress()[big] == ("done", 250)
+    selects = [statement for statement in statements if statement.startswith("SELECT")]
+    assert not [statement for statement in selects if "deliveries.body" in statement]
+    assert len([statement for statement in selects if re.search(r"deliveries\.events\b", statement)]) == 1  # once
+    assert not [statement for statement in selects if re.search(r"FROM alerts WHERE alerts\.id = ", statement)]
+    [incident] = bot.incidents()
+    assert (incident.alert_count, bot.links(incident.id)) == (250, 250)
