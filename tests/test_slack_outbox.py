@@ -453,6 +453,23 @@ def test_incident_channel_is_created_with_a_suffix_and_linked(bots: Bots) -> Non
     assert len(message["edits"]) == 1
 
 
+def test_one_unknown_responder_does_not_keep_the_others_out_of_the_incident_channel(
+    bots: Bots, caplog: pytest.LogCaptureFixture
+) -> None:
+    bot = bots.start(incident_channels=True, responders=frozenset({"U0ALICE", "U0GONE", "U0BOB"}))
+    incident_id = bot.declare("Checkout is down")
+
+    bot.pump()
+    bot.later(1)
+    [invite] = bot.standin.calls("conversations.invite")
+    assert invite["error"] is None  # Slack fails the whole call on one bad user unless force=true
+    channel = bot.standin.channel(f"inc-{incident_id}-checkout-is-down")
+    assert channel is not None
+    assert {"U0ALICE", "U0BOB"} <= set(channel["members"])
+    assert "U0GONE" not in channel["members"]
+    assert "could not invite U0GONE" in caplog.text
+
+
 def test_deleted_message_before_an_alerts_joined_reply(bot: Bot) -> None:
     bot.send(am_group([am_alert(pod="a")]))
     bot.process()

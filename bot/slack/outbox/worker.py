@@ -321,12 +321,19 @@ class OutboxWorker(BackgroundLoop):
             self._retry(call, now, "message_not_found; re-posted", ambiguous=False, delay=timedelta(0), count=False)
 
     def _invite(self, channel_id: str) -> None:
+        """Invite the responders; ``force``: one unknown or deactivated user must not keep the others out."""
         users = sorted(user for user in self._responders if user.startswith(("U", "W")))
-        if users:
-            try:
-                self._gateway.call("conversations.invite", {"channel": channel_id, "users": ",".join(users)})
-            except SlackFailure as failure:
-                log.warning("could not invite responders to %s: %s", channel_id, failure)
+        if not users:
+            return
+        try:
+            answer = self._gateway.call(
+                "conversations.invite", {"channel": channel_id, "users": ",".join(users), "force": True}
+            )
+        except SlackFailure as failure:
+            log.warning("could not invite responders to %s: %s", channel_id, failure)
+            return
+        for refused in answer.get("errors") or []:
+            log.warning("could not invite %s to %s: %s", refused.get("user"), channel_id, refused.get("error"))
 
     def _refresh(self, session: Session, incident: Incident, now: datetime) -> None:
         session.add(
