@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import threading
+
+log = logging.getLogger(__name__)
 
 
 class BackgroundLoop:
-    """Calls :meth:`step` in a thread; after a step that found nothing to do, waits ``idle_poll`` seconds
-    or until :meth:`wake`. :meth:`stop` lets the step in hand finish."""
+    """Calls :meth:`step` (by default :meth:`run_once`) in a thread; after a step that found nothing to do,
+    waits ``idle_poll`` seconds or until :meth:`wake`. :meth:`stop` lets the step in hand finish."""
 
     def __init__(self, name: str, idle_poll: float) -> None:
         self._name = name
@@ -16,9 +19,17 @@ class BackgroundLoop:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def step(self) -> int:
-        """Do one round of work; return how much was done (0: nothing to do). Must not raise."""
+    def run_once(self) -> int:
+        """Do one round of work; return how much was done (0: nothing to do)."""
         raise NotImplementedError
+
+    def step(self) -> int:
+        """One round for the loop: :meth:`run_once`, whose failure is logged and never stops the loop."""
+        try:
+            return self.run_once()
+        except Exception:
+            log.exception("%s: pass failed", self._name)
+            return 0
 
     @property
     def stopping(self) -> bool:

@@ -33,6 +33,11 @@ def _parse_duration(raw: object) -> object:
 Duration = Annotated[timedelta, BeforeValidator(_parse_duration)]
 
 
+def secret_value(value: SecretStr | None) -> str | None:
+    """A credential's value; None when it is unset or blank (``SLACK_SIGNING_SECRET=`` configures nothing)."""
+    return value.get_secret_value() if value is not None and value.get_secret_value().strip() else None
+
+
 class Route(NamedTuple):
     """Incidents whose alerts carry ``label=value`` are posted to ``channel``."""
 

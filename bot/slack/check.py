@@ -14,12 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import SecretStr
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
-from bot.settings import Settings
+from bot.settings import Settings, secret_value
 from bot.slack.channels import ChannelDirectory, ChannelInfo, is_channel_id
 from bot.slack.scopes import BOT_SCOPES
 
@@ -64,14 +63,14 @@ def check_client(api_url: str, token: str) -> WebClient:
 
 def check_settings(settings: Settings) -> CheckResult:
     """The check as ``incibot slack check`` runs it: with the tokens and API URL of ``settings``."""
-    bot_token, app_token = _secret(settings.slack_bot_token), _secret(settings.slack_app_token)
+    bot_token, app_token = secret_value(settings.slack_bot_token), secret_value(settings.slack_app_token)
     if bot_token is None:
         return CheckResult(
             problems=["SLACK_BOT_TOKEN is not set: install the app and set its Bot User OAuth Token (xoxb-…)"]
         )
     client = check_client(settings.slack_api_url, bot_token)
     app_client = check_client(settings.slack_api_url, app_token) if app_token else None
-    http_mode = _secret(settings.slack_signing_secret) is not None
+    http_mode = secret_value(settings.slack_signing_secret) is not None
     return check_slack(settings, client, app_client=app_client, http_mode=http_mode)
 
 
@@ -286,11 +285,6 @@ def _unreachable(exc: Exception, method: str) -> SlackUnreachable | None:
         if status >= 500 or status == 429 or not isinstance(data, dict) or "error" not in data:
             return SlackUnreachable(f"{method} answered HTTP {status}")
     return None
-
-
-def _secret(value: SecretStr | None) -> str | None:
-    """A credential's value; None when unset or blank."""
-    return value.get_secret_value().strip() or None if value is not None else None
 
 
 def _error(exc: SlackApiError) -> str:

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from pydantic import SecretStr
 from slack_bolt import App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_sdk import WebClient
@@ -26,7 +25,7 @@ from slack_sdk import WebClient
 from bot.db.database import Database
 from bot.incidents.service import IncidentService
 from bot.knowledge.service import KnowledgeService
-from bot.settings import Settings
+from bot.settings import Settings, secret_value
 from bot.slack.app import build_bolt_app
 from bot.slack.health import SlackHealth, slack_health
 from bot.slack.http import SlackEventsEndpoint
@@ -77,7 +76,7 @@ class SlackIntegration:
         mode = _resolve_mode(settings)
         standin: StandinServer | None = None
         signing_secret: str | None
-        app_token = _secret(settings.slack_app_token)
+        app_token = secret_value(settings.slack_app_token)
         if mode == "standin":
             workspace = standin_workspace or Workspace.default()
             port = settings.standin_port or _free_port()
@@ -87,8 +86,8 @@ class SlackIntegration:
             app_token = workspace.app_token if app_token else None
         else:
             api_url = settings.slack_api_url
-            token = _secret(settings.slack_bot_token) or ""  # never empty: _resolve_mode checked it
-            signing_secret = _secret(settings.slack_signing_secret)
+            token = secret_value(settings.slack_bot_token) or ""  # never empty: _resolve_mode checked it
+            signing_secret = secret_value(settings.slack_signing_secret)
         # Writes go through the outbox only; its client never retries by itself (a blind re-post after a
         # dropped connection is how people get duplicate messages).
         outbox_client = WebClient(base_url=api_url, token=token, retry_handlers=[])
@@ -199,8 +198,9 @@ class SlackIntegration:
 
 
 def _resolve_mode(settings: Settings) -> str:
-    has_token = _secret(settings.slack_bot_token) is not None
-    has_receiver = _secret(settings.slack_signing_secret) is not None or _secret(settings.slack_app_token) is not None
+    has_token = secret_value(settings.slack_bot_token) is not None
+    receivers = (settings.slack_signing_secret, settings.slack_app_token)
+    has_receiver = any(secret_value(credential) is not None for credential in receivers)
     if settings.slack_mode == "standin" or (settings.slack_mode == "auto" and not has_token):
         return "standin"
     if not has_token or not has_receiver:
@@ -208,11 +208,6 @@ def _resolve_mode(settings: Settings) -> str:
             "real Slack needs SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (HTTP) or SLACK_APP_TOKEN (Socket Mode)"
         )
     return "real"
-
-
-def _secret(value: SecretStr | None) -> str | None:
-    """A credential's value; None when it is unset or blank (``SLACK_SIGNING_SECRET=`` configures nothing)."""
-    return value.get_secret_value() if value is not None and value.get_secret_value().strip() else None
 
 
 def _free_port() -> int:

@@ -10,18 +10,18 @@ objects, ``parse=none``, so a plain "@channel" stays text).
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from collections.abc import Iterable
 from datetime import datetime
 from urllib.parse import urlsplit
+
+from bot.slack.channels import is_channel_id
 
 MAX_URL_CHARS = 3000  # Block Kit's limit for a URL; Alertmanager's generatorURL carries whole PromQL queries
 ELLIPSIS = "…"
 
 _URL_SCHEMES = ("http", "https")
 _URL_FORBIDDEN = frozenset("|<>\\")
-_CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,40}")
 _ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 # Bidirectional controls can make shown text read differently from what it is (a disguised link).
 _BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
@@ -99,7 +99,7 @@ def date(when: datetime, token: str, fallback: str) -> str:
 
 def channel(channel_id: str) -> str:
     """A link to a channel by id (``<#C…>``); anything that is not a channel id is shown as escaped text."""
-    if _CHANNEL_ID.fullmatch(channel_id):
+    if is_channel_id(channel_id):
         return f"<#{channel_id}>"
     return escape(f"#{channel_id}", 80, one_line=True)
 

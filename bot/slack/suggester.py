@@ -51,13 +51,6 @@ class Suggester(BackgroundLoop):
         self.budget = budget
         self.on_stored = on_stored  # e.g. wake the outbox: a post became due, or an edit is queued
 
-    def step(self) -> int:
-        try:
-            return self.run_once()
-        except Exception:
-            log.exception("suggestion pass failed")
-            return 0
-
     def run_once(self) -> int:
         """Find and store suggestions for the incidents waiting for them; returns how many were stored."""
         stored = 0

@@ -87,13 +87,6 @@ class OutboxWorker(BackgroundLoop):
         if self._suggester is not None:
             self._suggester.stop()
 
-    def step(self) -> int:
-        try:
-            return self.run_once()
-        except Exception:
-            log.exception("outbox pass failed")
-            return 0
-
     # --- one pass ----------------------------------------------------------------------------------
 
     def run_once(self) -> int:
