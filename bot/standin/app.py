@@ -1,21 +1,14 @@
-"""The stand-in's HTTP surface: Slack's Web API under ``/api/``, and the test hooks under ``/_standin/``.
-
-Web API calls are authenticated with the bearer token (or, for form bodies, a ``token`` parameter), run into
-any scripted fault, then into the method's rate limit (HTTP 429 with ``Retry-After``), and are recorded in the
-call log. Every answer to a valid token carries Slack's ``x-oauth-scopes`` (what the token was granted) and
-``x-accepted-oauth-scopes`` (what the method accepts). ``/_standin/`` needs no credential; the whole app
-refuses clients that are not on loopback.
+"""The stand-in's HTTP surface: Slack's Web API under ``/api/`` (:mod:`bot.standin.endpoint`), and the test
+hooks under ``/_standin/``, which need no credential. The whole app refuses clients that are not on loopback.
 """
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl
 
 import orjson
 from starlette.applications import Starlette
@@ -26,11 +19,11 @@ from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from bot.slack.scopes import METHODS
-from bot.standin.api import ApiError, WebApi
+from bot.standin.api import WebApi
 from bot.standin.clock import StandinClock
+from bot.standin.endpoint import ApiEndpoint, base_url, json_response
 from bot.standin.faults import Fault, FaultBook
-from bot.standin.grants import Grants, accepted
+from bot.standin.grants import Grants
 from bot.standin.inspection import Inspector
 from bot.standin.manifest import AppManifest
 from bot.standin.ratelimits import RateLimiter
@@ -38,9 +31,6 @@ from bot.standin.response_urls import ResponseUrls
 from bot.standin.socket_mode import SOCKET_PATH, NoConnection, SocketHub
 from bot.standin.store import Store
 from bot.standin.workspace import User, Workspace
-
-SERVER_ERRORS = {500: "fatal_error", 503: "service_unavailable"}
-DISCONNECT_WAIT = 5.0
 
 
 @dataclass(frozen=True)
@@ -80,26 +70,28 @@ def build_app(standin: Standin, drop_connection: Callable[[Scope], None]) -> Sta
 
     async def messages(request: Request) -> Response:
         view = await run_in_threadpool(inspector.messages, request.query_params.get("channel", ""))
-        return _json(200, view) if view else _not_found("channel_not_found")
+        return json_response(200, view) if view else _not_found("channel_not_found")
 
     async def message(request: Request) -> Response:
         channel, ts = request.path_params["channel"], request.path_params["ts"]
         if request.method == "DELETE":
             deleted = await run_in_threadpool(inspector.delete_message, channel, ts)
-            return _json(200, {"ok": True}) if deleted else _not_found("message_not_found")
+            return json_response(200, {"ok": True}) if deleted else _not_found("message_not_found")
         view = await run_in_threadpool(inspector.message, channel, ts)
-        return _json(200, view) if view else _not_found("message_not_found")
+        return json_response(200, view) if view else _not_found("message_not_found")
 
     async def channel(request: Request) -> Response:
         view = await run_in_threadpool(inspector.channel, request.path_params["channel"])
-        return _json(200, view) if view else _not_found("channel_not_found")
+        return json_response(200, view) if view else _not_found("channel_not_found")
 
     async def ephemerals(request: Request) -> Response:
         view = await run_in_threadpool(inspector.ephemerals, request.query_params.get("channel", ""))
-        return _not_found("channel_not_found") if view is None else _json(200, {"ephemerals": view})
+        return _not_found("channel_not_found") if view is None else json_response(200, {"ephemerals": view})
 
     async def calls(request: Request) -> Response:
-        return _json(200, {"calls": await run_in_threadpool(standin.store.calls, request.query_params.get("method"))})
+        return json_response(
+            200, {"calls": await run_in_threadpool(standin.store.calls, request.query_params.get("method"))}
+        )
 
     async def faults(request: Request) -> Response:
         if request.method == "DELETE":
@@ -108,32 +100,32 @@ def build_app(standin: Standin, drop_connection: Callable[[Scope], None]) -> Sta
             try:
                 standin.faults.add(Fault.from_json(_object(await request.body())))
             except ValueError as exc:
-                return _json(400, {"ok": False, "error": str(exc)})
-        return _json(200, {"ok": True, "faults": standin.faults.list()})
+                return json_response(400, {"ok": False, "error": str(exc)})
+        return json_response(200, {"ok": True, "faults": standin.faults.list()})
 
     async def mint_response_url(request: Request) -> Response:
         try:
             body = _object(await request.body())
             channel_ref, user = str(body["channel"]), str(body["user"])
         except (ValueError, KeyError):
-            return _json(400, {"ok": False, "error": "give channel and user"})
+            return json_response(400, {"ok": False, "error": "give channel and user"})
         target = await run_in_threadpool(standin.store.channel, channel_ref)
         if target is None:
             return _not_found("channel_not_found")
         if await run_in_threadpool(standin.store.user, user) is None:
             return _not_found("user_not_found")
         message_ts = str(body["message_ts"]) if body.get("message_ts") else None
-        url = await run_in_threadpool(standin.response_urls.mint, _base(request), target, user, message_ts)
-        return _json(200, {"ok": True, "url": url})
+        url = await run_in_threadpool(standin.response_urls.mint, base_url(request), target, user, message_ts)
+        return json_response(200, {"ok": True, "url": url})
 
     async def response_url(request: Request) -> Response:
         body = await request.body()
         status, answer = await run_in_threadpool(standin.response_urls.receive, request.path_params["id"], body)
-        return _json(status, answer)
+        return json_response(status, answer)
 
     async def responses(request: Request) -> Response:
         view = await run_in_threadpool(standin.response_urls.view, request.path_params["id"])
-        return _json(200, view) if view else _not_found("expired_url")
+        return json_response(200, view) if view else _not_found("expired_url")
 
     async def push_envelope(request: Request) -> Response:
         try:
@@ -147,10 +139,10 @@ def build_app(standin: Standin, drop_connection: Callable[[Scope], None]) -> Sta
                 connect_timeout=float(body.get("connect_timeout", 5.0)),
             )
         except (ValueError, KeyError, TypeError):
-            return _json(400, {"ok": False, "error": "give type and payload"})
+            return json_response(400, {"ok": False, "error": "give type and payload"})
         except NoConnection:
-            return _json(409, {"ok": False, "error": "no_connection"})
-        return _json(200, {"ok": True, "envelope_id": envelope_id})
+            return json_response(409, {"ok": False, "error": "no_connection"})
+        return json_response(200, {"ok": True, "envelope_id": envelope_id})
 
     async def ack(request: Request) -> Response:
         envelope_id = request.path_params["envelope_id"]
@@ -159,29 +151,31 @@ def build_app(standin: Standin, drop_connection: Callable[[Scope], None]) -> Sta
         except KeyError:
             return _not_found("envelope_not_found")
         except ValueError:
-            return _json(400, {"ok": False, "error": "timeout must be a number"})
+            return json_response(400, {"ok": False, "error": "timeout must be a number"})
         if got is None:
-            return _json(200, {"envelope_id": envelope_id, "acked": False})
-        return _json(200, {"envelope_id": envelope_id, "acked": True, "payload": got.payload, "latency": got.latency})
+            return json_response(200, {"envelope_id": envelope_id, "acked": False})
+        return json_response(
+            200, {"envelope_id": envelope_id, "acked": True, "payload": got.payload, "latency": got.latency}
+        )
 
     async def ratelimits(request: Request) -> Response:
         if request.method == "POST":
             try:
                 enabled = _object(await request.body())["enabled"]
             except (ValueError, KeyError):
-                return _json(400, {"ok": False, "error": 'give {"enabled": true|false}'})
+                return json_response(400, {"ok": False, "error": 'give {"enabled": true|false}'})
             if not isinstance(enabled, bool):
-                return _json(400, {"ok": False, "error": "enabled must be true or false"})
+                return json_response(400, {"ok": False, "error": "enabled must be true or false"})
             standin.rate_limits.set_enabled(enabled)
-        return _json(200, {"ok": True, "enabled": standin.rate_limits.enabled})
+        return json_response(200, {"ok": True, "enabled": standin.rate_limits.enabled})
 
     async def clock(request: Request) -> Response:
         if request.method == "POST":
             try:
                 standin.clock.advance(float(_object(await request.body())["advance"]))
             except (ValueError, KeyError, TypeError):
-                return _json(400, {"ok": False, "error": 'give {"advance": SECONDS}, not negative'})
-        return _json(200, {"ok": True, "now": standin.clock.now()})
+                return json_response(400, {"ok": False, "error": 'give {"advance": SECONDS}, not negative'})
+        return json_response(200, {"ok": True, "now": standin.clock.now()})
 
     async def users(request: Request) -> Response:
         if request.method == "POST":
@@ -190,23 +184,28 @@ def build_app(standin: Standin, drop_connection: Callable[[Scope], None]) -> Sta
                 user = _new_user(body)
                 channels = [str(channel) for channel in body.get("channels") or []]
             except (ValueError, KeyError, TypeError) as exc:
-                return _json(400, {"ok": False, "error": str(exc)})
+                return json_response(400, {"ok": False, "error": str(exc)})
             status, answer = await run_in_threadpool(_add_user, standin.store, user, channels)
             if status != 200:
-                return _json(status, answer)
+                return json_response(status, answer)
         known = await run_in_threadpool(standin.store.users)
-        return _json(200, {"ok": True, "users": [{"id": u.id, "name": u.name, "is_bot": u.is_bot} for u in known]})
+        return json_response(
+            200, {"ok": True, "users": [{"id": u.id, "name": u.name, "is_bot": u.is_bot} for u in known]}
+        )
 
     async def socket_disconnect(request: Request) -> Response:
         try:
             reason = str(_object(await request.body() or b"{}").get("reason", "refresh_requested"))
             count = await standin.hub.disconnect(reason)
         except ValueError as exc:
-            return _json(400, {"ok": False, "error": str(exc)})
-        return _json(200, {"ok": True, "connections": count})
+            return json_response(400, {"ok": False, "error": str(exc)})
+        return json_response(200, {"ok": True, "connections": count})
 
     routes = [
-        Route("/api/{method}", _ApiEndpoint(standin, drop_connection)),
+        Route(
+            "/api/{method}",
+            ApiEndpoint(standin.api, standin.store, standin.faults, standin.rate_limits, drop_connection),
+        ),
         Route("/_standin/messages", messages, methods=["GET"]),
         Route("/_standin/messages/{channel}/{ts}", message, methods=["GET", "DELETE"]),
         Route("/_standin/channels/{channel}", channel, methods=["GET"]),
@@ -225,79 +224,6 @@ def build_app(standin: Standin, drop_connection: Callable[[Scope], None]) -> Sta
         WebSocketRoute(SOCKET_PATH, standin.hub.serve),
     ]
     return Starlette(routes=routes, middleware=[Middleware(_LoopbackOnly)])
-
-
-class _ApiEndpoint:
-    """``GET|POST /api/<method>``, as a raw ASGI app so that it can leave a request unanswered."""
-
-    def __init__(self, standin: Standin, drop: Callable[[Scope], None]) -> None:
-        self._standin = standin
-        self._api = standin.api
-        self._store = standin.store
-        self._drop = drop
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, receive)
-        method = request.path_params["method"]
-        try:
-            params, token = await _read_params(request)
-        except ApiError as exc:
-            await _json(200, {"ok": False, "error": exc.error})(scope, receive, send)
-            return
-        headers = self._scope_headers(method, token)
-        channel_keys = await run_in_threadpool(self._channel_keys, params.get("channel"))
-        fault = self._standin.faults.take(method, channel_keys)
-        if fault is not None and fault.kind == "latency":
-            await asyncio.sleep(fault.seconds)
-        if fault is not None and fault.kind in ("ratelimited", "server_error", "error"):
-            response = _fault_response(fault, headers)
-            error = _fault_error(fault)
-            await run_in_threadpool(self._store.record_call, method, params, response.status_code, error, fault.kind)
-            await response(scope, receive, send)
-            return
-        channel_id = next((key for key in channel_keys if key.startswith(("C", "G"))), None)
-        retry_after = self._standin.rate_limits.retry_after(method, channel_id)
-        if retry_after is not None:
-            await run_in_threadpool(self._store.record_call, method, params, 429, "ratelimited", None)
-            await _json(429, {"ok": False, "error": "ratelimited"}, headers | {"Retry-After": str(retry_after)})(
-                scope, receive, send
-            )
-            return
-        answer = await run_in_threadpool(self._run, method, params, token, _base(request), fault)
-        if fault is not None and fault.kind == "accept_then_drop":
-            self._drop(scope)
-            await _until_disconnect(receive)
-            return
-        await _json(200, answer, headers)(scope, receive, send)
-
-    def _scope_headers(self, method: str, token: str | None) -> dict[str, str]:
-        """``x-oauth-scopes`` and ``x-accepted-oauth-scopes``, for a valid token."""
-        kind = self._api.token_kind(token)
-        if kind is None:
-            return {}
-        headers = {"x-oauth-scopes": ",".join(self._api.grants.of(kind))}
-        if method in METHODS:
-            headers["x-accepted-oauth-scopes"] = ",".join(accepted(method))
-        return headers
-
-    def _channel_keys(self, channel_ref: Any) -> set[str]:
-        keys: set[str] = set()
-        if channel_ref:
-            keys.add(str(channel_ref).removeprefix("#"))
-            channel = self._store.channel(str(channel_ref))
-            if channel is not None:
-                keys |= {channel.id, channel.name}
-        return keys
-
-    def _run(
-        self, method: str, params: dict[str, Any], token: str | None, base_url: str, fault: Fault | None
-    ) -> dict[str, Any]:
-        try:
-            answer = self._api.call(method, params, token, base_url)
-        except ApiError as exc:
-            answer = {"ok": False, "error": exc.error, **exc.extra}
-        self._store.record_call(method, params, 200, answer.get("error"), fault.kind if fault else None)
-        return answer
 
 
 def _new_user(body: dict[str, Any]) -> User:
@@ -323,50 +249,6 @@ def _add_user(store: Store, user: User, channels: list[str]) -> tuple[int, dict[
     return 200, {"ok": True}
 
 
-async def _read_params(request: Request) -> tuple[dict[str, Any], str | None]:
-    """The call's parameters (query string and body) and its token."""
-    params: dict[str, Any] = dict(request.query_params)
-    body = await request.body()
-    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media_type == "application/json":
-        try:
-            data = orjson.loads(body) if body else {}
-        except orjson.JSONDecodeError:
-            raise ApiError("invalid_json") from None
-        if not isinstance(data, dict):
-            raise ApiError("invalid_json")
-        data.pop("token", None)  # Slack takes JSON bodies' tokens from the Authorization header only
-        params.update(data)
-    elif body:
-        params.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
-    token = params.pop("token", None)
-    scheme, _, credential = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and credential.strip():
-        token = credential.strip()
-    return params, token
-
-
-async def _until_disconnect(receive: Receive) -> None:
-    async with asyncio.timeout(DISCONNECT_WAIT):
-        while (await receive())["type"] != "http.disconnect":
-            pass
-
-
-def _fault_error(fault: Fault) -> str:
-    if fault.kind == "ratelimited":
-        return "ratelimited"
-    if fault.kind == "error":
-        return fault.error
-    return SERVER_ERRORS.get(fault.status, "internal_error")
-
-
-def _fault_response(fault: Fault, headers: dict[str, str]) -> Response:
-    if fault.kind == "ratelimited":
-        return _json(429, {"ok": False, "error": "ratelimited"}, headers | {"Retry-After": str(fault.retry_after)})
-    status = 200 if fault.kind == "error" else fault.status
-    return _json(status, {"ok": False, "error": _fault_error(fault)}, headers)
-
-
 class _LoopbackOnly:
     """Refuses every client that is not on a loopback address."""
 
@@ -379,7 +261,7 @@ class _LoopbackOnly:
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 1008})
             else:
-                await _json(403, {"ok": False, "error": "loopback_only"})(scope, receive, send)
+                await json_response(403, {"ok": False, "error": "loopback_only"})(scope, receive, send)
             return
         await self._app(scope, receive, send)
 
@@ -394,10 +276,6 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def _base(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
-
-
 def _object(body: bytes) -> dict[str, Any]:
     try:
         data = orjson.loads(body)
@@ -409,8 +287,4 @@ def _object(body: bytes) -> dict[str, Any]:
 
 
 def _not_found(error: str) -> Response:
-    return _json(404, {"ok": False, "error": error})
-
-
-def _json(status: int, content: object, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(content), status_code=status, media_type="application/json", headers=headers)
+    return json_response(404, {"ok": False, "error": error})
