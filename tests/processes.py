@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -9,10 +10,11 @@ import sys
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import httpx
 
-from tests.support import free_port
+from tests.support import free_port, wait_for
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 _CONSOLE_SCRIPT = Path(sys.executable).with_name("incibot")
@@ -142,3 +144,49 @@ class ServeProcess:
             self.terminate()
         except subprocess.TimeoutExpired:
             self.kill()
+
+
+class StandinProcess:
+    """``incibot standin serve`` in a subprocess; ``info`` is its standin.json once written."""
+
+    def __init__(self, state_dir: Path, *args: str) -> None:
+        self.state_dir = state_dir
+        self.state_file = state_dir / "standin.json"
+        self.log_path = state_dir.parent / "standin.log"
+        self.stale_url = _url_in(self.state_file)
+        env = incibot_env(state_dir)
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [*INCIBOT, "standin", "serve", "--state-dir", str(state_dir), *args],
+                env=env,
+                cwd=state_dir.parent,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        self.info: dict[str, Any] = wait_for(self._written, timeout=30)
+
+    def _written(self) -> dict[str, Any] | None:
+        if self.process.poll() is not None:
+            raise AssertionError(f"standin serve exited with {self.process.returncode}:\n{self.log()}")
+        try:
+            data = json.loads(self.state_file.read_text())
+        except FileNotFoundError:
+            return None
+        assert isinstance(data, dict)
+        return data if data.get("url") and data["url"] != self.stale_url else None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        return self.process.wait(20)
+
+
+def _url_in(path: Path) -> str | None:
+    try:
+        url = json.loads(path.read_text()).get("url")
+    except FileNotFoundError:
+        return None
+    return str(url) if url else None

@@ -6,12 +6,6 @@ start-up, a post, a button, a slash command and a CLI resolve reaching the post.
 
 from __future__ import annotations
 
-import json
-import signal
-import subprocess
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,40 +15,10 @@ import pytest
 from bot.slack.blocks import ACK_ACTION
 from bot.standin.driver import SlackDriver
 from tests.conftest import TOKEN, auth
-from tests.processes import INCIBOT, ServeProcess, incibot_env, run_incibot
+from tests.processes import ServeProcess, StandinProcess, incibot_env, run_incibot
 from tests.support import am_alert, am_group, wait_for
 
 SIGNING_SECRET = "8f2b6c0d4e1a7f3b9c5d2e8a6b4f1c7d"  # the secret this test gives both sides
-
-
-@contextmanager
-def standin_process(state_dir: Path, workspace: str) -> Iterator[dict[str, Any]]:
-    """``incibot standin serve --workspace WORKSPACE`` in a subprocess; yields its ``standin.json``."""
-    state_dir.mkdir(parents=True)
-    info_file = state_dir / "standin.json"
-    log_path = state_dir / "standin.log"
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            [*INCIBOT, "standin", "serve", "--state-dir", str(state_dir), "--workspace", workspace],
-            env=incibot_env(state_dir),
-            cwd=state_dir.parent,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while not info_file.exists():
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"the stand-in did not start ({process.poll()}):\n{log_path.read_text()}")
-            time.sleep(0.05)
-        yield json.loads(info_file.read_text())
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
 
 
 def bot_env(tmp_path: Path, database_url: str, standin: dict[str, Any], *, socket: bool) -> dict[str, str]:
@@ -83,13 +47,13 @@ def calls(standin: dict[str, Any], method: str) -> list[dict[str, Any]]:
 
 def wait_for_post(bot: ServeProcess, standin: dict[str, Any], text: str) -> dict[str, Any]:
     """The post in #incidents whose text has ``text``, once it is there."""
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        post = next((post for post in posts(standin) if text in post["text"]), None)
-        if post is not None:
-            return post
-        time.sleep(0.1)
-    raise AssertionError(f"no post with {text!r} in #incidents: {posts(standin)}\n{bot.log()}")
+    try:
+        post: dict[str, Any] = wait_for(
+            lambda: next((post for post in posts(standin) if text in post["text"]), None), timeout=20
+        )
+    except AssertionError:
+        raise AssertionError(f"no post with {text!r} in #incidents: {posts(standin)}\n{bot.log()}") from None
+    return post
 
 
 def ready_slack_state(bot: ServeProcess) -> dict[str, Any]:
@@ -127,7 +91,9 @@ def work_an_incident(bot: ServeProcess, standin: dict[str, Any], env: dict[str, 
 @pytest.mark.parametrize("socket", [False, True], ids=["http", "socket"])
 @pytest.mark.parametrize("workspace", ["bare", "default"])
 def test_real_mode(tmp_path: Path, database_url: str, workspace: str, socket: bool) -> None:
-    with standin_process(tmp_path / "standin", workspace) as standin:
+    process = StandinProcess(tmp_path / "standin", "--workspace", workspace)
+    standin = process.info
+    try:
         env = bot_env(tmp_path, database_url, standin, socket=socket)
 
         check = run_incibot("slack", "check", env=env)
@@ -156,3 +122,5 @@ def test_real_mode(tmp_path: Path, database_url: str, workspace: str, socket: bo
             assert len(calls(standin, "apps.connections.open")) == opened + socket
             work_an_incident(bot, standin, env, socket=socket)
             assert bot.terminate() == 0
+    finally:
+        process.stop()

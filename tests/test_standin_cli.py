@@ -3,69 +3,21 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import stat
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 import yaml
 from slack_sdk import WebClient
 
-from tests.processes import INCIBOT, ServeProcess, incibot_env, run_incibot
-from tests.support import free_port, wait_for
+from tests.processes import ServeProcess, StandinProcess, incibot_env, run_incibot
+from tests.support import free_port
 
 STATE_KEYS = {"url", "api_url", "bot_token", "app_token", "signing_secret", "bot_user_id"}
-
-
-class StandinProcess:
-    """``incibot standin serve`` in a subprocess; ``info`` is its standin.json once written."""
-
-    def __init__(self, state_dir: Path, *args: str) -> None:
-        self.state_dir = state_dir
-        self.state_file = state_dir / "standin.json"
-        self.log_path = state_dir.parent / "standin.log"
-        self.stale_url = _url_in(self.state_file)
-        env = incibot_env(state_dir)
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [*INCIBOT, "standin", "serve", "--state-dir", str(state_dir), *args],
-                env=env,
-                cwd=state_dir.parent,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        self.info: dict[str, Any] = wait_for(self._written, timeout=20)
-
-    def _written(self) -> dict[str, Any] | None:
-        if self.process.poll() is not None:
-            raise AssertionError(f"standin serve exited with {self.process.returncode}:\n{self.log()}")
-        try:
-            data = json.loads(self.state_file.read_text())
-        except FileNotFoundError:
-            return None
-        assert isinstance(data, dict)
-        return data if data.get("url") and data["url"] != self.stale_url else None
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self, sig: signal.Signals = signal.SIGTERM) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-        return self.process.wait(20)
-
-
-def _url_in(path: Path) -> str | None:
-    try:
-        url = json.loads(path.read_text()).get("url")
-    except FileNotFoundError:
-        return None
-    return str(url) if url else None
 
 
 @pytest.fixture
