@@ -300,6 +300,10 @@ def button(action_id: str, value: str = "v", text: str = "Go") -> dict[str, Any]
         {"type": "markdown", "text": "m" * 12_001},
         {"type": "carousel"},
         {"type": "divider", "block_id": "x" * 256},
+        {"type": "section", "text": {"type": "plain_text", "text": "s", "verbatim": True}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": "s", "emoji": True}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": "s", "verbatim": "yes"}},
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": "c", "style": "bold"}]},
     ],
 )
 def test_block_kit_limit_rules(block: dict[str, Any]) -> None:
@@ -307,6 +311,14 @@ def test_block_kit_limit_rules(block: dict[str, Any]) -> None:
         check_message("fallback", [block], None)
     assert caught.value.error == "invalid_blocks"
     check_message("fallback", [{"type": "divider", "block_id": "a"}, section("ok")], None)
+    check_message(  # each text type with its own flag is fine
+        "fallback",
+        [
+            {"type": "header", "text": {"type": "plain_text", "text": "h", "emoji": True}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": "s", "verbatim": True}},
+        ],
+        None,
+    )
 
 
 def test_ratelimited_fault_hits_only_its_channel(standin: StandinServer, slack: WebClient) -> None:

@@ -84,6 +84,12 @@ def _text_problems(text: Any, where: str, limit: int, *, plain_only: bool = Fals
         yield f"must be more than 0 characters [json-pointer:{where}/text]"
     elif len(text["text"]) > limit:
         yield f"must be less than {limit + 1} characters [json-pointer:{where}/text]"
+    else:  # a text object has exactly its type's properties: emoji for plain_text, verbatim for mrkdwn
+        flag = "emoji" if text["type"] == "plain_text" else "verbatim"
+        for name in sorted(set(text) - {"type", "text", flag}):
+            yield f"invalid additional property: {name} [json-pointer:{where}/{name}]"
+        if flag in text and not isinstance(text[flag], bool):
+            yield f"must be a boolean [json-pointer:{where}/{flag}]"
 
 
 def _section(block: dict[str, Any], where: str) -> Iterator[str]:
@@ -131,6 +137,10 @@ def _context(block: dict[str, Any], where: str) -> Iterator[str]:
     elements = block.get("elements")
     if not isinstance(elements, list) or not 0 < len(elements) <= MAX_CONTEXT_ELEMENTS:
         yield f"must provide 1 to {MAX_CONTEXT_ELEMENTS} elements [json-pointer:{where}/elements]"
+        return
+    for number, element in enumerate(elements):
+        if isinstance(element, dict) and element.get("type") in ("plain_text", "mrkdwn"):
+            yield from _text_problems(element, f"{where}/elements/{number}", MAX_SECTION_TEXT)
 
 
 def _element_problems(element: Any, where: str) -> Iterator[str]:
