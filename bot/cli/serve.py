@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ipaddress
 import logging
 import os
 import signal
@@ -19,6 +18,7 @@ from pydantic import SecretStr
 from bot.db import migrate
 from bot.ingest import token_file
 from bot.knowledge.wiring import KnowledgeConfigurationError
+from bot.loopback import is_loopback
 from bot.runtime import Runtime, open_database
 from bot.settings import Settings
 from bot.slack.integration import SlackConfigurationError
@@ -47,7 +47,7 @@ def upgrade_database(settings: Settings, _args: argparse.Namespace) -> int:
 def run_serve(settings: Settings, args: argparse.Namespace) -> int:
     tokens = settings.ingest_tokens
     if not tokens:
-        if not _is_loopback(args.host):
+        if not is_loopback(args.host):
             print(
                 f"incibot: refusing to listen on {args.host} without INCIBOT_INGEST_TOKENS; "
                 "configure a token, or listen on 127.0.0.1",
@@ -123,12 +123,3 @@ class _Server(uvicorn.Server):
         finally:
             for sig, handler in originals.items():
                 signal.signal(sig, handler)
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

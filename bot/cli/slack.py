@@ -8,7 +8,6 @@ stand-in's URL and the signing secret; flags override it. The request is signed 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
@@ -17,6 +16,7 @@ import httpx
 from bot.settings import Settings
 from bot.slack.check import SlackUnreachable, check_settings
 from bot.standin.driver import SlackDriver, UnknownUser
+from bot.state_files import read_json
 
 WAIT_SECONDS = 5.0
 
@@ -37,7 +37,7 @@ def register(commands: Any) -> None:
 
 
 def send_command(settings: Settings, args: argparse.Namespace) -> int:
-    info = _runtime_info(settings)
+    info = read_json(settings.state_dir / "runtime.json")
     bot_url = args.bot_url or info.get("bot_url")
     standin_url = args.standin_url or info.get("standin_url")
     secret = args.signing_secret or info.get("signing_secret")
@@ -99,11 +99,3 @@ def check_setup(settings: Settings, _args: argparse.Namespace) -> int:
     count = len(result.problems)
     print("Slack set-up OK" if result.ok else f"{count} problem{'s' if count > 1 else ''}")
     return 0 if result.ok else 1
-
-
-def _runtime_info(settings: Settings) -> dict[str, Any]:
-    try:
-        info = json.loads((settings.state_dir / "runtime.json").read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return {}
-    return info if isinstance(info, dict) else {}

@@ -13,13 +13,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
-import os
 import secrets
 import signal
 import sys
-import tempfile
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -27,11 +24,12 @@ from typing import Any
 
 import httpx
 
+from bot.loopback import is_loopback
 from bot.settings import Settings
-from bot.standin.app import is_loopback
 from bot.standin.manifest import AppManifest, ManifestError
 from bot.standin.server import HOST, StandinServer
 from bot.standin.workspace import WORKSPACES
+from bot.state_files import read_json, write_private_json
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +98,7 @@ def serve_standin(settings: Settings, args: argparse.Namespace) -> int:
             return 1
         log.info("slack stand-in: %s", url)
         log.info("installed from %s with bot scopes %s", manifest.source, ",".join(manifest.bot_scopes))
-        _write_atomically(state_file, _state(server, secret))
+        write_private_json(state_file, _state(server, secret))
         stop.wait()
     finally:
         for sig, handler in originals.items():
@@ -141,7 +139,7 @@ def standin_url(settings: Settings) -> str | None:
     """The base URL of the stand-in running from the state dir: ``make run``'s (runtime.json), else
     ``incibot standin serve``'s (standin.json)."""
     for name, key in (("runtime.json", "standin_url"), (STATE_FILE, "url")):
-        info = _read_json(settings.state_dir / name)
+        info = read_json(settings.state_dir / name)
         if isinstance(info.get(key), str):
             return str(info[key])
     return None
@@ -164,25 +162,3 @@ def _state(server: StandinServer, secret: str) -> dict[str, str]:
         "signing_secret": secret,
         "bot_user_id": workspace.bot_user.id,
     }
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _write_atomically(path: Path, data: dict[str, str]) -> None:
-    """Write ``path`` (mode 0600) so that a reader sees the old file, no file, or the whole new one."""
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:  # mkstemp creates it with mode 0600
-            json.dump(data, handle, indent=2)
-            handle.flush()
-            os.fsync(handle.fileno())
-        Path(temporary).replace(path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

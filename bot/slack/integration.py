@@ -7,9 +7,7 @@ otherwise; ``real`` refuses to start without credentials; ``standin`` always use
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import secrets
 import socket
 import threading
@@ -35,6 +33,7 @@ from bot.slack.suggester import Suggester
 from bot.slack.verification import RequestVerifier
 from bot.standin.server import StandinServer
 from bot.standin.workspace import Workspace
+from bot.state_files import write_private_json
 
 log = logging.getLogger(__name__)
 
@@ -189,12 +188,8 @@ class SlackIntegration:
             self.standin.stop()
 
     def _write_runtime_file(self, bot_url: str | None, standin_url: str) -> None:
-        self.runtime_file.parent.mkdir(parents=True, exist_ok=True)
         info = {"bot_url": bot_url, "standin_url": standin_url, "signing_secret": self.signing_secret}
-        fd = os.open(self.runtime_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(info, handle, indent=2)
-        self.runtime_file.chmod(0o600)  # also when the file existed with looser bits
+        write_private_json(self.runtime_file, info)
 
 
 def _resolve_mode(settings: Settings) -> str:

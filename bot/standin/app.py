@@ -4,7 +4,6 @@ hooks under ``/_standin/``, which need no credential. The whole app refuses clie
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from bot.loopback import is_loopback
 from bot.standin.api import WebApi
 from bot.standin.clock import StandinClock
 from bot.standin.endpoint import ApiEndpoint, base_url, json_response
@@ -264,16 +264,6 @@ class _LoopbackOnly:
                 await json_response(403, {"ok": False, "error": "loopback_only"})(scope, receive, send)
             return
         await self._app(scope, receive, send)
-
-
-def is_loopback(host: str) -> bool:
-    """``localhost`` or a loopback IP address."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _object(body: bytes) -> dict[str, Any]:

@@ -19,7 +19,8 @@ from typing import Any, TypeVar
 import uvicorn
 from starlette.types import Scope
 
-from bot.standin.app import Standin, build_app, is_loopback
+from bot.loopback import is_loopback
+from bot.standin.app import Standin, build_app
 from bot.standin.clock import StandinClock
 from bot.standin.faults import Fault, FaultKind
 from bot.standin.socket_mode import Ack
