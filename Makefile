@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: install run test lint bench bench-search clean
+.PHONY: install run test lint bench bench-search bench-storm clean
 
 # torch is installed first and pinned: pip then takes the CPU wheel; an unpinned torch (or uv/poetry)
 # pulls a multi-GB CUDA build.
@@ -36,6 +36,9 @@ bench: $(STAMP)
 
 bench-search: $(STAMP)  # about an hour the first time (embeds 100k texts into bench/.cache/), minutes after
 	$(PY) bench/search.py --embeddings --real --storm
+
+bench-storm: $(STAMP)  # the dev storm through the whole pipeline at 250-2000 alerts/s; needs wrk, prometheus-alertmanager
+	$(PY) bench/storm.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

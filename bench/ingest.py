@@ -622,12 +622,13 @@ class ThroughputRun:
         return complete and self.non_202 == 0 and self.socket_error_count == 0 and self.store.ok
 
 
-def run_wrk(cfg: Config, port: int) -> dict[str, Any]:
-    """Run wrk until each thread reports its quota answered, then SIGINT it; returns the script's result."""
+def run_wrk(cfg: Config, port: int, *script_args: str) -> dict[str, Any]:
+    """Run wrk until each thread reports its quota answered, then SIGINT it; returns the script's result.
+    ``script_args`` go to the Lua script after TOTAL THREADS TOKEN (``api``: Alertmanager's own API)."""
     limit = 30 + cfg.requests // 100  # seconds; a bound only: a run normally ends long before
     command = [str(cfg.wrk), "-t", str(cfg.threads), "-c", str(cfg.connections), "-d", f"{limit}s"]
     command += ["--timeout", "60s", "-s", str(LUA_SCRIPT), f"http://127.0.0.1:{port}/"]
-    command += ["--", str(cfg.requests), str(cfg.threads), TOKEN]
+    command += ["--", str(cfg.requests), str(cfg.threads), TOKEN, *script_args]
     output: list[str] = []
     done_threads = 0
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as process:

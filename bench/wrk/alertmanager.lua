@@ -1,6 +1,9 @@
 -- Exactly TOTAL single-alert Alertmanager v4 webhooks, each with a label set of its own; driven by bench/ingest.py.
 --
---   wrk -t THREADS -c CONNECTIONS -d LIMIT -s bench/wrk/alertmanager.lua URL -- TOTAL THREADS TOKEN
+--   wrk -t THREADS -c CONNECTIONS -d LIMIT -s bench/wrk/alertmanager.lua URL -- TOTAL THREADS TOKEN [api]
+--
+-- With "api" the same alerts go to Alertmanager's own POST /api/v2/alerts (a list of one alert, as Prometheus
+-- posts them) instead of incibot's webhook: bench/storm.py compares the two.
 --
 -- Every wrk thread runs in a Lua state of its own. setup() numbers the threads k = 0 .. THREADS-1; thread k sends
 -- its quota (TOTAL / THREADS, the first TOTAL % THREADS threads one more) with the labels
@@ -38,6 +41,7 @@ end
 -- thread state; sent, received, statuses, t_first and t_last are globals so that done() can read them
 local quota, reserved = 0, 0
 local headers = {}
+local api = false -- post to Alertmanager's API instead of incibot's webhook
 sent, received, statuses, t_first, t_last = 0, 0, {}, 0, 0
 
 function init(args)
@@ -46,6 +50,7 @@ function init(args)
   quota = math.floor(total / nthreads) + ((id < total % nthreads) and 1 or 0)
   assert(quota > 0, "every thread needs at least one request: TOTAL must be >= THREADS")
   headers = { ["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. token }
+  api = args[4] == "api"
 end
 
 local BODY = '{"version":"4","groupKey":"{}:{alertname=\\"BenchIngest\\", instance=\\"%s\\"}","truncatedAlerts":0,'
@@ -55,7 +60,13 @@ local BODY = '{"version":"4","groupKey":"{}:{alertname=\\"BenchIngest\\", instan
   .. '"instance":"%s"},"annotations":{"summary":"bench alert %s"},"startsAt":"2026-03-10T09:00:00Z",'
   .. '"endsAt":"0001-01-01T00:00:00Z","generatorURL":"http://prom"}]}'
 
+local API_BODY = '[{"labels":{"alertname":"BenchIngest","severity":"warning","job":"bench","instance":"%s"},'
+  .. '"annotations":{"summary":"bench alert %s"},"startsAt":"2026-03-10T09:00:00Z","generatorURL":"http://prom"}]'
+
 local function body_request(instance)
+  if api then
+    return wrk.format("POST", "/api/v2/alerts", headers, string.format(API_BODY, instance, instance))
+  end
   local body = string.format(BODY, instance, instance, instance, instance)
   return wrk.format("POST", "/alerts/alertmanager", headers, body)
 end
