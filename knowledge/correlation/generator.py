@@ -74,9 +74,10 @@ class Scenario:
     ``cluster``/``root``/``rule`` left ``None`` are drawn (the stream's ``scenarios`` has them filled in);
     ``root`` is a service name, or a node name for node faults; ``rule`` is a catalogue key (see
     :func:`rule_keys`) of the root alert. ``spread`` is the probability that a symptom propagates one more hop
-    (and that optional same-component symptoms fire); 1.0 makes every caller alert. ``repeat_of`` is the index
-    of an earlier scenario in the same list whose root alert (same labels, so the same fingerprint) this one
-    repeats as a new incident.
+    (the world's own decreasing per-hop odds if ``None``) and scales the odds of optional symptoms; 1.0 makes
+    every caller and every optional symptom alert. ``repeat_of`` is the index of an earlier scenario in the same
+    list whose root alert (same labels, so the same fingerprint) this one repeats as a new incident; its kind,
+    cluster, root and rule are taken from that scenario.
     """
 
     kind: str
@@ -293,10 +294,14 @@ class _Target:
     backend: _Service | None = None
 
     @property
+    def component(self) -> str:
+        """The service or node name."""
+        return self.service.name if self.service else self.node.name if self.node else ""
+
+    @property
     def ident(self) -> str:
-        name = self.service.name if self.service else self.node.name if self.node else "?"
         pod = self.pod.name if self.pod else ""
-        return f"{self.cluster.name}/{name}/{pod}/{self.backend.name if self.backend else ''}"
+        return f"{self.cluster.name}/{self.component}/{pod}/{self.backend.name if self.backend else ''}"
 
 
 @dataclass(frozen=True)
@@ -361,6 +366,7 @@ class World:
                 self._by_mode.setdefault(mode, []).append(bound)
         self.clusters: list[_Cluster] = []
         self._build(rng, clusters if clusters is not None else rng.choice((1, 2, 2, 3)), pods_per_node)
+        self._targets: dict[str, list[_Target]] = {}
         self._callers: dict[tuple[str, str], list[_Service]] = {}
         for cluster in self.clusters:
             for service in cluster.services.values():
@@ -419,6 +425,15 @@ class World:
 
     def callers(self, service: _Service) -> list[_Service]:
         return self._callers.get((service.cluster, service.name), [])
+
+    def targets(self, bound: _Bound) -> list[_Target]:
+        """Every service and node of the world that ``bound``'s rule can watch."""
+        found = self._targets.get(bound.rule.key)
+        if found is None:
+            everything = [_Target(c, node=n) for c in self.clusters for n in c.nodes.values()]
+            everything += [_Target(c, s) for c in self.clusters for s in c.services.values()]
+            found = self._targets[bound.rule.key] = [t for t in everything if self.fits(bound.rule, t)]
+        return found
 
     def _cluster(self, name: str) -> _Cluster:
         for cluster in self.clusters:
@@ -778,7 +793,7 @@ class World:
         node_style = vocab["node_name_styles"][self.cloud]
         cp_style = rng.choice(vocab["control_plane_styles"])
         pool = rng.randint(1, 3)
-        hash8 = _suffix(rng, 8)
+        hash8, digits8 = _suffix(rng, 8), f"{rng.randrange(10**8):08d}"  # one node pool
         for i in range(n_workers + n_cp):
             raw = next(ips)
             ip = f"10.{subnet}.{raw // 250}.{raw % 250 + 2}"
@@ -790,7 +805,7 @@ class World:
                 "pool": pool,
                 "hash8": hash8,
                 "hash4": _suffix(rng, 4),
-                "digits8": f"{rng.randrange(10**8):08d}",
+                "digits8": digits8,
                 "index6": f"{i:06d}",
                 "index2": f"{i + 1:02d}",
                 "index": i - n_workers + 1,
@@ -1166,8 +1181,9 @@ class _Run:
             return [(fire, alert.end)]
         episodes = []
         start = fire
-        for i in range(rng.randint(2, 4)):
-            end = alert.end if i == 3 else min(alert.end, start + rng.uniform(60, 420))
+        count = rng.randint(2, 4)
+        for i in range(count):
+            end = alert.end if i == count - 1 else min(alert.end, start + rng.uniform(60, 420))
             episodes.append((start, end))
             start = end + rng.uniform(60, 300)
             if end >= alert.end or start >= alert.end - 30:
@@ -1194,9 +1210,9 @@ def _format_value(value: float, unit: str) -> str:
 def _annotations(world: World, alert: _Alert, rng: random.Random) -> dict[str, str]:
     rule, labels = alert.bound.rule, alert.labels
     value = alert.base
-    if rule.high > rule.low:
+    if rule.high > rule.low and rule.unit != "code":
         value = min(rule.high * 1.1, max(rule.low * 0.9, value * (1 + rng.gauss(0, 0.04))))
-    if rule.unit == "count":
+    if rule.unit in ("count", "code"):
         value = round(value)
     shown = _format_value(value, rule.unit)
     context = {**labels, "value": shown, "for": f"{alert.bound.for_s // 60}m"}
@@ -1337,17 +1353,21 @@ class _Expansion:
         """What a service shows when a dependency fails (``effect`` errors) or slows down (``latency``)."""
         t = self.target(service)
         jitter = self.rng.uniform
+        probe = "probe" if effect == "errors" else "latency"
         if service.type == "ingress":
             if backend is not None and backend.name in [d.name for d in self.world.dependencies(service)]:
-                self.add(self.target(service, backend=backend), effect, at, schemes={"ingress_backend"})
+                t = self.target(service, backend=backend)
+                self.per_instance(t, self.add(t, effect, at, schemes={"ingress_backend"}), at)
             else:
-                self.add(t, effect, at, schemes={"mesh", "app"})
+                self.per_instance(t, self.add(t, effect, at, schemes={"mesh", "app"}), at)
             if service.public_host and self.chance(0.6):
-                self.add(t, "probe" if effect == "errors" else "latency", at + jitter(0, 40), schemes={"blackbox"})
+                self.add(t, probe, at + jitter(0, 40), schemes={"blackbox"})
         elif service.type == "web":
-            self.add(t, effect, at, schemes={"mesh", "app"})
+            self.per_instance(t, self.add(t, effect, at, schemes={"mesh", "app"}), at)
+            if self.chance(0.2):
+                self.per_instance(t, self.add(t, effect, at + jitter(0, 60), schemes={"app"}), at)
             if service.public_host and self.chance(0.35):
-                self.add(t, "probe" if effect == "errors" else "latency", at + jitter(0, 40), schemes={"blackbox"})
+                self.add(t, probe, at + jitter(0, 40), schemes={"blackbox"})
             if effect == "errors" and self.chance(0.15):
                 self.add(t, "unready", at + jitter(20, 90), schemes={"ksm_pod"})
             if effect == "latency" and self.chance(0.25):
@@ -1355,11 +1375,22 @@ class _Expansion:
             if effect == "latency" and self.chance(0.15):
                 self.add(t, "throttling", at + jitter(30, 120))
         elif service.type == "worker":
-            self.add(t, "errors" if effect == "errors" or self.chance(0.5) else "crash", at, schemes={"app", "ksm_pod"})
+            if effect == "errors" or self.chance(0.3):
+                mode = "crash" if self.rng.random() < 0.4 else "errors"
+                self.per_instance(t, self.add(t, mode, at, schemes={"app", "ksm_pod"}), at)
         elif service.type == "platform":
             self.add(t, "errors" if effect == "errors" else "latency", at)
         else:  # a data store on failing storage
             self.add(t, "down" if effect == "errors" and self.chance(0.5) else "latency", at, schemes={"exporter"})
+
+    def per_instance(self, target: _Target, alert: _Alert | None, at: float) -> None:
+        """Repeat a per-pod symptom on one or two more pods of the service (one alert per instance)."""
+        service = target.service
+        if alert is None or service is None or alert.bound.rule.scheme not in _POD_SCHEMES or not self.chance(0.35):
+            return
+        others = [pod for pod in service.pods if pod.name != alert.labels.get("pod")]
+        for pod in self.rng.sample(others, min(len(others), self.rng.randint(1, 2))):
+            self.add(replace(target, pod=pod), None, at + self.rng.uniform(0, 60), rule=alert.bound.rule.key)
 
     # ------------------------------------------------------------------ scenarios
 
@@ -1387,29 +1418,24 @@ class _Expansion:
             rules = [world.bound[scenario.rule]]
         else:
             rules = [b for b in world.bound.values() if (b.rule.chatty if chatty else b.rule.noise > 0)]
-        clusters = [world._cluster(scenario.cluster)] if scenario.cluster else world.clusters
-        options: list[tuple[_Bound, _Target]] = []
-        weights: list[float] = []
-        for cluster in clusters:
-            targets = [_Target(cluster, node=n) for n in cluster.nodes.values()]
-            targets += [_Target(cluster, s) for s in cluster.services.values()]
-            if scenario.root is not None:
-                targets = [
-                    t
-                    for t in targets
-                    if (t.service.name if t.service else t.node.name if t.node else "") == scenario.root
-                ]
-            for bound in rules:
-                fitting = [t for t in targets if world.fits(bound.rule, t)]
-                if fitting:
-                    options.append((bound, rng.choice(fitting)))
-                    weights.append(bound.rule.noise or 1.0)
+        options: list[tuple[_Bound, list[_Target]]] = []
+        for bound in rules:
+            targets = [
+                t
+                for t in world.targets(bound)
+                if scenario.cluster in (None, t.cluster.name) and scenario.root in (None, t.component)
+            ]
+            if targets:
+                options.append((bound, targets))
         if not options:
             raise ValueError(f"no {scenario.kind} rule fits {scenario.root or 'any component'}")
-        bound, target = rng.choices(options, weights)[0]
+        bound, targets = rng.choices(options, [b.rule.noise or 1.0 for b, _ in options])[0]
+        target = rng.choice(targets)
+        if target.service is not None and bound.rule.scheme in _POD_SCHEMES:
+            target = replace(target, pod=rng.choice(target.service.pods))
         self.incident.kind = self.incident.scenario = scenario.kind
         self.incident.root_cluster = target.cluster.name
-        self.incident.root_service = target.service.name if target.service else target.node.name if target.node else ""
+        self.incident.root_service = target.component
         alert = self.add(target, None, self.t0, self.t1, root=True, rule=bound.rule.key)
         assert alert is not None
         if chatty:
