@@ -1324,16 +1324,24 @@ class _Expansion:
             self.first_root = alert
         return alert
 
-    def add_root(self, target: _Target, modes: Sequence[str], schemes: Iterable[str] | None = None) -> _Alert:
-        """The root alert: the scenario's rule if given, else the first mode with a fitting rule."""
+    def add_root(
+        self,
+        target: _Target,
+        modes: Sequence[str],
+        schemes: Iterable[str] | None = None,
+        prefer: Iterable[str] | None = None,
+    ) -> _Alert:
+        """The root alert: the scenario's rule if given, else the first mode with a fitting rule (rules of the
+        ``prefer`` schemes first, e.g. the database's own exporter before a generic target-down rule)."""
         if self.scenario.rule is not None:
             alert = self.add(target, None, self.t0, self.t1, root=True, rule=self.scenario.rule)
             assert alert is not None
             return alert
-        for mode in modes:
-            alert = self.add(target, mode, self.t0, self.t1, schemes=schemes, root=True)
-            if alert is not None:
-                return alert
+        for allowed in ([prefer] if prefer is not None else []) + [schemes]:
+            for mode in modes:
+                alert = self.add(target, mode, self.t0, self.t1, schemes=allowed, root=True)
+                if alert is not None:
+                    return alert
         raise ValueError(f"no rule of modes {modes} fits {target.ident}")
 
     def cascade(self, service: _Service, effect: str, start: float, depth: int = 1) -> None:
@@ -1455,7 +1463,9 @@ class _Expansion:
 
 def _store_down(x: _Expansion, service: _Service) -> None:
     primary = service.pods[0]
-    x.add_root(x.target(service, primary), ["down", "crash", "replicas"], schemes={"exporter", "app", "ksm_pod"})
+    x.add_root(
+        x.target(service, primary), ["down", "crash", "replicas"], {"exporter", "app", "ksm_pod"}, prefer={"exporter"}
+    )
     t0, jitter = x.t0, x.rng.uniform
     if x.chance(0.6):
         x.add(x.target(service, primary), "target_down", t0 + jitter(0, 20), schemes={"app"})
