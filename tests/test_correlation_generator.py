@@ -228,7 +228,7 @@ def test_node_failure_storm_reaches_a_thousand_alerts() -> None:
     cluster = first_cluster(world)
     node = world.busiest_node(cluster)
     stream = world.stream(
-        [Scenario("node_failure", start_min=10, duration_min=30, cluster=cluster, root=node, spread=1.0)]
+        [Scenario("node_failure", start_min=10, duration_min=15, cluster=cluster, root=node, spread=1.0)]
     )
     assert len({line["alert"]["fingerprint"] for line in stream.lines}) >= 1000
     assert {line["truth"]["incident"] for line in stream.lines} == {"F0001"}
