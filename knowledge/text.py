@@ -78,6 +78,12 @@ def split_identifier(name: str) -> str:
     return " ".join(words)
 
 
+def workload_name(pod: str) -> str:
+    """The workload a pod belongs to: ``checkout-api-7d9f8c6b5-x2x4k`` → ``checkout-api``, ``payments-db-0`` →
+    ``payments-db`` (ReplicaSet/pod hash suffixes and StatefulSet ordinals dropped)."""
+    return _STATEFUL_ORDINAL.sub("", _POD_SUFFIX.sub("", pod.strip()))
+
+
 def normalize_volatile(text: str) -> str:
     """Replace values that change between occurrences of one problem with fixed tokens (or drop them)."""
     text = _UUID.sub(UUID_MARK, text)
