@@ -124,7 +124,8 @@ def test_stream_arrives_grouped_shifted_to_now_and_without_truth(
         assert alert.starts_at is not None
         assert before - timedelta(seconds=1) <= alert.starts_at.replace(tzinfo=UTC) <= after
     resolved = alerts[("PodCrash", "api-2", "c1")]
-    assert resolved.status == "resolved" and resolved.ends_at is not None and resolved.ends_at > resolved.starts_at
+    assert resolved.status == "resolved" and resolved.ends_at is not None and resolved.starts_at is not None
+    assert resolved.ends_at > resolved.starts_at
 
 
 def test_speed_divides_the_recorded_gaps(bot_url: str, database: Database, tmp_path: Path) -> None:

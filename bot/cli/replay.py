@@ -121,10 +121,14 @@ class TimeMap:
         return p0 + (t - r0) * (p1 - p0) / (r1 - r0)
 
     def __call__(self, value: str) -> str:
-        """An RFC 3339 time from the stream, on the replay's clock (Go's zero time stays as it is)."""
-        if value.startswith("0001-01-01"):
+        """An RFC 3339 time from the stream, on the replay's clock (Go's zero time, or no time, stays as it is)."""
+        try:
+            recorded = datetime.fromisoformat(value)
+        except ValueError:
+            return value  # sent as it is: the bot's answer says what is wrong with it
+        if recorded.year == 1 or recorded.tzinfo is None:
             return value
-        moved = self._start + timedelta(seconds=self.offset(datetime.fromisoformat(value)))
+        moved = self._start + timedelta(seconds=self.offset(recorded))
         return moved.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
