@@ -33,9 +33,10 @@ import httpx
 from bot.cli.test_alert import _configured_token
 from bot.ingest import token_file
 from bot.settings import Settings
+from knowledge.correlation.stream import DEFAULT_GROUP_BY
 from knowledge.evaluation import open_text
 
-GROUP_BY = ("alertname", "cluster", "namespace")
+GROUP_BY = DEFAULT_GROUP_BY  # the grouping the correlation library assumes too
 PATH = "/alerts/alertmanager"
 RECEIVER = "incibot"
 EXTERNAL_URL = "http://alertmanager.replay.invalid"
