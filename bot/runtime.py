@@ -15,8 +15,8 @@ from typing import Literal
 from pydantic import SecretStr
 from starlette.applications import Starlette
 
+from bot.correlation.wiring import build_correlation
 from bot.db.database import Database
-from bot.incidents.grouping import SourceGroupGrouper
 from bot.incidents.service import IncidentService
 from bot.ingest.auth import TokenVerifier
 from bot.ingest.http import IngestEndpoint
@@ -50,7 +50,9 @@ def open_database(settings: Settings) -> Database:
     return Database(settings.effective_database_url, lock_timeout=settings.db_lock_timeout)
 
 
-def build_incident_service(settings: Settings, clock: Clock = utc_now) -> IncidentService:
+def build_incident_service(
+    settings: Settings, clock: Clock = utc_now, embedder: Embedder | None = None
+) -> IncidentService:
     """The incident service with every listener, for every caller (serve, worker, CLI): whoever changes an
     incident, the change reaches Slack (posts, edits and replies through the outbox) and search (the document
     that is re-indexed). Documents are kept even with search off."""
@@ -61,7 +63,8 @@ def build_incident_service(settings: Settings, clock: Clock = utc_now) -> Incide
         reminder_after=settings.unacked_reminder,
         incident_channels=settings.incident_channels,
     )
-    return IncidentService(SourceGroupGrouper(), settings.reopen_window, clock, (DocumentRecorder(clock), notifier))
+    correlation = build_correlation(settings, embedder)
+    return IncidentService(correlation, settings.reopen_window, clock, (DocumentRecorder(clock), notifier))
 
 
 @dataclass
@@ -96,8 +99,9 @@ class Runtime:
         (stand-in mode; default: ``#incidents`` with the bot in it)."""
         database = database or open_database(settings)
         metrics = Metrics(database, clock)
-        incidents = build_incident_service(settings, clock)
         knowledge = Knowledge.build(settings, database, embedder) if settings.knowledge else None
+        shared = embedder or (knowledge.embedder if knowledge is not None else None)
+        incidents = build_incident_service(settings, clock, shared)
         search = knowledge.service if knowledge is not None else None
         slack = SlackIntegration.build(settings, database, incidents, clock, search, standin_workspace)
         worker = ProcessingWorker(

@@ -57,7 +57,13 @@ class Settings(BaseSettings):
     )
     ingest_tokens: Annotated[tuple[tuple[str | None, SecretStr], ...], NoDecode] = ()
     max_body_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
-    reopen_window: Duration = timedelta(minutes=30)
+    reopen_window: Duration = timedelta(minutes=60)
+    # learned: one incident per fault (the pair model decides); shadow: incidents follow source groups while the
+    # learned correlator records what it would have done; source: as the source grouped the alerts.
+    correlation: Literal["learned", "shadow", "source"] = "learned"
+    correlation_max_services: int = Field(default=25, gt=0)
+    correlation_max_age: Duration = timedelta(hours=12)
+    topology_file: Path | None = None
     ignore_alertnames: Annotated[frozenset[str], NoDecode] = frozenset({"Watchdog", "InfoInhibitor"})
     retention_days: int = Field(default=30, gt=0)
     quiet_after: Duration = timedelta(hours=24)

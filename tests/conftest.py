@@ -78,6 +78,9 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         ingest_tokens=((None, SecretStr(TOKEN)), ("pagerduty", SecretStr(PD_ROUTING_KEY))),
         db_lock_timeout=1.0,
         knowledge=False,  # tests of search turn it on with the session's embedder (tests/knowledge_support.py)
+        # Lifecycle tests pin the source's grouping, so that which incident an alert lands in is theirs to choose;
+        # tests of correlation turn the learned correlator on with the session's embedder.
+        correlation="source",
     )
 
 

@@ -131,7 +131,7 @@ def test_refire_within_reopen_window_reopens(bot: Bot) -> None:
     bot.send("alertmanager", am_group([am_alert(starts_at=first_start, status="resolved")]))
     bot.process()
     assert bot.incidents()[0].status == IncidentStatus.RESOLVED
-    refire = bot.clock.advance(minutes=29)
+    refire = bot.clock.advance(seconds=bot.runtime.settings.reopen_window.total_seconds() - 60)
     bot.send("alertmanager", am_group([am_alert(starts_at=refire)]))
     bot.process()
     [incident] = bot.incidents()
@@ -145,7 +145,7 @@ def test_refire_outside_reopen_window_opens_a_new_incident(bot: Bot) -> None:
     bot.send("alertmanager", am_group([am_alert(starts_at=first_start)]))
     bot.send("alertmanager", am_group([am_alert(starts_at=first_start, status="resolved")]))
     bot.process()
-    refire = bot.clock.advance(minutes=31)
+    refire = bot.clock.advance(seconds=bot.runtime.settings.reopen_window.total_seconds() + 60)
     bot.send("alertmanager", am_group([am_alert(starts_at=refire)]))
     bot.process()
     first, second = bot.incidents()

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from bot.db.base import Base
+from bot.db.base import Base, JSONDocument
 from bot.ingest.models import Alert
 
 
@@ -52,6 +53,11 @@ class Incident(Base):
     slack_ts: Mapped[str | None] = mapped_column(String(32))
     incident_channel: Mapped[str | None] = mapped_column(String(64))  # the optional per-incident channel
     alerts_reported: Mapped[int] = mapped_column(default=0, server_default="0")  # alerts already in the thread
+    # What the correlator knows of it (knowledge.correlation.profile.IncidentProfile.to_json), and a counter
+    # bumped on every change: a decision read at one version is applied only at that version.
+    correlation: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+    correlation_version: Mapped[int] = mapped_column(default=0, server_default="0")
+    merged_into: Mapped[int | None] = mapped_column(ForeignKey("incidents.id", ondelete="SET NULL"))
 
     alerts: Mapped[list[Alert]] = relationship(
         secondary="incident_alerts", order_by="Alert.id", lazy="raise_on_sql", viewonly=True
@@ -74,6 +80,38 @@ class IncidentAlert(Base):
     incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True)
     alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"), primary_key=True)
     linked_at: Mapped[datetime]
+    # Why it joined (or opened) the incident: the correlator's decision, kept for people and for training.
+    decision: Mapped[str | None] = mapped_column(String(16))
+    probability: Mapped[float | None]
+    reason: Mapped[str | None] = mapped_column(Text)
+    shadow_reason: Mapped[str | None] = mapped_column(Text)  # INCIBOT_CORRELATION=shadow: what it would have done
+
+
+class IncidentKey(Base):
+    """The correlator's candidate index: an incident under each key of its alerts (entity, cluster, fingerprint),
+    with when an alert with that key last joined, so that candidates are the most recent per key, never a scan."""
+
+    __tablename__ = "incident_keys"
+    __table_args__ = (Index("ix_incident_keys_recent", "key", "last_at"),)
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True)
+    last_at: Mapped[datetime]
+
+
+class CorrelationFeedback(Base):
+    """A person's correction (merge, split, "not related") as labelled pairs for the next training run."""
+
+    __tablename__ = "correlation_feedback"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))  # merge | split | not_related
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id", ondelete="SET NULL"))
+    alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id", ondelete="SET NULL"))
+    related: Mapped[bool]  # the label: do the alert and the incident belong together?
+    features: Mapped[list[float]] = mapped_column(JSONDocument)  # the pair's row of FEATURES at correction time
 
 
 class TimelineEntry(Base):

@@ -16,26 +16,23 @@ from typing import Protocol
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from bot.db.database import Database
 from bot.incidents.errors import IncidentNotFound
-from bot.incidents.grouping import Grouper
+from bot.incidents.grouping import Correlation, source_key
 from bot.incidents.models import (
-    GROUP_KEY_LENGTH,
-    OPEN_STATUSES,
     SERVICE_LENGTH,
     Incident,
     IncidentAlert,
     IncidentStatus,
     TimelineEntry,
 )
-from bot.ingest.keys import bounded_key
 from bot.ingest.models import Alert
 from bot.ingest.parsed import Action
 from knowledge.alerts import DEFAULT_SEVERITY, AlertStatus, severity_rank
+from knowledge.correlation.correlator import Decision
 
 SYSTEM_ACTOR = "incibot"
 MANUAL_SOURCE = "manual"
-# Sources whose keys start a fresh incident after a resolve, whatever the reopen window says.
-FRESH_AFTER_RESOLVE = frozenset({"pagerduty"})
 _PRELOAD = 100  # alerts loaded per query while applying a delivery
 
 
@@ -56,17 +53,21 @@ class IncidentListener(Protocol):
 class IncidentService:
     def __init__(
         self,
-        grouper: Grouper,
+        correlation: Correlation,
         reopen_window: timedelta,
         clock: Callable[[], datetime],
         listeners: Sequence[IncidentListener] = (),
     ) -> None:
-        self._grouper = grouper
+        self.correlation = correlation
         self._reopen_window = reopen_window
         self._clock = clock
         self._listeners = list(listeners)
 
     # --- alert-driven -------------------------------------------------------------------------------
+
+    def prepare(self, database: Database) -> int:
+        """Outside any write transaction: let the correlation decide ahead for the alerts applied next."""
+        return self.correlation.prepare(database)
 
     def apply_events(
         self,
@@ -120,44 +121,24 @@ class IncidentService:
         owner = _incident_of(session, alert.id)
         if owner is not None:
             return owner, None
-        opened = False
-        incident = self._previous_incident(session, alert, at)
+        decision = self.correlation.decide(session, alert, at)
+        incident = session.get(Incident, decision.incident) if decision.incident is not None else None
+        opened = incident is None
         if incident is None:
-            key = bounded_key(self._grouper.group_key(alert), GROUP_KEY_LENGTH)
-            incident = session.scalars(
-                select(Incident)
-                .where(Incident.group_key == key, Incident.status.in_(OPEN_STATUSES))
-                .order_by(Incident.id.desc())
-                .limit(1)
-            ).first()
-            if incident is None:
-                incident = self._open(session, alert, key, at)
-                opened = True
+            incident = self._open(session, alert, source_key(alert), at)
         elif incident.status == IncidentStatus.RESOLVED:
-            self._reopen(session, incident, alert, at)
-        self._link(session, incident, alert, at)
+            self._reopen(session, incident, alert, at, decision)
+        self._link(session, incident, alert, at, decision)
+        self.correlation.record(session, incident, alert, at, decision)
         if opened:  # noted once the alert is linked, so listeners see it (Slack routes by its labels)
             self._note(
                 session, incident, at, SYSTEM_ACTOR, "opened", f"Opened by {alert.source} alert {alert.alertname}."
             )
+            if decision.merge_with is not None:
+                self._note(
+                    session, incident, at, SYSTEM_ACTOR, "merge_suggested", f"Suggested merge: {decision.reason}"
+                )
         return incident, _Linked(alert, opened)
-
-    def _previous_incident(self, session: Session, alert: Alert, at: datetime) -> Incident | None:
-        """The incident of this fingerprint's previous occurrence, if the new one belongs with it."""
-        if alert.source in FRESH_AFTER_RESOLVE:
-            return None
-        incident = session.scalars(
-            select(Incident)
-            .join(IncidentAlert, IncidentAlert.incident_id == Incident.id)
-            .join(Alert, Alert.id == IncidentAlert.alert_id)
-            .where(Alert.source == alert.source, Alert.fingerprint == alert.fingerprint, Alert.id < alert.id)
-            .order_by(Alert.id.desc())
-            .limit(1)
-        ).first()
-        if incident is None or incident.is_open:
-            return incident
-        assert incident.resolved_at is not None
-        return incident if at - incident.resolved_at <= self._reopen_window else None
 
     def _open(self, session: Session, alert: Alert, key: str, at: datetime) -> Incident:
         incident = Incident(
@@ -175,7 +156,7 @@ class IncidentService:
         session.flush()
         return incident
 
-    def _reopen(self, session: Session, incident: Incident, alert: Alert, at: datetime) -> None:
+    def _reopen(self, session: Session, incident: Incident, alert: Alert, at: datetime, decision: Decision) -> None:
         incident.status = IncidentStatus.TRIGGERED
         incident.resolved_at = None
         incident.resolved_by = None
@@ -186,11 +167,23 @@ class IncidentService:
             at,
             SYSTEM_ACTOR,
             "reopened",
-            f"Reopened: {alert.alertname} fired again within {_minutes(self._reopen_window)} of the resolve.",
+            f"Reopened: {alert.alertname} fired again within {_minutes(self._reopen_window)} of the resolve."
+            if alert.fingerprint in _fingerprints(session, incident.id)
+            else f"Reopened: {alert.alertname} joined it ({decision.reason}).",
         )
 
-    def _link(self, session: Session, incident: Incident, alert: Alert, at: datetime) -> None:
-        session.add(IncidentAlert(incident_id=incident.id, alert_id=alert.id, linked_at=at))
+    def _link(self, session: Session, incident: Incident, alert: Alert, at: datetime, decision: Decision) -> None:
+        reason = decision.reason[:4000]
+        session.add(
+            IncidentAlert(
+                incident_id=incident.id,
+                alert_id=alert.id,
+                linked_at=at,
+                decision=decision.kind[:16],
+                probability=decision.probability,
+                reason=reason,
+            )
+        )
         incident.alert_count += 1
         incident.last_alert_at = at
         if severity_rank(alert.severity) > severity_rank(incident.severity):
@@ -332,6 +325,16 @@ def _load_alerts(session: Session, events: Sequence[Sequence[object]]) -> dict[i
     so loading them only "into the session" let them go at once, and ``session.get`` queried each one again.)"""
     ids = [event[0] for event in events if event and isinstance(event[0], int)]
     return {alert.id: alert for alert in session.scalars(select(Alert).where(Alert.id.in_(ids)))}
+
+
+def _fingerprints(session: Session, incident_id: int) -> set[str]:
+    return set(
+        session.scalars(
+            select(Alert.fingerprint)
+            .join(IncidentAlert, IncidentAlert.alert_id == Alert.id)
+            .where(IncidentAlert.incident_id == incident_id)
+        )
+    )
 
 
 def _service(alert: Alert) -> str | None:

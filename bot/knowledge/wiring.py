@@ -21,6 +21,7 @@ class KnowledgeConfigurationError(Exception):
 class Knowledge:
     service: KnowledgeService
     indexer: KnowledgeIndexer  # started in the worker role only
+    embedder: Embedder  # shared with the correlator
 
     @classmethod
     def build(cls, settings: Settings, database: Database, embedder: Embedder | None = None) -> Knowledge:
@@ -37,7 +38,7 @@ class Knowledge:
         incidents = IncidentIndex(database, embedder.name, embedder.dimension, index_dir / "incidents")
         runbooks = RunbookLibrary(folder, embedder, index_dir)
         indexer = KnowledgeIndexer(database, embedder, incidents, runbooks, save_every=settings.index_save_interval)
-        return cls(KnowledgeService(database, embedder, runbooks, incidents), indexer)
+        return cls(KnowledgeService(database, embedder, runbooks, incidents), indexer, embedder)
 
     def start_web(self) -> None:
         """A web-only process searches its own in-memory copy: load the saved indexes (or build them)."""

@@ -105,6 +105,7 @@ class ProcessingWorker(BackgroundLoop):
     def run_once(self) -> int:
         """Claim and process one batch; returns how much was done: deliveries finished (done or failed) and
         chunks applied of deliveries that go on."""
+        self._incidents.prepare(self._database)  # model inference happens here, never inside the write lock
         now = self._clock()
         with self._database.write() as session:
             session.connection()  # BEGIN: on SQLite this waits for the write lock

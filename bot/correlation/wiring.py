@@ -1,0 +1,65 @@
+"""Builds the configured correlation (``INCIBOT_CORRELATION``) from settings."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from bot.correlation.live import LearnedCorrelation, ShadowCorrelation
+from bot.correlation.store import ProfileStore
+from bot.incidents.grouping import Correlation, SourceGrouping
+from bot.settings import Settings
+from knowledge.correlation.correlator import CorrelationPolicy, Correlator
+from knowledge.correlation.model import load_pair_model
+from knowledge.correlation.topology import Topology
+from knowledge.embeddings import Embedder, load_embedder
+
+log = logging.getLogger(__name__)
+
+
+class LazyEmbedder:
+    """The configured embedder, loaded on first use (a CLI command that never correlates never loads it)."""
+
+    def __init__(self, model: str, loaded: Embedder | None = None) -> None:
+        self._model = model
+        self._embedder = loaded
+        self._lock = threading.Lock()
+
+    def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        if self._embedder is None:
+            with self._lock:
+                if self._embedder is None:
+                    self._embedder = load_embedder(self._model)
+        return self._embedder.embed(texts)
+
+
+def models_dir(settings: Settings) -> Path:
+    return settings.state_dir / "models"
+
+
+def build_correlator(settings: Settings, embedder: Embedder | None = None) -> Correlator:
+    """The learned correlator: the active pair model, its threshold, the topology file when one is set."""
+    model = load_pair_model(models_dir(settings))
+    topology = Topology.load(settings.topology_file) if settings.topology_file else None
+    policy = CorrelationPolicy(
+        threshold=model.threshold,
+        reopen_window=settings.reopen_window,
+        max_services=settings.correlation_max_services,
+        max_age=settings.correlation_max_age,
+    )
+    return Correlator(model, LazyEmbedder(settings.embedding_model, embedder), topology, policy)
+
+
+def build_correlation(settings: Settings, embedder: Embedder | None = None) -> Correlation:
+    source = SourceGrouping(settings.reopen_window)
+    if settings.correlation == "source":
+        return source
+    learned = LearnedCorrelation(build_correlator(settings, embedder), ProfileStore(settings.reopen_window))
+    if settings.correlation == "shadow":
+        return ShadowCorrelation(source, learned)
+    return learned
