@@ -32,6 +32,18 @@ def alert_lines(session: Session, incident_id: int, *, offset: int = 0, limit: i
     ]
 
 
+def join_reasons(session: Session, incident_id: int, *, offset: int, limit: int, shown: int = 3) -> list[str]:
+    """Why the incident's alerts from ``offset`` joined it (the correlator's reasons, each once, the first few)."""
+    reasons = session.scalars(
+        select(IncidentAlert.reason)
+        .where(IncidentAlert.incident_id == incident_id, IncidentAlert.reason.is_not(None))
+        .order_by(IncidentAlert.alert_id)
+        .offset(offset)
+        .limit(limit)
+    )
+    return list(dict.fromkeys(r for r in reasons if r))[:shown]
+
+
 def alert_counts(
     session: Session, incident_id: int, *, offset: int = 0, limit: int | None = None
 ) -> dict[tuple[str, str], int]:

@@ -18,6 +18,7 @@ class OutboxKind(enum.StrEnum):
     THREAD_REPLY = "thread_reply"  # one line in the incident's thread
     ALERTS_JOINED = "alerts_joined"  # alerts that joined since the last such reply (coalesced)
     CREATE_CHANNEL = "create_channel"  # the optional per-incident channel
+    POINTER = "pointer"  # an alert of this channel's route joined an incident posted in another channel
 
 
 class OutboxStatus(enum.StrEnum):

@@ -66,6 +66,8 @@ class SlackNotifier:
         if severity_rank(incident.severity) < self._min_rank:
             return  # stored, not posted
         now = self._clock()
+        if entry.kind == "alerts_added":
+            self._point_from_other_routes(session, incident, entry, now)
         if entry.kind == "opened" or not self._posted(session, incident):
             self._enqueue_post(session, incident, now)  # the post shows the current state: no history replies
             return
@@ -86,6 +88,41 @@ class SlackNotifier:
                 )
             )
         enqueue_coalesced(session, OutboxKind.UPDATE_INCIDENT, incident, channel, now)
+
+    def _point_from_other_routes(
+        self, session: Session, incident: Incident, entry: TimelineEntry, now: datetime
+    ) -> None:
+        """An alert that joined an incident posted in another route's channel leaves a one-line pointer in its own
+        route's channel (one per channel and delivery), so that team sees where its alert went."""
+        home = self._channel(session, incident)
+        joined = session.execute(
+            select(Alert.alertname, Alert.labels, IncidentAlert.reason)
+            .join(IncidentAlert, IncidentAlert.alert_id == Alert.id)
+            .where(IncidentAlert.incident_id == incident.id, IncidentAlert.linked_at == entry.at)
+            .order_by(Alert.id)
+        )
+        pointed: set[str] = set()
+        for alertname, labels, reason in joined:
+            own = self._router.channel_for([labels])
+            if own == home or own in pointed:
+                continue
+            pointed.add(own)
+            payload = {
+                "alertname": alertname,
+                "service": labels.get("service") or labels.get("namespace"),
+                "incident_channel": home,
+                "reason": reason or "",
+            }
+            session.add(
+                OutboxItem(
+                    kind=OutboxKind.POINTER,
+                    incident_id=incident.id,
+                    channel=own,
+                    payload=payload,
+                    not_before=now,
+                    created_at=now,
+                )
+            )
 
     def _posted(self, session: Session, incident: Incident) -> bool:
         return incident.slack_ts is not None or (

@@ -13,8 +13,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from bot.incidents.models import Incident
-from bot.slack import blocks
-from bot.slack.cards import alert_counts, alert_lines, stored_suggestions
+from bot.slack import blocks, mrkdwn
+from bot.slack.cards import alert_counts, alert_lines, join_reasons, stored_suggestions
 from bot.slack.models import OutboxItem, OutboxKind
 
 METADATA_EVENT = "incibot_outbox"
@@ -128,8 +128,23 @@ def _prepare_joined(r: Render) -> Call:
     counts = alert_counts(r.session, r.incident.id, offset=start, limit=joined) if joined > len(lines) else None
     noun = "alert joined" if joined == 1 else "alerts joined"
     text = f"{joined} {noun}:\n{blocks.alert_list(lines, joined, counts)}"
+    reasons = join_reasons(r.session, r.incident.id, offset=start, limit=joined)
+    if reasons:
+        text += "\n" + "\n".join(f"Why: {mrkdwn.escape(reason, 600, one_line=True)}" for reason in reasons)
     args = {"channel": r.channel, "thread_ts": r.incident.slack_ts, "text": text, "metadata": r.metadata}
     return r.call("chat.postMessage", args, thread_ts=r.incident.slack_ts)
+
+
+def _prepare_pointer(r: Render) -> Call:
+    payload = r.item.payload
+    where = mrkdwn.channel(r.incident.slack_channel or str(payload.get("incident_channel", "")))
+    text = (
+        f"{mrkdwn.escape(str(payload.get('alertname', '')), 200, one_line=True)}"
+        f" on {mrkdwn.escape(str(payload.get('service') or 'an unnamed service'), 200, one_line=True)}"
+        f" joined #{r.incident.id} in {where}: {mrkdwn.escape(str(payload.get('reason', '')), 1500, one_line=True)}"
+    )
+    args = {"channel": r.item.channel, "text": text, "metadata": r.metadata}
+    return r.call("chat.postMessage", args)
 
 
 def _prepare_channel(r: Render) -> Call:
@@ -162,6 +177,9 @@ KINDS: Mapping[OutboxKind, Kind] = {
         needs_post=True,
         coalesced=True,
         recoveries={**_GONE, **_IN_CHANNEL},
+    ),
+    OutboxKind.POINTER: Kind(
+        "chat.postMessage", _prepare_pointer, creates_message=True, needs_post=True, recoveries=_IN_CHANNEL
     ),
     OutboxKind.CREATE_CHANNEL: Kind(
         "conversations.create",
