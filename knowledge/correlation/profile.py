@@ -11,6 +11,7 @@ from knowledge.correlation.facts import AlertFacts
 from knowledge.correlation.topology import Components
 
 MAX_TEXTS = 12  # distinct alert texts kept per incident for text similarity (the first ones)
+MAX_ENTITIES = 400  # distinct entities kept per incident (a 1,000-pod storm keeps its first pods, node and services)
 
 
 @dataclass(slots=True)
@@ -53,7 +54,9 @@ class IncidentProfile:
             self.clusters.add(facts.cluster)
         if facts.group_key:
             self.group_keys.add(facts.group_key)
-        self.entities.update(facts.entities)
+        for entity in facts.entities:
+            if entity in self.entities or len(self.entities) < MAX_ENTITIES:
+                self.entities[entity] += 1
         if facts.text not in self.texts and len(self.texts) < MAX_TEXTS:
             self.texts.append(facts.text)
         if components is not None:
