@@ -37,6 +37,7 @@ SUMMARY_KEYS = {
     "opened_at",
     "acknowledged_at",
     "resolved_at",
+    "merged_into",
 }
 DELIVERY_KEYS = {"id", "source", "status", "received_at", "alerts", "attempts", "last_error"}
 ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - the address ``serve`` must refuse without a configured token

@@ -1,4 +1,4 @@
-"""``incibot incidents list|show|ack|resolve``."""
+"""``incibot incidents list|show|ack|resolve|merge|split``."""
 
 from __future__ import annotations
 
@@ -9,13 +9,14 @@ import sys
 from typing import Any
 
 from bot.incidents import views
+from bot.incidents.corrections import build_corrections
 from bot.incidents.errors import IncidentError
 from bot.runtime import build_incident_service, open_database
 from bot.settings import Settings
 
 
 def register(commands: Any) -> None:
-    parser = commands.add_parser("incidents", help="list, show, acknowledge and resolve incidents")
+    parser = commands.add_parser("incidents", help="list, show, acknowledge, resolve, merge and split incidents")
     sub = parser.add_subparsers(dest="incidents_command", required=True, metavar="COMMAND")
 
     listing = sub.add_parser("list", help="incidents, newest first")
@@ -38,6 +39,22 @@ def register(commands: Any) -> None:
     resolve_parser.add_argument("--note", default=None, help="resolution note")
     resolve_parser.add_argument("--by", default=None, help="who resolves (default: cli:$USER)")
     resolve_parser.set_defaults(handler=resolve)
+
+    merge_parser = sub.add_parser(
+        "merge", help="move incident B's alerts into A (stored as a lesson for the correlator)"
+    )
+    merge_parser.add_argument("target", type=int, metavar="A", help="the incident that keeps the alerts")
+    merge_parser.add_argument("merged", type=int, metavar="B", help="the incident merged into A")
+    merge_parser.add_argument("--by", default=None, help="who merges (default: cli:$USER)")
+    merge_parser.set_defaults(handler=merge)
+
+    split_parser = sub.add_parser(
+        "split", help="move alerts of an incident to a new incident (stored as a lesson for the correlator)"
+    )
+    split_parser.add_argument("id", type=int)
+    split_parser.add_argument("selector", metavar="ALERTNAME|ALERT_ID", help="the alerts of that name, or that alert")
+    split_parser.add_argument("--by", default=None, help="who splits (default: cli:$USER)")
+    split_parser.set_defaults(handler=split)
 
 
 def list_incidents(settings: Settings, args: argparse.Namespace) -> int:
@@ -67,7 +84,7 @@ def show_incident(settings: Settings, args: argparse.Namespace) -> int:
     database = open_database(settings)
     try:
         with database.read() as session:
-            data = views.detail(views.get_incident(session, args.id))
+            data = views.detail(views.get_incident(session, args.id), views.links(session, args.id))
     except IncidentError as exc:
         print(f"incibot: {exc.message}", file=sys.stderr)
         return 1
@@ -81,7 +98,13 @@ def show_incident(settings: Settings, args: argparse.Namespace) -> int:
         print(f"  {label}: {value}")
     print("Alerts:")
     for alert in data["alerts"]:
-        print(f"  [{alert['status']}] {alert['alertname']} {alert['severity']} {alert['fingerprint']}")
+        line = f"  [{alert['status']}] {alert['alertname']} {alert['severity']} {alert['fingerprint']}"
+        print(f"{line} (alert {alert['id']})")
+        if alert.get("decision"):
+            p = "" if alert["probability"] is None else f", p = {alert['probability']:.2f}"
+            print(f"      {alert['decision']}{p}: {alert['reason']}")
+        if alert.get("shadow_reason"):
+            print(f"      shadow: {alert['shadow_reason']}")
     print("Timeline:")
     for entry in data["timeline"]:
         print(f"  {entry['at'][:19].replace('T', ' ')}  {entry['actor']}: {entry['text']}")
@@ -96,6 +119,16 @@ def acknowledge(settings: Settings, args: argparse.Namespace) -> int:
 def resolve(settings: Settings, args: argparse.Namespace) -> int:
     service = build_incident_service(settings)
     return _act(settings, lambda session: service.resolve(session, args.id, _actor(args), args.note))
+
+
+def merge(settings: Settings, args: argparse.Namespace) -> int:
+    corrections = build_corrections(build_incident_service(settings), settings)
+    return _act(settings, lambda session: corrections.merge(session, args.target, args.merged, _actor(args)))
+
+
+def split(settings: Settings, args: argparse.Namespace) -> int:
+    corrections = build_corrections(build_incident_service(settings), settings)
+    return _act(settings, lambda session: corrections.split(session, args.id, args.selector, _actor(args)))
 
 
 def _act(settings: Settings, action: Any) -> int:

@@ -216,6 +216,17 @@ class IncidentService:
 
     # --- people --------------------------------------------------------------------------------------
 
+    def now(self) -> datetime:
+        return self._clock()
+
+    def open_incident(self, session: Session, alert: Alert, at: datetime) -> Incident:
+        """A new incident for ``alert`` as the alert path opens one (unlinked, no timeline entry yet)."""
+        return self._open(session, alert, source_key(alert), at)
+
+    def note(self, session: Session, incident: Incident, actor: str, kind: str, text: str) -> None:
+        """A timeline entry for a change made outside this class (corrections); the listeners are told."""
+        self._note(session, incident, self._clock(), actor, kind, text)
+
     def acknowledge(self, session: Session, incident_id: int, actor: str, actor_name: str | None = None) -> Outcome:
         """Acknowledge; the first to acknowledge becomes the commander. ``actor_name`` is shown to people."""
         incident = self._get_for_update(session, incident_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -9,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from bot.incidents.errors import IncidentNotFound
-from bot.incidents.models import OPEN_STATUSES, Incident, IncidentStatus
+from bot.incidents.models import OPEN_STATUSES, Incident, IncidentAlert, IncidentStatus
 
 STATUS_FILTERS = ("all", "open", "triggered", "acknowledged", "resolved")
 
@@ -38,6 +39,12 @@ def get_incident(session: Session, incident_id: int) -> Incident:
     return incident
 
 
+def links(session: Session, incident_id: int) -> dict[int, IncidentAlert]:
+    """How each alert of the incident joined it (the correlator's decision, or a person's correction), by alert id."""
+    found = session.scalars(select(IncidentAlert).where(IncidentAlert.incident_id == incident_id))
+    return {link.alert_id: link for link in found}
+
+
 def summary(incident: Incident) -> dict[str, Any]:
     return {
         "id": incident.id,
@@ -50,10 +57,13 @@ def summary(incident: Incident) -> dict[str, Any]:
         "opened_at": _iso(incident.opened_at),
         "acknowledged_at": _iso(incident.acknowledged_at),
         "resolved_at": _iso(incident.resolved_at),
+        "merged_into": incident.merged_into,
     }
 
 
-def detail(incident: Incident) -> dict[str, Any]:
+def detail(incident: Incident, joins: Mapping[int, IncidentAlert] | None = None) -> dict[str, Any]:
+    """``joins``: :func:`links`, to show why each alert joined."""
+    joins = joins or {}
     return {
         **summary(incident),
         "acknowledged_by": incident.acknowledged_by,
@@ -73,6 +83,7 @@ def detail(incident: Incident) -> dict[str, Any]:
                 "starts_at": _iso(alert.starts_at),
                 "ends_at": _iso(alert.ends_at),
                 "generator_url": alert.generator_url,
+                **_join(joins.get(alert.id)),
             }
             for alert in incident.alerts
         ],
@@ -83,13 +94,25 @@ def detail(incident: Incident) -> dict[str, Any]:
     }
 
 
-FACT_KEYS = ("status", "severity", "service", "source", "alert_count", "commander", "opened_at", "acknowledged_at",
-             "acknowledged_by", "resolved_at", "resolved_by", "resolution_note")  # fmt: skip
+FACT_KEYS = ("status", "merged_into", "severity", "service", "source", "alert_count", "commander", "opened_at",
+             "acknowledged_at", "acknowledged_by", "resolved_at", "resolved_by", "resolution_note")  # fmt: skip
 
 
 def facts(data: dict[str, Any]) -> list[tuple[str, str]]:
     """The set fields of an incident's :func:`detail`, as (label, value) lines for people."""
-    return [(key.replace("_", " ").capitalize(), str(data[key])) for key in FACT_KEYS if data.get(key) is not None]
+    shown = {**data, "merged_into": f"#{data['merged_into']}" if data.get("merged_into") else None}
+    return [(key.replace("_", " ").capitalize(), str(shown[key])) for key in FACT_KEYS if shown.get(key) is not None]
+
+
+def _join(link: IncidentAlert | None) -> dict[str, Any]:
+    if link is None:
+        return {}
+    return {
+        "decision": link.decision,
+        "probability": link.probability,
+        "reason": link.reason,
+        "shadow_reason": link.shadow_reason,
+    }
 
 
 def _iso(value: datetime | None) -> str | None:
