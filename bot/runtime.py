@@ -17,6 +17,7 @@ from starlette.applications import Starlette
 
 from bot.correlation.wiring import build_correlation
 from bot.db.database import Database
+from bot.incidents.corrections import build_corrections
 from bot.incidents.service import IncidentService
 from bot.ingest.auth import TokenVerifier
 from bot.ingest.http import IngestEndpoint
@@ -103,7 +104,8 @@ class Runtime:
         shared = embedder or (knowledge.embedder if knowledge is not None else None)
         incidents = build_incident_service(settings, clock, shared)
         search = knowledge.service if knowledge is not None else None
-        slack = SlackIntegration.build(settings, database, incidents, clock, search, standin_workspace)
+        corrections = build_corrections(incidents, settings, shared)
+        slack = SlackIntegration.build(settings, database, incidents, corrections, clock, search, standin_workspace)
         worker = ProcessingWorker(
             database, incidents, metrics, clock, max_attempts=settings.max_attempts, idle_poll=WORKER_IDLE_POLL
         )

@@ -10,6 +10,7 @@ import yaml
 from bot.slack import commands
 from bot.slack.commands import SLASH_COMMANDS, Who
 from bot.slack.errors import UsageError
+from bot.slack.grammar import Kind
 
 ROOT = Path(__file__).resolve().parents[1]
 HTTP_URL = "https://incibot.example.com/slack/events"
@@ -34,12 +35,13 @@ def test_help_lists_every_row_of_its_command_with_its_arguments() -> None:
 
 def test_every_row_parses_its_own_usage_example_and_refuses_extra_words() -> None:
     samples = {"ID": "42", "@user": "<@U0BOB|bob>", "note": "rolled back", "TITLE": "DB down", "QUERY": "disk full"}
+    samples |= {"A": "42", "B": "#43", "ALERTNAME|ALERT_ID": "KubePodCrashLooping"}
     for row in SLASH_COMMANDS:
         text = " ".join([row.name, *(samples[p.label] for p in row.params)]).strip()
         parsed = commands.parse(row.command, text)
         assert (parsed.slash, parsed.name) == (row.command, row.name)
-        if row.params and row.params[-1].label == "ID":
-            with pytest.raises(UsageError, match="takes nothing after the ID"):
+        if row.params and row.params[-1].kind is Kind.INCIDENT_ID:
+            with pytest.raises(UsageError, match=f"takes nothing after the {row.params[-1].label}"):
                 commands.parse(row.command, f"{text} extra")
 
 
@@ -47,3 +49,14 @@ def test_every_writing_row_is_for_responders_and_says_what_others_may_not_do() -
     for row in SLASH_COMMANDS:
         assert row.who is Who.RESPONDERS or not row.writes, row.usage
         assert bool(row.what) == (row.who is Who.RESPONDERS), row.usage
+
+
+def test_merge_takes_two_incident_ids_and_split_an_alert_selector() -> None:
+    merge = commands.parse("/incident", "merge #7 12")
+    assert (merge.name, merge.incident_id, merge.other_id) == ("merge", 7, 12)
+    with pytest.raises(UsageError, match="needs an incident ID"):
+        commands.parse("/incident", "merge 7")
+    split = commands.parse("/incident", "split 7 KubePodCrashLooping")
+    assert (split.name, split.incident_id, split.text) == ("split", 7, "KubePodCrashLooping")
+    with pytest.raises(UsageError, match="needs a name or ID of an alert"):
+        commands.parse("/incident", "split 7")

@@ -19,7 +19,9 @@ from bot.slack.mrkdwn import channel, date, escape, join_within, link, plain
 
 ACK_ACTION = "incident_acknowledge"
 RESOLVE_ACTION = "incident_resolve"
+NOT_RELATED_ACTION = "alerts_not_related"
 BUTTON_VALUE_PREFIX = "incident:"
+JOINED_VALUE_PREFIX = "joined:"
 
 MAX_SECTION_CHARS = 3000
 MAX_FIELD_CHARS = 2000
@@ -62,6 +64,7 @@ class IncidentCard:
     suggestions_pending: bool = False  # search is on: say they are coming (they arrive as an edit)
     # How many alerts have each (name, status), when ``alerts`` is only the first of them; else None.
     alert_counts: Mapping[tuple[str, str], int] | None = None
+    merged_into: int | None = None  # merged into that incident: the post says so and offers no buttons
 
 
 def button_value(incident_id: int) -> str:
@@ -76,14 +79,58 @@ def parse_button_value(value: str) -> int | None:
     return int(number)
 
 
+def joined_value(incident_id: int, alert_ids: range) -> str:
+    """The "Not related" button's value: the incident and the alert ids of its "alerts joined" reply."""
+    return f"{JOINED_VALUE_PREFIX}{incident_id}:{alert_ids.start}-{alert_ids.stop - 1}"
+
+
+def parse_joined_value(value: str) -> tuple[int, range] | None:
+    """The incident and alert ids in a "Not related" button's value, or None if it is not one of ours."""
+    prefix, _, rest = value.partition(":")
+    incident, _, span = rest.partition(":")
+    first, _, last = span.partition("-")
+    numbers = (incident, first, last)
+    if f"{prefix}:" != JOINED_VALUE_PREFIX or not all(n.isdigit() and len(n) <= 12 for n in numbers):
+        return None
+    return int(incident), range(int(first), int(last) + 1)
+
+
+def joined_message(text: str, incident_id: int, alert_ids: range | None) -> dict[str, Any]:
+    """An "alerts joined" thread reply (``text`` is mrkdwn already) with its "Not related" button, which
+    splits ``alert_ids`` out of the incident."""
+    message: dict[str, Any] = {"text": text}
+    if alert_ids is None:
+        return message
+    button = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": "Not related"},
+        "action_id": NOT_RELATED_ACTION,
+        "value": joined_value(incident_id, alert_ids),
+    }
+    sections: list[str] = []
+    for line in text.split("\n"):  # each line fits a section; lines are grouped within its limit
+        if sections and len(sections[-1]) + 1 + len(line) <= MAX_SECTION_CHARS:
+            sections[-1] += "\n" + line
+        else:
+            sections.append(line)
+    message["blocks"] = [
+        *({"type": "section", "text": _mrkdwn(section)} for section in sections),
+        {"type": "actions", "block_id": f"joined-{incident_id}-{alert_ids.start}", "elements": [button]},
+    ]
+    return message
+
+
 def incident_message(card: IncidentCard) -> dict[str, Any]:
     """``text`` (notification fallback) and ``blocks`` of an incident's main message."""
     mark = _SEVERITY_MARK.get(card.severity, ":white_circle:")
     severity = plain(card.severity.upper(), 20)
     header = plain(f"[{severity}] {card.title}", MAX_HEADER_CHARS)
+    status = _STATUS_MARK.get(card.status) or escape(card.status, 50)
+    if card.merged_into is not None:
+        status = f":twisted_rightwards_arrows: Merged into #{card.merged_into}"
     fields = [
         ("Service", escape(card.service or "—", 500, one_line=True)),
-        ("Status", _STATUS_MARK.get(card.status) or escape(card.status, 50)),
+        ("Status", status),
         ("Started", date(card.opened_at, "{date_short_pretty} {time}", "%Y-%m-%d %H:%M UTC")),
         ("Alerts", str(card.alert_count)),
         ("Commander", escape(card.commander or "—", 500, one_line=True)),
@@ -108,14 +155,15 @@ def incident_message(card: IncidentCard) -> dict[str, Any]:
         context.append("looking for runbooks and similar past incidents…")
     context_text = join_within(context, MAX_CONTEXT_CHARS, " · ")
     blocks.append({"type": "context", "elements": [_mrkdwn(context_text)]})
-    if card.status != "resolved":
+    if card.status != "resolved" and card.merged_into is None:
         buttons = []
         if card.status == "triggered":
             buttons.append(_button("Acknowledge", ACK_ACTION, card.id, style="primary"))
         buttons.append(_button("Resolve", RESOLVE_ACTION, card.id))
         blocks.append({"type": "actions", "block_id": f"incident-{card.id}", "elements": buttons})
     title = escape(card.title, 1000, one_line=True)
-    text = f"{mark} [{escape(severity)}] {title} — {escape(card.status, 50)} (incident #{card.id})"
+    state = escape(card.status, 50) if card.merged_into is None else f"merged into #{card.merged_into}"
+    text = f"{mark} [{escape(severity)}] {title} — {state} (incident #{card.id})"
     # parse=none: chat.update would otherwise parse the text the way a client does ("@channel" pings).
     return {"text": text, "blocks": blocks, "parse": "none"}
 

@@ -66,6 +66,20 @@ def alert_counts(
     return {(str(alert_name), str(status)): int(count) for alert_name, status, count in rows}
 
 
+def alert_id_span(session: Session, incident_id: int, *, offset: int, limit: int) -> range | None:
+    """The ids from the first to the last of the incident's alerts in that window of arrival order."""
+    window = (
+        select(IncidentAlert.alert_id)
+        .where(IncidentAlert.incident_id == incident_id)
+        .order_by(IncidentAlert.alert_id)
+        .offset(offset)
+        .limit(limit)
+        .subquery()
+    )
+    first, last = session.execute(select(func.min(window.c.alert_id), func.max(window.c.alert_id))).one()
+    return None if first is None else range(int(first), int(last) + 1)
+
+
 def stored_suggestions(session: Session, incident_id: int) -> Suggestions | None:
     data = session.scalar(select(IncidentDocument.suggestions).where(IncidentDocument.incident_id == incident_id))
     return Suggestions.from_json(data) if data else None
@@ -91,4 +105,5 @@ def load_card(session: Session, incident: Incident, *, knowledge: bool = False) 
         incident_channel=incident.incident_channel,
         suggestions=suggestions,
         suggestions_pending=knowledge and suggestions is None,
+        merged_into=incident.merged_into,
     )

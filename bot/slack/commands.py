@@ -14,13 +14,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from bot.slack import operations
 from bot.slack.errors import UsageError
 from bot.slack.grammar import (
     INCIDENT_COMMAND,
     INCIDENT_ID,
+    MERGED,
     NOTE,
     QUERY,
+    SELECTOR,
+    TARGET,
     TITLE,
     USER,
     Command,
@@ -123,6 +128,26 @@ SLASH_COMMANDS: tuple[SlashCommand, ...] = (
         writes=True,
         what="assign commanders",
     ),
+    SlashCommand(
+        INCIDENT_COMMAND,
+        "merge",
+        (TARGET, MERGED),
+        "move B's alerts into A (B says where they went); teaches the correlator",
+        operations.merge,
+        Who.RESPONDERS,
+        writes=True,
+        what=operations.CORRECT,
+    ),
+    SlashCommand(
+        INCIDENT_COMMAND,
+        "split",
+        (INCIDENT_ID, SELECTOR),
+        "move the alerts of that name (or that alert) to a new incident; teaches the correlator",
+        operations.split,
+        Who.RESPONDERS,
+        writes=True,
+        what=operations.CORRECT,
+    ),
     SlashCommand(INCIDENT_COMMAND, "help", (), "this text", _help),
     SlashCommand(
         RUNBOOK_COMMAND,
@@ -135,7 +160,7 @@ SLASH_COMMANDS: tuple[SlashCommand, ...] = (
 )
 
 DESCRIPTIONS = {
-    INCIDENT_COMMAND: "List, show, find similar, acknowledge, resolve, declare and assign incidents",
+    INCIDENT_COMMAND: "List, show, find similar, acknowledge, resolve, declare, assign, merge and split incidents",
     RUNBOOK_COMMAND: "Runbooks for a symptom or an alert name",
 }
 """What Slack shows beside each command in its menu (the manifests' ``description``)."""
@@ -182,10 +207,16 @@ def run(services: SlackServices, command: Command, user_id: str, user_name: str,
         services.permissions.check(user_id, row.what)
     if not row.writes:
         return row.handler(invocation)
+    return write_once(services, request_key, lambda session: row.handler(replace(invocation, session=session)))
+
+
+def write_once(services: SlackServices, request_key: str, handler: Callable[[Session], str]) -> str:
+    """Run ``handler`` in a write transaction once per ``request_key`` (Slack's retries and replays have one
+    effect), then wake the outbox; returns the ephemeral answer."""
     with services.database.write() as session:
         if not services.first_time(session, request_key):
             return ALREADY_DONE
-        answer = row.handler(replace(invocation, session=session))
+        answer = handler(session)
     services.wake_outbox()
     return answer
 

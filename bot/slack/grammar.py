@@ -18,6 +18,7 @@ INCIDENT_COMMAND = "/incident"
 MAX_NOTE = 2000
 MAX_TITLE = 200
 MAX_QUERY = 500
+MAX_SELECTOR = 200
 _ID = re.compile(r"^#?([1-9][0-9]{0,11})$")
 _MENTION = re.compile(r"^<@([UW][A-Z0-9]{2,})(?:\|([^>]{1,80}))?>$")
 
@@ -50,6 +51,9 @@ USER = Param(Kind.USER, "@user")
 NOTE = Param(Kind.TEXT, "note", optional=True, max_length=MAX_NOTE, noun="resolution note")
 TITLE = Param(Kind.TEXT, "TITLE", max_length=MAX_TITLE, noun="title")
 QUERY = Param(Kind.TEXT, "QUERY", max_length=MAX_QUERY, noun="query", collapse=True)
+TARGET = Param(Kind.INCIDENT_ID, "A")  # merge A B: A keeps the alerts
+MERGED = Param(Kind.INCIDENT_ID, "B")  # a second incident ID fills ``other_id``
+SELECTOR = Param(Kind.TEXT, "ALERTNAME|ALERT_ID", max_length=MAX_SELECTOR, noun="name or ID of an alert")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +62,8 @@ class Command:
 
     name: str
     incident_id: int | None = None
-    text: str | None = None  # note, title, query
+    other_id: int | None = None  # the second incident ID (merge A B)
+    text: str | None = None  # note, title, query, alert selector
     user_id: str | None = None
     user_name: str | None = None
     slash: str = INCIDENT_COMMAND
@@ -82,7 +87,9 @@ def parse_arguments(invocation: str, params: tuple[Param, ...], rest: str, comma
             rest = rest.strip()
         after = f" after the {params[position - 1].label}" if position else ""
         if param.kind is Kind.INCIDENT_ID:
-            command = replace(command, incident_id=_incident_id(invocation, word))
+            number = _incident_id(invocation, word)
+            first = command.incident_id is None
+            command = replace(command, incident_id=number) if first else replace(command, other_id=number)
         elif param.kind is Kind.USER:
             mention = _MENTION.match(word)
             if mention is None:

@@ -21,6 +21,7 @@ from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_sdk import WebClient
 
 from bot.db.database import Database
+from bot.incidents.corrections import Corrections
 from bot.incidents.service import IncidentService
 from bot.knowledge.service import KnowledgeService
 from bot.settings import Settings, secret_value
@@ -66,6 +67,7 @@ class SlackIntegration:
         settings: Settings,
         database: Database,
         incidents: IncidentService,
+        corrections: Corrections,
         clock: Callable[[], datetime],
         knowledge: KnowledgeService | None = None,
         standin_workspace: Workspace | None = None,
@@ -103,9 +105,8 @@ class SlackIntegration:
         if suggester is not None:
             suggester.on_stored = outbox.wake
         listener_client = WebClient(base_url=api_url, token=token)
-        services = SlackServices(
-            database, incidents, Permissions(settings.responders, listener_client), clock, outbox.wake, knowledge
-        )
+        permissions = Permissions(settings.responders, listener_client)
+        services = SlackServices(database, incidents, corrections, permissions, clock, outbox.wake, knowledge)
         app = build_bolt_app(listener_client, services)
         integration = cls(
             mode=mode,

@@ -10,17 +10,18 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.orm import Session
 
 from bot.db.base import UTCDateTime
 from bot.incidents.models import Incident, IncidentAlert, TimelineEntry
 from bot.ingest.models import Alert
 from bot.settings import Route
-from bot.slack.models import IncidentTimer, OutboxItem, OutboxKind
+from bot.slack.models import IncidentTimer, OutboxItem, OutboxKind, OutboxStatus
 from knowledge.alerts import severity_rank
 
 REMINDER = "unacked_reminder"
+MERGED = "merged"  # the timeline entry of an incident merged into another: its post's last change
 COALESCE_WINDOW = timedelta(seconds=2)
 
 _INSERT_COALESCED = text(
@@ -65,7 +66,19 @@ class SlackNotifier:
     def on_timeline(self, session: Session, incident: Incident, entry: TimelineEntry) -> None:
         if severity_rank(incident.severity) < self._min_rank:
             return  # stored, not posted
+        if incident.merged_into is not None and entry.kind != MERGED:
+            return  # its post says where it went and stays as it is
         now = self._clock()
+        if entry.kind == MERGED:  # its alerts are gone: nothing is left to announce as joined
+            session.execute(
+                update(OutboxItem)
+                .where(
+                    OutboxItem.incident_id == incident.id,
+                    OutboxItem.kind == OutboxKind.ALERTS_JOINED,
+                    OutboxItem.status == OutboxStatus.PENDING,
+                )
+                .values(status=OutboxStatus.DONE, coalesce_key=None, last_error="not sent: the incident was merged")
+            )
         if entry.kind == "alerts_added":
             self._point_from_other_routes(session, incident, entry, now)
         if entry.kind == "opened" or not self._posted(session, incident):

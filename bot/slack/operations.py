@@ -78,6 +78,33 @@ def declare(invocation: Invocation) -> str:
     return f"Declared incident {incident.id}: {escape(incident.title)}"
 
 
+CORRECT = "merge and split incidents"
+
+
+def merge(invocation: Invocation) -> str:
+    merged = invocation.command.other_id
+    assert merged is not None, "the grammar requires B"
+    outcome = invocation.services.corrections.merge(
+        invocation.writing, invocation.incident_id, merged, invocation.actor, invocation.user_name
+    )
+    return escape(outcome.message)
+
+
+def split(invocation: Invocation) -> str:
+    outcome = invocation.services.corrections.split(
+        invocation.writing, invocation.incident_id, invocation.text, invocation.actor, invocation.user_name
+    )
+    return escape(outcome.message)  # it names the alerts: outside text
+
+
+def not_related(invocation: Invocation, alert_ids: range) -> str:
+    """The "Not related" button of an "alerts joined" reply: those alerts leave the incident."""
+    outcome = invocation.services.corrections.not_related(
+        invocation.writing, invocation.incident_id, alert_ids, invocation.actor, invocation.user_name
+    )
+    return escape(outcome.message)
+
+
 def list_open(invocation: Invocation) -> str:
     with invocation.services.database.read() as session:
         incidents = list(

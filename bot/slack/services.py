@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from bot.db.base import UTCDateTime
 from bot.db.database import Database
+from bot.incidents.corrections import Corrections
 from bot.incidents.service import IncidentService
 from bot.knowledge.service import KnowledgeService
 from bot.slack.errors import NotAllowed
@@ -61,6 +62,7 @@ class Permissions:
 class SlackServices:
     database: Database
     incidents: IncidentService
+    corrections: Corrections
     permissions: Permissions
     clock: Callable[[], datetime]
     wake_outbox: Callable[[], None]

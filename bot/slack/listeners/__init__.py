@@ -5,6 +5,7 @@
 | command | each in ``bot.slack.commands``     | ``commands.py``   |
 | action  | ``incident_acknowledge``           | ``actions.py``    |
 | action  | ``incident_resolve``               | ``actions.py``    |
+| action  | ``alerts_not_related``             | ``actions.py``    |
 | event   | ``app_mention``                    | ``events.py``     |
 | error   | every listener's unhandled errors  | ``errors.py``     |
 """

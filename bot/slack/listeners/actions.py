@@ -1,15 +1,18 @@
-"""The Acknowledge and Resolve buttons: the same operations as the matching subcommands."""
+"""The Acknowledge and Resolve buttons (the same operations as the matching subcommands), and the "Not related"
+button of "alerts joined" replies (its alerts leave the incident, like ``/incident split``)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
 
-from bot.slack import commands
-from bot.slack.blocks import ACK_ACTION, RESOLVE_ACTION, parse_button_value
+from bot.slack import commands, operations
+from bot.slack.blocks import ACK_ACTION, NOT_RELATED_ACTION, RESOLVE_ACTION, parse_button_value, parse_joined_value
 from bot.slack.grammar import Command
 from bot.slack.listeners.errors import reported
+from bot.slack.operations import Invocation
 from bot.slack.services import SlackServices
 
 
@@ -26,16 +29,51 @@ def register(app: App, services: SlackServices) -> None:
         with reported(body, respond):
             _press(services, "resolve", body, action, respond)
 
+    @app.action(NOT_RELATED_ACTION)
+    def not_related_button(ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
+        ack()
+        with reported(body, respond):
+            _not_related(services, body, action, respond)
+
+
+def _not_related(services: SlackServices, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
+    parsed = parse_joined_value(str(action.get("value", "")))
+    if parsed is None:
+        respond(
+            text="That button does not belong to an incident's alerts.",
+            response_type="ephemeral",
+            replace_original=False,
+        )
+        return
+    incident_id, alert_ids = parsed
+    user_id, user_name = _user(body)
+    services.permissions.check(user_id, operations.CORRECT)
+    invocation = Invocation(services, Command("not_related", incident_id), user_id, user_name)
+    answer = commands.write_once(
+        services,
+        _request_key(user_id, action),
+        lambda session: operations.not_related(replace(invocation, session=session), alert_ids),
+    )
+    if body.get("response_url"):
+        respond(text=answer, response_type="ephemeral", replace_original=False)
+
+
+def _user(body: dict[str, Any]) -> tuple[str, str]:
+    user = body.get("user") or {}
+    user_id = str(user.get("id", ""))
+    return user_id, str(user.get("username") or user.get("name") or user_id)
+
+
+def _request_key(user_id: str, action: dict[str, Any]) -> str:
+    return f"action:{user_id}:{action.get('action_ts')}:{action.get('action_id')}"
+
 
 def _press(services: SlackServices, name: str, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
     incident_id = parse_button_value(str(action.get("value", "")))
     if incident_id is None:
         respond(text="That button does not belong to an incident.", response_type="ephemeral", replace_original=False)
         return
-    user = body.get("user") or {}
-    user_id = str(user.get("id", ""))
-    user_name = str(user.get("username") or user.get("name") or user_id)
-    key = f"action:{user_id}:{action.get('action_ts')}:{action.get('action_id')}"
-    answer = commands.run(services, Command(name, incident_id), user_id, user_name, key)
+    user_id, user_name = _user(body)
+    answer = commands.run(services, Command(name, incident_id), user_id, user_name, _request_key(user_id, action))
     if body.get("response_url"):
         respond(text=answer, response_type="ephemeral", replace_original=False)

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from bot.incidents.models import Incident
 from bot.slack import blocks, mrkdwn
-from bot.slack.cards import alert_counts, alert_lines, join_reasons, stored_suggestions
+from bot.slack.cards import alert_counts, alert_id_span, alert_lines, join_reasons, stored_suggestions
 from bot.slack.models import OutboxItem, OutboxKind
 
 METADATA_EVENT = "incibot_outbox"
@@ -91,7 +91,8 @@ class Kind:
 def fingerprint(session: Session, incident: Incident) -> list[Any]:
     """What the main message shows that can change."""
     found = stored_suggestions(session, incident.id) is not None
-    return [str(incident.status), incident.alert_count, incident.commander, incident.severity, incident.title, found]
+    state = [str(incident.status), incident.alert_count, incident.commander, incident.severity, incident.title]
+    return [*state, found, incident.merged_into]
 
 
 def _prepare_post(r: Render) -> Call:
@@ -131,7 +132,9 @@ def _prepare_joined(r: Render) -> Call:
     reasons = join_reasons(r.session, r.incident.id, offset=start, limit=joined)
     if reasons:
         text += "\n" + "\n".join(f"Why: {mrkdwn.escape(reason, 600, one_line=True)}" for reason in reasons)
-    args = {"channel": r.channel, "thread_ts": r.incident.slack_ts, "text": text, "metadata": r.metadata}
+    alert_ids = alert_id_span(r.session, r.incident.id, offset=start, limit=joined) if joined > 0 else None
+    message = blocks.joined_message(text, r.incident.id, alert_ids)
+    args = {"channel": r.channel, "thread_ts": r.incident.slack_ts, **message, "metadata": r.metadata}
     return r.call("chat.postMessage", args, thread_ts=r.incident.slack_ts)
 
 
