@@ -1,0 +1,69 @@
+"""The hard cases of correlation, each on a stream from the project's own generator, replayed through the same
+correlator class and shipped model the worker uses (in simulated time, with the real embedding model)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from knowledge.correlation.correlator import CorrelationPolicy, Correlator
+from knowledge.correlation.generator import GeneratedStream, Scenario, build_world
+from knowledge.correlation.model import load_pair_model
+from knowledge.correlation.stream import StreamLine, correlate, read_stream
+from knowledge.embeddings import Embedder
+
+
+@pytest.fixture(scope="module")
+def correlator(shared_embedder: Embedder) -> Correlator:
+    model = load_pair_model(None)  # the shipped default: what a fresh install runs
+    return Correlator(model, shared_embedder, None, CorrelationPolicy(threshold=model.threshold))
+
+
+def _lines(stream: GeneratedStream, tmp_path: Any) -> list[StreamLine]:
+    """The stream as the eval reads it: written, then read back from the file."""
+    path, _topology = stream.write(tmp_path, compress=False)
+    return list(read_stream(path))
+
+
+def _pieces(lines: Sequence[StreamLine], correlator: Correlator) -> dict[str, set[int]]:
+    """Each true incident → the predicted incidents its firing lines went to."""
+    predicted = {a.index: a.incident for a in correlate(lines, correlator)}
+    pieces: dict[str, set[int]] = defaultdict(set)
+    for line in lines:
+        if line.alert.status == "firing":
+            assert line.truth is not None
+            pieces[str(line.truth["incident"])].add(predicted[line.index])
+    return pieces
+
+
+def test_the_same_symptom_on_different_days_belongs_to_different_incidents(
+    correlator: Correlator, tmp_path: Any
+) -> None:
+    world = build_world(5, clusters=1)
+    cluster = world.cluster_names[0]
+    db = world.service_names(cluster, "database")[0]
+    stream = world.stream(
+        [
+            Scenario("db_down", start_min=60, duration_min=30, cluster=cluster, root=db, spread=1.0),
+            Scenario("db_saturation", start_min=60 + 26 * 60, duration_min=30, cluster=cluster, root=db, spread=1.0),
+        ]
+    )
+    pieces = _pieces(_lines(stream, tmp_path), correlator)
+    first, second = pieces.values()
+    assert not first & second
+
+
+def test_a_recurrence_hours_after_the_resolve_is_a_new_incident(correlator: Correlator, tmp_path: Any) -> None:
+    world = build_world(8, clusters=2)
+    stream = world.stream(
+        [
+            Scenario("cache_down", start_min=5, duration_min=20),
+            Scenario("cache_down", start_min=5 + 20 + 180, duration_min=15, repeat_of=0),
+        ]
+    )
+    pieces = _pieces(_lines(stream, tmp_path), correlator)
+    first, second = pieces.values()
+    assert not first & second
