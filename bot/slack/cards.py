@@ -11,6 +11,7 @@ from bot.knowledge.models import IncidentDocument
 from bot.knowledge.suggestions import Suggestions
 from bot.slack.alert_groups import AlertLine
 from bot.slack.blocks import IncidentCard
+from knowledge.correlation.correlator import Kind
 
 # Alerts read to group an incident's alert lines; beyond them, the post counts alerts per name with alert_counts.
 ALERTS_SCANNED = 1000
@@ -33,10 +34,11 @@ def alert_lines(session: Session, incident_id: int, *, offset: int = 0, limit: i
 
 
 def join_reasons(session: Session, incident_id: int, *, offset: int, limit: int, shown: int = 3) -> list[str]:
-    """Why the incident's alerts from ``offset`` joined it (the correlator's reasons, each once, the first few)."""
+    """Why the incident's alerts from ``offset`` joined it: the learned correlator's reasons, each once, the first
+    few (an alert of the same source group, or the same alert again, needs no explaining)."""
     reasons = session.scalars(
         select(IncidentAlert.reason)
-        .where(IncidentAlert.incident_id == incident_id, IncidentAlert.reason.is_not(None))
+        .where(IncidentAlert.incident_id == incident_id, IncidentAlert.decision == Kind.LEARNED)
         .order_by(IncidentAlert.alert_id)
         .offset(offset)
         .limit(limit)

@@ -82,18 +82,24 @@ class Correlator:
     def components(self, facts: AlertFacts) -> Components | None:
         return self.topology.components(facts) if self.topology is not None else None
 
-    @staticmethod
-    def same_alert(facts: AlertFacts, candidates: Sequence[IncidentProfile]) -> IncidentProfile | None:
-        """The open incident that holds this very alert (an earlier occurrence still firing, or a flap): the only
-        join made by rule. A resolved incident that held it is a candidate like any other."""
+    def same_alert(
+        self, facts: AlertFacts, at: datetime, candidates: Sequence[IncidentProfile]
+    ) -> IncidentProfile | None:
+        """The incident this very alert rejoins by rule: an open one that holds it (an earlier occurrence still
+        firing), or a lone alert's incident resolved within the reopen window (a flap). A resolved incident of
+        several alerts that held it is a candidate like any other: a shared symptom may belong to a new fault."""
         for candidate in sorted(candidates, key=lambda c: c.last_at, reverse=True):
-            if facts.fingerprint in candidate.fingerprints and candidate.firing > 0:
+            if facts.fingerprint not in candidate.fingerprints:
+                continue
+            if candidate.firing > 0 or (
+                candidate.fingerprints == {facts.fingerprint} and self._reopenable(candidate, at)
+            ):
                 return candidate
         return None
 
     def decide(self, facts: AlertFacts, at: datetime, candidates: Sequence[IncidentProfile]) -> Decision:
         considered = tuple((c.id, c.version) for c in candidates)
-        same = self.same_alert(facts, candidates)
+        same = self.same_alert(facts, at, candidates)
         if same is not None:
             reason = f"joined #{same.id}: the same alert ({facts.alertname}) fired again"
             return Decision(Kind.SAME_ALERT, same.id, None, reason, considered)
