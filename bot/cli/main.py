@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from bot.cli import deliveries, incidents, knowledge, replay, serve, slack, standin, test_alert, worker
+from bot.cli import deliveries, incidents, knowledge, models, replay, serve, slack, standin, test_alert, worker
 from bot.settings import Settings
 
 
@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     knowledge.register(commands)
     standin.register(commands)
     replay.register(commands)
+    models.register(commands)
     return parser
 
 
