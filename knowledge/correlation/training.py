@@ -32,6 +32,7 @@ from knowledge.correlation.model import DataSource, HeldOut, ModelCard, PairMode
 from knowledge.correlation.state import CorrelationState
 from knowledge.correlation.stream import StreamLine, group_key, occurrence_of, read_stream
 from knowledge.correlation.topology import Topology
+from knowledge.embeddings import file_sha256
 
 MIN_PAIRS = 10_000
 HELD_OUT = 0.2  # the share of decisions held out for the card's scores
@@ -163,14 +164,6 @@ def generated_streams(count: int, seed: int, directory: Path, hours: float = GEN
         description = f"knowledge.correlation.generator.generate({world}, hours={hours!r})"
         streams.append(LabelledStream(path, topology, description))
     return streams
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def estimator(seed: int, cv: Sequence[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]]) -> CalibratedClassifierCV:
