@@ -74,6 +74,10 @@ def test_the_shipped_default_is_a_documented_generated_only_model(default: PairM
     assert 0 < card.threshold < 1 and held.brier < 0.05 and held.ece < 0.05
     assert held.f1 > held.rule.f1 and held.accuracy > held.rule.accuracy
     assert (DEFAULT_DIR / MODEL_FILE).stat().st_size < 2_000_000
+    choice = card.threshold_choice
+    assert choice is not None and "free-running replays" in choice.method
+    assert len(choice.sources) == 2 and all("generate(" in source.description for source in choice.sources)
+    assert card.threshold == float(max(choice.scores, key=lambda t: choice.scores[t]))
 
 
 def test_the_default_beats_its_best_single_feature_rule_on_an_unseen_world(
@@ -111,6 +115,7 @@ def test_a_trained_model_with_corrections_saves_and_loads_the_same(small_pairs: 
     assert card.notes == ["extra pairs weighted 3: 40 corrections"]
     assert card.version.startswith("correlate-") and 0 < card.threshold < 1
     assert card.held_out.decisions > 40 and card.held_out.rule.feature in FEATURES
+    assert card.threshold_choice is not None and "held-out decisions" in card.threshold_choice.method
     loaded = PairModel.load(model.save(tmp_path / card.version))
     assert loaded.card == card
     assert np.array_equal(loaded.probabilities(rows[:200]), model.probabilities(rows[:200]))

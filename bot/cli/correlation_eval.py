@@ -15,8 +15,9 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import IO, Any
 
+from bot.cli.models import correlation_policy
 from bot.settings import Settings
-from knowledge.correlation.correlator import CorrelationPolicy, Correlator
+from knowledge.correlation.correlator import Correlator
 from knowledge.correlation.evaluate import BASELINES, format_scores, has_truth, predict, score
 from knowledge.correlation.model import ModelError, load_pair_model
 from knowledge.correlation.stream import read_stream
@@ -51,13 +52,7 @@ def eval_dedup(settings: Settings, args: argparse.Namespace) -> int:
     except (ModelError, EmbeddingModelError) as exc:
         print(f"incibot: {exc}", file=sys.stderr)
         return 1
-    policy = CorrelationPolicy(
-        threshold=model.threshold,
-        reopen_window=settings.reopen_window,
-        max_services=settings.correlation_max_services,
-        max_age=settings.correlation_max_age,
-    )
-    correlator = Correlator(model, embedder, topology, policy)
+    correlator = Correlator(model, embedder, topology, correlation_policy(settings, model.threshold))
     print(
         f"stream {args.stream}: {len(lines)} lines; topology {args.topology or 'none'}; "
         f"model {model.card.version} (threshold {model.threshold:.2f}, {model.path})"

@@ -15,6 +15,7 @@ from typing import Any
 
 from bot.correlation.wiring import LazyEmbedder, models_dir
 from bot.settings import Settings
+from knowledge.correlation.correlator import DEFAULT_THRESHOLD, CorrelationPolicy
 from knowledge.correlation.model import DEFAULT_DIR, KIND, ModelError, PairModel, artefacts, load_pair_model
 from knowledge.correlation.topology import Topology
 from knowledge.correlation.training import LabelledStream, train_correlate
@@ -72,7 +73,7 @@ def train_correlate_command(settings: Settings, args: argparse.Namespace) -> int
     )
     embedder = LazyEmbedder(settings.embedding_model)  # loaded once a stream has been read: bad input fails fast
     try:
-        model = train_correlate(streams, args.generated, args.seed, embedder, command)
+        model = train_correlate(streams, args.generated, args.seed, embedder, command, correlation_policy(settings))
     except EmbeddingModelError as exc:
         print(f"incibot: {exc}", file=sys.stderr)
         return 1
@@ -100,6 +101,16 @@ def list_models(settings: Settings, args: argparse.Namespace) -> int:
         except ModelError as exc:
             print(f"{mark}{label}: unusable: {exc}")
     return 0 if active is not None else 1
+
+
+def correlation_policy(settings: Settings, threshold: float = DEFAULT_THRESHOLD) -> CorrelationPolicy:
+    """The correlator's policy from settings (what training replays with, what ``eval dedup`` runs)."""
+    return CorrelationPolicy(
+        threshold=threshold,
+        reopen_window=settings.reopen_window,
+        max_services=settings.correlation_max_services,
+        max_age=settings.correlation_max_age,
+    )
 
 
 def _stream(value: str) -> LabelledStream:

@@ -79,6 +79,15 @@ class HeldOut:
 
 
 @dataclass(frozen=True, slots=True)
+class ThresholdChoice:
+    """How the threshold was chosen: the method, the streams it replayed, the score of each threshold tried."""
+
+    method: str
+    sources: list[DataSource]
+    scores: dict[str, float]
+
+
+@dataclass(frozen=True, slots=True)
 class ModelCard:
     version: str
     created_at: str
@@ -90,6 +99,7 @@ class ModelCard:
     pairs: int
     sources: list[DataSource]
     held_out: HeldOut
+    threshold_choice: ThresholdChoice | None = None
     notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -99,11 +109,17 @@ class ModelCard:
     def from_json(cls, data: dict[str, Any]) -> ModelCard:
         held = dict(data["held_out"])
         held["rule"] = RuleScores(**held["rule"])
+        choice = data.get("threshold_choice")
+        if choice is not None:
+            choice = ThresholdChoice(
+                choice["method"], [DataSource(**source) for source in choice["sources"]], dict(choice["scores"])
+            )
         return cls(
             **{
                 **data,
                 "sources": [DataSource(**source) for source in data["sources"]],
                 "held_out": HeldOut(**held),
+                "threshold_choice": choice,
             }
         )
 
@@ -111,6 +127,8 @@ class ModelCard:
         """A few lines for people: what it is, its threshold, its held-out scores beside the best rule's."""
         h = self.held_out
         rule = h.rule
+        choice = self.threshold_choice
+        tried = ", ".join(f"{t}: {v:.3f}" for t, v in choice.scores.items()) if choice else ""
         return "\n".join(
             [
                 f"model {self.version} (created {self.created_at}, scikit-learn {self.sklearn_version})",
@@ -120,6 +138,7 @@ class ModelCard:
                 f"{h.join_recall:.3f}; pairs accuracy {h.accuracy:.4f} F1 {h.f1:.3f}",
                 f"  best single-feature rule ({rule.feature} {rule.direction} {rule.threshold:.3g}): "
                 f"accuracy {rule.accuracy:.4f} F1 {rule.f1:.3f}",
+                *([f"  threshold chosen by {choice.method}: {tried}"] if choice else []),
             ]
         )
 

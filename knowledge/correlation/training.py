@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,11 +24,20 @@ from sklearn.ensemble import HistGradientBoostingClassifier  # type: ignore[impo
 from sklearn.model_selection import GroupKFold, GroupShuffleSplit  # type: ignore[import-untyped]
 
 from knowledge.alerts import AlertStatus
-from knowledge.correlation.correlator import Correlator, TextEmbedder
+from knowledge.correlation.correlator import CorrelationPolicy, Correlator, PairScorer, TextEmbedder
+from knowledge.correlation.evaluate import predict, score
 from knowledge.correlation.facts import alert_facts
 from knowledge.correlation.features import FEATURES
 from knowledge.correlation.generator import generate, write_lines
-from knowledge.correlation.model import DataSource, HeldOut, ModelCard, PairModel, RuleScores, new_version
+from knowledge.correlation.model import (
+    DataSource,
+    HeldOut,
+    ModelCard,
+    PairModel,
+    RuleScores,
+    ThresholdChoice,
+    new_version,
+)
 from knowledge.correlation.state import CorrelationState
 from knowledge.correlation.stream import StreamLine, group_key, occurrence_of, read_stream
 from knowledge.correlation.topology import Topology
@@ -38,6 +47,8 @@ MIN_PAIRS = 10_000
 HELD_OUT = 0.2  # the share of decisions held out for the card's scores
 GENERATED_HOURS = 24  # an int: the generator seeds its schedule with the text of ``hours`` ("24" != "24.0")
 ECE_BINS = 10
+THRESHOLDS: tuple[float, ...] = (0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)
+VALIDATION_DAYS = 2  # generated days after the training ones, replayed to choose the threshold
 
 Rows = npt.NDArray[np.float64]
 Labels = npt.NDArray[np.int8]
@@ -133,9 +144,13 @@ class TrainingSet:
 
 
 def collect(
-    streams: Iterable[LabelledStream], embedder: TextEmbedder | None, progress: Callable[[str], None] = print
+    streams: Iterable[LabelledStream],
+    embedder: TextEmbedder | None,
+    policy: CorrelationPolicy | None = None,
+    progress: Callable[[str], None] = print,
 ) -> TrainingSet:
-    """The pairs of every stream, replayed with its topology (when it has one) and without."""
+    """The pairs of every stream, replayed with its topology (when it has one) and without; ``policy`` says
+    which resolved incidents are still candidates (its reopen window), as in the correlator that will use them."""
     found = TrainingSet()
     for stream in streams:
         lines = list(read_stream(stream.path))
@@ -143,7 +158,7 @@ def collect(
         for topology in [stream.topology, None] if stream.topology is not None else [None]:
             found.pairs.decisions = start  # the same decisions again: the same groups
             try:
-                labelled_pairs(lines, Correlator(_NoScorer(), embedder, topology), found.pairs)
+                labelled_pairs(lines, Correlator(_NoScorer(), embedder, topology, policy), found.pairs)
             except TrainingError as exc:
                 raise TrainingError(f"{stream.path}: {exc}") from exc
         pairs = len(found.pairs) - before
@@ -168,7 +183,12 @@ def generated_streams(count: int, seed: int, directory: Path, hours: float = GEN
 
 def estimator(seed: int, cv: Sequence[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]]) -> CalibratedClassifierCV:
     boosted = HistGradientBoostingClassifier(
-        max_iter=200, max_leaf_nodes=31, l2_regularization=1.0, early_stopping=False, random_state=seed
+        max_iter=100,
+        learning_rate=0.2,
+        max_leaf_nodes=15,
+        l2_regularization=1.0,
+        early_stopping=False,
+        random_state=seed,
     )
     return CalibratedClassifierCV(boosted, method="isotonic", cv=list(cv))
 
@@ -178,12 +198,16 @@ def train(
     command: str,
     *,
     extra: Sequence[ExtraPairs] = (),
+    validation: Sequence[LabelledStream] = (),
+    embedder: TextEmbedder | None = None,
+    policy: CorrelationPolicy | None = None,
     seed: int = 0,
     min_pairs: int = MIN_PAIRS,
     created_at: datetime | None = None,
 ) -> PairModel:
     """Fit on the training split of ``data`` (plus ``extra``, weighted, training only) and score on the held-out
-    decisions; the threshold maximises the join F1 on the held-out split."""
+    decisions. The threshold is the one whose free-running replays of the ``validation`` streams score best
+    (:func:`choose_threshold`); without validation streams, the one with the best join F1 on the held-out split."""
     rows, labels, groups = data.pairs.arrays()
     total = len(labels) + sum(len(e.labels) for e in extra)
     if total < min_pairs:
@@ -198,9 +222,8 @@ def train(
     fold_groups = np.concatenate([groups[fit_index], *(np.full(len(e.labels), -1 - i) for i, e in enumerate(extra))])
     folds = list(GroupKFold(3).split(x, y, fold_groups))
     fitted = estimator(seed, folds).fit(x, y, sample_weight=weights)
-    probabilities = np.asarray(fitted.predict_proba(rows[test_index])[:, 1], dtype=np.float64)
+    held = probabilities_of(fitted, rows[test_index]), labels[test_index], groups[test_index]
     rule = best_rule(x, y, rows[test_index], labels[test_index])
-    threshold, held_out = held_out_scores(probabilities, labels[test_index], groups[test_index], rule)
     created = created_at or datetime.now(UTC)
     card = ModelCard(
         version=new_version(created),
@@ -209,35 +232,67 @@ def train(
         features=list(FEATURES),
         sklearn_version=sklearn.__version__,
         estimator="CalibratedClassifierCV(HistGradientBoostingClassifier, isotonic, 3 folds grouped by decision)",
-        threshold=threshold,
+        threshold=best_join_threshold(*held),
         pairs=total,
         sources=[
             *data.sources,
             *(DataSource(e.description, arrays_sha256(e.rows, e.labels), 0, len(e.labels)) for e in extra),
         ],
-        held_out=held_out,
+        held_out=held_out_scores(*held, rule, best_join_threshold(*held)),
+        threshold_choice=ThresholdChoice("the best join F1 on the held-out decisions", [], {}),
         notes=[f"extra pairs weighted {e.weight:g}: {e.description}" for e in extra],
     )
-    return PairModel(fitted, card)
+    model = PairModel(fitted, card)
+    if validation:
+        choice = choose_threshold(model, validation, embedder, policy or CorrelationPolicy())
+        threshold = float(max(choice.scores, key=lambda t: choice.scores[t]))
+        model.card = replace(
+            card, threshold=threshold, held_out=held_out_scores(*held, rule, threshold), threshold_choice=choice
+        )
+    return model
+
+
+def choose_threshold(
+    model: PairScorer, streams: Sequence[LabelledStream], embedder: TextEmbedder | None, policy: CorrelationPolicy
+) -> ThresholdChoice:
+    """Score each of :data:`THRESHOLDS` by replaying ``streams`` free-running, as ``eval dedup`` does (each with
+    its topology and without): the mean B-cubed F1 over events, the first quality target. Teacher-forced pairs
+    always offer the whole true incident; a live correlator's own misses leave fragments that score lower, so
+    the best threshold end to end is lower than the best one on pairs."""
+    loaded = [(stream, list(read_stream(stream.path))) for stream in streams]
+    replays = [(lines, t) for stream, lines in loaded for t in ([stream.topology, None] if stream.topology else [None])]
+    scores: dict[str, float] = {}
+    for threshold in THRESHOLDS:
+        values = []
+        for lines, topology in replays:
+            correlator = Correlator(model, embedder, topology, replace(policy, threshold=threshold))
+            scored = score(lines, {p["index"]: p["incident"] for p in predict(lines, correlator)})
+            values.append(scored["events"]["bcubed_f1"])
+        scores[f"{threshold:.2f}"] = round(float(np.mean(values)), 4)
+    sources = [DataSource(stream.description, file_sha256(stream.path), len(lines), 0) for stream, lines in loaded]
+    method = "the best mean B-cubed F1 (events) of free-running replays, with and without topology"
+    return ThresholdChoice(method, sources, scores)
+
+
+def probabilities_of(fitted: CalibratedClassifierCV, rows: Rows) -> Rows:
+    return np.asarray(fitted.predict_proba(rows)[:, 1], dtype=np.float64)
 
 
 def arrays_sha256(rows: Rows, labels: Labels) -> str:
     return hashlib.sha256(np.ascontiguousarray(rows).tobytes() + np.ascontiguousarray(labels).tobytes()).hexdigest()
 
 
+def best_join_threshold(probabilities: Rows, labels: Labels, groups: npt.NDArray[np.int64]) -> float:
+    """The threshold of :data:`THRESHOLDS` with the best join F1 on these decisions."""
+    return max(THRESHOLDS, key=lambda t: _f1(*join_scores(probabilities, labels, groups, t)))
+
+
 def held_out_scores(
-    probabilities: Rows, labels: Labels, groups: npt.NDArray[np.int64], rule: RuleScores
-) -> tuple[float, HeldOut]:
-    """The threshold with the best join F1 on these decisions, and the held-out scores at it."""
-    best, best_f1 = 0.5, -1.0
-    for candidate in np.round(np.arange(0.05, 0.951, 0.05), 2):
-        precision, recall = join_scores(probabilities, labels, groups, float(candidate))
-        f1 = _f1(precision, recall)
-        if f1 > best_f1 + 1e-9:
-            best, best_f1 = float(candidate), f1
-    precision, recall = join_scores(probabilities, labels, groups, best)
-    predicted = probabilities >= best
-    held = HeldOut(
+    probabilities: Rows, labels: Labels, groups: npt.NDArray[np.int64], rule: RuleScores, threshold: float
+) -> HeldOut:
+    precision, recall = join_scores(probabilities, labels, groups, threshold)
+    predicted = probabilities >= threshold
+    return HeldOut(
         pairs=len(labels),
         decisions=len(np.unique(groups)),
         brier=round(float(np.mean((probabilities - labels) ** 2)), 5),
@@ -248,7 +303,6 @@ def held_out_scores(
         join_recall=round(recall, 5),
         rule=rule,
     )
-    return best, held
 
 
 def join_scores(
@@ -274,7 +328,7 @@ def expected_calibration_error(probabilities: Rows, labels: Labels, bins: int = 
     for b in range(bins):
         mask = which == b
         if mask.any():
-            error += mask.mean() * abs(float(probabilities[mask].mean()) - float(labels[mask].mean()))
+            error += float(mask.mean()) * abs(float(probabilities[mask].mean()) - float(labels[mask].mean()))
     return error
 
 
@@ -319,14 +373,17 @@ def train_correlate(
     seed: int,
     embedder: TextEmbedder | None,
     command: str,
+    policy: CorrelationPolicy | None = None,
     progress: Callable[[str], None] = print,
 ) -> PairModel:
-    """Everything ``incibot models train correlate`` does but saving: collect the pairs of the given streams
-    and of ``generated`` generated days, and fit."""
+    """Everything ``incibot models train correlate`` does but saving: collect the pairs of the given streams and
+    of ``generated`` generated days (seeds from ``seed``), fit, and choose the threshold on the next
+    :data:`VALIDATION_DAYS` generated days."""
     with tempfile.TemporaryDirectory(prefix="incibot-train-") as folder:
-        every = [*streams, *generated_streams(generated, seed, Path(folder))]
-        data = collect(every, embedder, progress)
-    return train(data, command, seed=seed)
+        days = generated_streams(generated + VALIDATION_DAYS, seed, Path(folder))
+        data = collect([*streams, *days[:generated]], embedder, policy, progress)
+        progress(f"choosing the threshold on {VALIDATION_DAYS} more generated days")
+        return train(data, command, validation=days[generated:], embedder=embedder, policy=policy, seed=seed)
 
 
 def _pair_f1(predicted: npt.NDArray[np.bool_], labels: Labels) -> float:
