@@ -224,6 +224,7 @@ def train(
     fitted = estimator(seed, folds).fit(x, y, sample_weight=weights)
     held = probabilities_of(fitted, rows[test_index]), labels[test_index], groups[test_index]
     rule = best_rule(x, y, rows[test_index], labels[test_index])
+    on_pairs = best_join_threshold(*held)
     created = created_at or datetime.now(UTC)
     card = ModelCard(
         version=new_version(created),
@@ -232,13 +233,13 @@ def train(
         features=list(FEATURES),
         sklearn_version=sklearn.__version__,
         estimator="CalibratedClassifierCV(HistGradientBoostingClassifier, isotonic, 3 folds grouped by decision)",
-        threshold=best_join_threshold(*held),
+        threshold=on_pairs,
         pairs=total,
         sources=[
             *data.sources,
             *(DataSource(e.description, arrays_sha256(e.rows, e.labels), 0, len(e.labels)) for e in extra),
         ],
-        held_out=held_out_scores(*held, rule, best_join_threshold(*held)),
+        held_out=held_out_scores(*held, rule, on_pairs),
         threshold_choice=ThresholdChoice("the best join F1 on the held-out decisions", [], {}),
         notes=[f"extra pairs weighted {e.weight:g}: {e.description}" for e in extra],
     )
