@@ -15,7 +15,7 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import IO, Any
 
-from bot.cli.models import correlation_policy
+from bot.correlation.wiring import correlation_policy
 from bot.settings import Settings
 from knowledge.correlation.correlator import Correlator
 from knowledge.correlation.evaluate import BASELINES, format_scores, has_truth, predict, score

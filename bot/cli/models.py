@@ -13,9 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bot.correlation.wiring import LazyEmbedder, models_dir
+from bot.correlation.wiring import LazyEmbedder, correlation_policy, models_dir
 from bot.settings import Settings
-from knowledge.correlation.correlator import DEFAULT_THRESHOLD, CorrelationPolicy
 from knowledge.correlation.model import DEFAULT_DIR, KIND, ModelError, PairModel, artefacts, load_pair_model
 from knowledge.correlation.topology import Topology
 from knowledge.correlation.training import LabelledStream, train_correlate
@@ -101,16 +100,6 @@ def list_models(settings: Settings, args: argparse.Namespace) -> int:
         except ModelError as exc:
             print(f"{mark}{label}: unusable: {exc}")
     return 0 if active is not None else 1
-
-
-def correlation_policy(settings: Settings, threshold: float = DEFAULT_THRESHOLD) -> CorrelationPolicy:
-    """The correlator's policy from settings (what training replays with, what ``eval dedup`` runs)."""
-    return CorrelationPolicy(
-        threshold=threshold,
-        reopen_window=settings.reopen_window,
-        max_services=settings.correlation_max_services,
-        max_age=settings.correlation_max_age,
-    )
 
 
 def _stream(value: str) -> LabelledStream:

@@ -14,7 +14,7 @@ from bot.correlation.live import LearnedCorrelation, ShadowCorrelation
 from bot.correlation.store import ProfileStore
 from bot.incidents.grouping import Correlation, SourceGrouping
 from bot.settings import Settings
-from knowledge.correlation.correlator import CorrelationPolicy, Correlator
+from knowledge.correlation.correlator import DEFAULT_THRESHOLD, CorrelationPolicy, Correlator
 from knowledge.correlation.model import load_pair_model
 from knowledge.correlation.topology import Topology
 from knowledge.embeddings import Embedder, load_embedder
@@ -46,13 +46,18 @@ def build_correlator(settings: Settings, embedder: Embedder | None = None) -> Co
     """The learned correlator: the active pair model, its threshold, the topology file when one is set."""
     model = load_pair_model(models_dir(settings))
     topology = Topology.load(settings.topology_file) if settings.topology_file else None
-    policy = CorrelationPolicy(
-        threshold=model.threshold,
+    policy = correlation_policy(settings, model.threshold)
+    return Correlator(model, LazyEmbedder(settings.embedding_model, embedder), topology, policy)
+
+
+def correlation_policy(settings: Settings, threshold: float = DEFAULT_THRESHOLD) -> CorrelationPolicy:
+    """The correlator's policy from settings (what the worker runs, training replays with, ``eval dedup`` runs)."""
+    return CorrelationPolicy(
+        threshold=threshold,
         reopen_window=settings.reopen_window,
         max_services=settings.correlation_max_services,
         max_age=settings.correlation_max_age,
     )
-    return Correlator(model, LazyEmbedder(settings.embedding_model, embedder), topology, policy)
 
 
 def build_correlation(settings: Settings, embedder: Embedder | None = None) -> Correlation:
