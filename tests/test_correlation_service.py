@@ -8,15 +8,18 @@ from typing import Any
 
 import httpx
 import pytest
+from slack_sdk import WebClient
 from sqlalchemy import select
 
 from bot.correlation.live import LearnedCorrelation, ShadowCorrelation
 from bot.incidents.models import Incident, IncidentAlert
 from bot.ingest.models import Alert
 from bot.runtime import Runtime
-from bot.settings import Settings
+from bot.settings import Route, Settings
+from bot.standin.workspace import DEFAULT_BOT_TOKEN
 from knowledge.embeddings import Embedder
 from tests.conftest import auth
+from tests.slack_support import running_bot
 from tests.support import FakeClock, am_alert, am_group, serve_in_thread
 
 
@@ -97,6 +100,7 @@ def _node_failure(stack: Stack, node: str = "worker-7") -> None:
         pod="orders-db-0",
         node=node,
         service="orders-db",
+        team="db",
         **base,
     )
     stack.clock.advance(seconds=50)
@@ -164,3 +168,23 @@ def test_the_runaway_guard_opens_a_new_incident_and_suggests_a_merge(stack_for: 
         guarded = [link for link in links if "merge them if they are one fault" in (link.reason or "")]
         assert guarded and guarded[0].decision == "guarded"
         assert f"#{incidents[0].id} matched" in (guarded[0].reason or "")
+
+
+def test_an_alert_joining_an_incident_of_another_route_leaves_a_pointer_in_its_own_channel(
+    settings: Settings, clock: FakeClock, shared_embedder: Embedder
+) -> None:
+    routed = settings.model_copy(update={"correlation": "learned", "routes": (Route("team", "db", "db-incidents"),)})
+    with running_bot(routed, shared_embedder, clock=clock) as bot:
+        admin = WebClient(base_url=bot.standin.api_url, token=DEFAULT_BOT_TOKEN, retry_handlers=[], timeout=10)
+        admin.conversations_create(name="db-incidents")
+        stack = Stack(bot.runtime, bot.http, clock)
+        _node_failure(stack)  # the pods (no team) open the incident in #incidents; orders-db's alert is team=db
+        bot.drain()
+        [incident] = stack.incidents()
+        [post] = bot.posts("incidents")
+        assert incident.slack_ts == post["ts"]
+        pointers = bot.posts("db-incidents")
+        assert len(pointers) == 1
+        text = pointers[0]["text"]
+        assert text.startswith(f"PostgresDown on orders-db joined #{incident.id} in <#")
+        assert "same node worker-7" in text

@@ -107,7 +107,7 @@ class SlackNotifier:
     ) -> None:
         """An alert that joined an incident posted in another route's channel leaves a one-line pointer in its own
         route's channel (one per channel and delivery), so that team sees where its alert went."""
-        home = self._channel(session, incident)
+        home = self._channel(session, incident, opening=True)  # where it was posted: its opening alerts' route
         joined = session.execute(
             select(Alert.alertname, Alert.labels, IncidentAlert.reason)
             .join(IncidentAlert, IncidentAlert.alert_id == Alert.id)
@@ -155,14 +155,13 @@ class SlackNotifier:
         if self._reminder_after > timedelta(0) and incident.acknowledged_at is None:
             session.add(IncidentTimer(incident_id=incident.id, kind=REMINDER, due_at=now + self._reminder_after))
 
-    def _channel(self, session: Session, incident: Incident) -> str:
-        labels = session.scalars(
-            select(Alert.labels)
-            .join(IncidentAlert, IncidentAlert.alert_id == Alert.id)
-            .where(IncidentAlert.incident_id == incident.id)
-            .order_by(Alert.id)
-            .limit(50)
-        ).all()
+    def _channel(self, session: Session, incident: Incident, *, opening: bool = False) -> str:
+        """The incident's route, from its first alerts (``opening``: only those it opened with)."""
+        query = select(Alert.labels).join(IncidentAlert, IncidentAlert.alert_id == Alert.id)
+        query = query.where(IncidentAlert.incident_id == incident.id)
+        if opening:
+            query = query.where(IncidentAlert.linked_at <= incident.opened_at)
+        labels = session.scalars(query.order_by(Alert.id).limit(50)).all()
         return self._router.channel_for(labels)
 
 
