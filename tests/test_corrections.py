@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.cli.main import main
+from bot.cli.models import stored_corrections
 from bot.db.database import Database
 from bot.incidents.corrections import feedback_pairs
 from bot.incidents.models import CorrelationFeedback, Incident, IncidentAlert, IncidentStatus
@@ -199,5 +200,10 @@ def test_cli_merge_split_show_and_refusals(
         with database.read() as session:
             counts = {i.id: (i.alert_count, i.merged_into) for i in session.scalars(select(Incident))}
         assert counts == {1: (2, None), 2: (0, 3), 3: (4, None)}
+        # The next `incibot models train correlate` reads them as weighted pairs (the settings it runs with).
+        [corrections] = stored_corrections(Settings(), 20.0)
+        assert corrections.labels.tolist() == [0, 1, 1, 1]
+        assert corrections.rows.shape == (4, len(FEATURES)) and corrections.weight == 20.0
+        assert stored_corrections(Settings(), 0.0) == []
     finally:
         database.dispose()

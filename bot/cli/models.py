@@ -13,14 +13,20 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from sqlalchemy.exc import SQLAlchemyError
+
 from bot.correlation.wiring import LazyEmbedder, correlation_policy, models_dir
+from bot.incidents.corrections import feedback_pairs
+from bot.runtime import open_database
 from bot.settings import Settings
 from knowledge.correlation.model import DEFAULT_DIR, KIND, ModelError, PairModel, artefacts, load_pair_model
 from knowledge.correlation.topology import Topology
-from knowledge.correlation.training import LabelledStream, train_correlate
+from knowledge.correlation.training import ExtraPairs, LabelledStream, train_correlate
 from knowledge.embeddings import EmbeddingModelError
 
 DEFAULT_GENERATED = 8  # generated days: about 150,000 pairs, well over the 10,000 a model needs
+CORRECTIONS_WEIGHT = 20.0  # a person's correction counts as much as this many generated pairs
 
 
 def register(commands: Any) -> None:
@@ -41,6 +47,14 @@ def register(commands: Any) -> None:
     )
     correlate.add_argument("--seed", type=int, default=1, help="first generator seed, and the split's seed")
     correlate.add_argument("--out", type=Path, default=None, help="artefact directory (default: the state dir's)")
+    correlate.add_argument(
+        "--corrections-weight",
+        type=float,
+        default=CORRECTIONS_WEIGHT,
+        metavar="W",
+        help=f"weight of people's corrections stored in the database (merge, split, not related; default "
+        f"{CORRECTIONS_WEIGHT:g}; 0: leave them out)",
+    )
     correlate.set_defaults(handler=train_correlate_command)
     model_commands.add_parser("list", help="the pair models found, and which one is active").set_defaults(
         handler=list_models
@@ -70,9 +84,12 @@ def train_correlate_command(settings: Settings, args: argparse.Namespace) -> int
             f"--seed={args.seed}",
         ]
     )
+    extra = stored_corrections(settings, args.corrections_weight)
     embedder = LazyEmbedder(settings.embedding_model)  # loaded once a stream has been read: bad input fails fast
     try:
-        model = train_correlate(streams, args.generated, args.seed, embedder, command, correlation_policy(settings))
+        model = train_correlate(
+            streams, args.generated, args.seed, embedder, command, correlation_policy(settings), extra=extra
+        )
     except EmbeddingModelError as exc:
         print(f"incibot: {exc}", file=sys.stderr)
         return 1
@@ -100,6 +117,25 @@ def list_models(settings: Settings, args: argparse.Namespace) -> int:
         except ModelError as exc:
             print(f"{mark}{label}: unusable: {exc}")
     return 0 if active is not None else 1
+
+
+def stored_corrections(settings: Settings, weight: float) -> list[ExtraPairs]:
+    """People's corrections from the database as weighted training pairs (none without a database or a weight)."""
+    if weight <= 0:
+        return []
+    database = open_database(settings)
+    try:
+        with database.read() as session:
+            rows, labels = feedback_pairs(session)
+    except SQLAlchemyError as exc:
+        print(f"incibot: corrections left out (database unavailable: {str(exc).splitlines()[0]})", file=sys.stderr)
+        return []
+    finally:
+        database.dispose()
+    if not len(labels):
+        return []
+    print(f"adding {len(labels)} labelled pairs from people's corrections (weight {weight:g})")
+    return [ExtraPairs(rows, labels.astype(np.int8), weight, f"corrections in the database ({len(labels)} pairs)")]
 
 
 def _stream(value: str) -> LabelledStream:

@@ -376,15 +376,18 @@ def train_correlate(
     command: str,
     policy: CorrelationPolicy | None = None,
     progress: Callable[[str], None] = print,
+    extra: Sequence[ExtraPairs] = (),
 ) -> PairModel:
     """Everything ``incibot models train correlate`` does but saving: collect the pairs of the given streams and
-    of ``generated`` generated days (seeds from ``seed``), fit, and choose the threshold on the next
-    :data:`VALIDATION_DAYS` generated days."""
+    of ``generated`` generated days (seeds from ``seed``), add ``extra`` (people's corrections), fit, and choose
+    the threshold on the next :data:`VALIDATION_DAYS` generated days."""
     with tempfile.TemporaryDirectory(prefix="incibot-train-") as folder:
         days = generated_streams(generated + VALIDATION_DAYS, seed, Path(folder))
         data = collect([*streams, *days[:generated]], embedder, policy, progress)
         progress(f"choosing the threshold on {VALIDATION_DAYS} more generated days")
-        return train(data, command, validation=days[generated:], embedder=embedder, policy=policy, seed=seed)
+        return train(
+            data, command, extra=extra, validation=days[generated:], embedder=embedder, policy=policy, seed=seed
+        )
 
 
 def _pair_f1(predicted: npt.NDArray[np.bool_], labels: Labels) -> float:
