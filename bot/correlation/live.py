@@ -44,6 +44,7 @@ class LearnedCorrelation:
         self.correlator = correlator
         self.store = store
         self._prepared: OrderedDict[int, Decision] = OrderedDict()
+        self._last: tuple[Alert, AlertFacts] | None = None  # the alert just decided, for its record
 
     def prepare(self, database: Database) -> int:
         """Decide ahead for the new alerts of the next pending deliveries; returns how many were decided."""
@@ -59,6 +60,7 @@ class LearnedCorrelation:
 
     def decide(self, session: Session, alert: Alert, at: datetime) -> Decision:
         facts = facts_of(alert)
+        self._last = (alert, facts)
         candidates = self.store.candidates(session, facts, at)
         prepared = self._prepared.pop(alert.id, None)
         if prepared is not None and prepared.considered == tuple((c.id, c.version) for c in candidates):
@@ -66,7 +68,8 @@ class LearnedCorrelation:
         return self.correlator.decide(facts, at, candidates)
 
     def record(self, session: Session, incident: Incident, alert: Alert, at: datetime, decision: Decision) -> None:
-        facts = facts_of(alert)
+        facts = self._last[1] if self._last is not None and self._last[0] is alert else facts_of(alert)
+        self._last = None
         self.store.record(session, incident, facts, at, self.correlator.components(facts))
 
 

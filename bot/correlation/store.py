@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, union_all
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -17,6 +19,7 @@ from knowledge.correlation.state import MAX_CANDIDATES, PER_KEY, index_keys
 from knowledge.correlation.topology import Components
 
 KEY_LENGTH = 300
+PARSED_PROFILES = 20_000  # parsed profiles kept by incident (an entry stands only for the version it was read at)
 
 
 def profile_of(incident: Incident) -> IncidentProfile:
@@ -35,33 +38,80 @@ def profile_of(incident: Incident) -> IncidentProfile:
 
 
 class ProfileStore:
-    """Reads candidates through the key index (the most recent incidents per key) and records joins."""
+    """Reads candidates through the key index (the most recent incidents per key) and records joins.
+
+    Candidates share their sets with a cache of parsed profiles keyed by (incident, version): they are read-only
+    (the correlator never changes them; :meth:`record` parses its own copy).
+    """
 
     def __init__(self, horizon: timedelta) -> None:
         self.horizon = horizon  # resolved incidents stay candidates this long
+        self._parsed: OrderedDict[int, IncidentProfile] = OrderedDict()
 
     def candidates(self, session: Session, facts: AlertFacts, at: datetime) -> list[IncidentProfile]:
+        """One query: the most recent ``PER_KEY`` incidents of each index key, still live; the profiles' JSON is
+        read and parsed only for incidents whose version is not cached."""
         since = at - self.horizon
-        ids: dict[int, None] = {}
-        for key in index_keys(facts):
-            found = session.scalars(
-                select(IncidentKey.incident_id)
-                .where(IncidentKey.key == bounded_key(key, KEY_LENGTH))
-                .order_by(IncidentKey.last_at.desc())
-                .limit(PER_KEY)
-            )
-            ids.update(dict.fromkeys(found))
-        if not ids:
-            return []
-        incidents = session.scalars(
-            select(Incident).where(
-                Incident.id.in_(ids),
+        keys = dict.fromkeys(bounded_key(key, KEY_LENGTH) for key in index_keys(facts))
+        per_key = [
+            select(IncidentKey.incident_id)
+            .where(IncidentKey.key == key)
+            .order_by(IncidentKey.last_at.desc())
+            .limit(PER_KEY)
+            .subquery()
+            for key in keys
+        ]
+        recent = union_all(*(select(ids.c.incident_id) for ids in per_key))
+        found = session.execute(
+            select(
+                Incident.id,
+                Incident.opened_at,
+                Incident.last_alert_at,
+                Incident.status,
+                Incident.resolved_at,
+                Incident.alert_count,
+                Incident.correlation_version,
+            ).where(
+                Incident.id.in_(recent),
                 Incident.merged_into.is_(None),
                 Incident.status.in_(OPEN_STATUSES) | (Incident.resolved_at >= since),
             )
         )
-        profiles = sorted((profile_of(i) for i in incidents), key=lambda p: (p.last_at, p.id), reverse=True)
-        return profiles[:MAX_CANDIDATES]
+        rows = sorted(found, key=lambda r: (r.last_alert_at, r.id), reverse=True)[:MAX_CANDIDATES]
+        self._parse_missing(session, {r.id: r.correlation_version for r in rows})
+        profiles = []
+        for row in rows:
+            profile = IncidentProfile(
+                id=row.id,
+                opened_at=row.opened_at,
+                last_at=row.last_alert_at,
+                firing=int(row.status != IncidentStatus.RESOLVED),
+                resolved_at=row.resolved_at,
+                alerts=row.alert_count,
+                version=row.correlation_version,
+            )
+            parsed = self._parsed.get(row.id)
+            if parsed is not None and parsed.version == row.correlation_version:
+                _share_sets(parsed, profile)
+            else:  # changed between the two reads (a concurrent writer): a decision on it must never stand
+                profile.version = -1
+            profiles.append(profile)
+        return profiles
+
+    def _parse_missing(self, session: Session, versions: dict[int, int]) -> None:
+        """Cache the parsed profiles of the incidents in ``versions`` not cached at that version."""
+        missing = [i for i, version in versions.items() if (p := self._parsed.get(i)) is None or p.version != version]
+        for i in versions:
+            if i in self._parsed:
+                self._parsed.move_to_end(i)
+        if missing:
+            read = session.execute(
+                select(Incident.id, Incident.correlation_version, Incident.correlation).where(Incident.id.in_(missing))
+            )
+            for incident_id, version, data in read:
+                self._parsed[incident_id] = _parsed_profile(incident_id, version, data)
+        while len(self._parsed) > PARSED_PROFILES:
+            self._parsed.popitem(last=False)
 
     def record(
         self, session: Session, incident: Incident, facts: AlertFacts, at: datetime, components: Components | None
@@ -83,3 +133,22 @@ class ProfileStore:
         insert = pg_insert if dialect == "postgresql" else sqlite_insert
         statement = insert(IncidentKey).values(rows)
         session.execute(statement.on_conflict_do_update(index_elements=["key", "incident_id"], set_={"last_at": at}))
+
+
+def _parsed_profile(incident_id: int, version: int, data: dict[str, Any] | None) -> IncidentProfile:
+    """The JSON part of a profile (its sets), parsed once per version."""
+    epoch = datetime.min
+    profile = IncidentProfile(id=incident_id, opened_at=epoch, last_at=epoch, version=version)
+    profile.load_json(data or {})
+    return profile
+
+
+def _share_sets(parsed: IncidentProfile, profile: IncidentProfile) -> None:
+    profile.fingerprints = parsed.fingerprints
+    profile.alertnames = parsed.alertnames
+    profile.clusters = parsed.clusters
+    profile.group_keys = parsed.group_keys
+    profile.entities = parsed.entities
+    profile.texts = parsed.texts
+    profile.services = parsed.services
+    profile.nodes = parsed.nodes
