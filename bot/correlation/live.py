@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from sqlalchemy import select
@@ -49,14 +49,25 @@ class LearnedCorrelation:
     def prepare(self, database: Database) -> int:
         """Decide ahead for the new alerts of the next pending deliveries; returns how many were decided."""
         with database.read() as session:
-            alerts = _upcoming_alerts(session, self._prepared)
-            for alert, received_at in alerts:
+            upcoming = []
+            for alert, received_at in _upcoming_alerts(session, self._prepared):
                 facts = facts_of(alert)
-                candidates = self.store.candidates(session, facts, received_at)
-                self._prepared[alert.id] = self.correlator.decide(facts, received_at, candidates)
+                upcoming.append((alert.id, facts, received_at, self.store.candidates(session, facts, received_at)))
+        self._embed_ahead(
+            [facts.text, *(t for c in candidates for t in c.texts)] for _, facts, _, candidates in upcoming
+        )
+        for alert_id, facts, received_at, candidates in upcoming:
+            self._prepared[alert_id] = self.correlator.decide(facts, received_at, candidates)
         while len(self._prepared) > _KEEP:
             self._prepared.popitem(last=False)
-        return len(alerts)
+        return len(upcoming)
+
+    def _embed_ahead(self, texts: Iterable[list[str]]) -> None:
+        """Embed the texts the decisions will compare in one batch (one model call per alert cost far more); the
+        embedder's cache then answers each decision."""
+        wanted = list(dict.fromkeys(t for group in texts for t in group))
+        if self.correlator.embedder is not None and wanted:
+            self.correlator.embedder.embed(wanted)
 
     def decide(self, session: Session, alert: Alert, at: datetime) -> Decision:
         facts = facts_of(alert)

@@ -6,7 +6,7 @@ from collections import OrderedDict
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, union_all
+from sqlalchemy import Select, bindparam, select, union_all
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -47,36 +47,14 @@ class ProfileStore:
     def __init__(self, horizon: timedelta) -> None:
         self.horizon = horizon  # resolved incidents stay candidates this long
         self._parsed: OrderedDict[int, IncidentProfile] = OrderedDict()
+        self._statements: dict[int, Select[Any]] = {}  # the candidates query by number of keys
 
     def candidates(self, session: Session, facts: AlertFacts, at: datetime) -> list[IncidentProfile]:
         """One query: the most recent ``PER_KEY`` incidents of each index key, still live; the profiles' JSON is
         read and parsed only for incidents whose version is not cached."""
-        since = at - self.horizon
-        keys = dict.fromkeys(bounded_key(key, KEY_LENGTH) for key in index_keys(facts))
-        per_key = [
-            select(IncidentKey.incident_id)
-            .where(IncidentKey.key == key)
-            .order_by(IncidentKey.last_at.desc())
-            .limit(PER_KEY)
-            .subquery()
-            for key in keys
-        ]
-        recent = union_all(*(select(ids.c.incident_id) for ids in per_key))
-        found = session.execute(
-            select(
-                Incident.id,
-                Incident.opened_at,
-                Incident.last_alert_at,
-                Incident.status,
-                Incident.resolved_at,
-                Incident.alert_count,
-                Incident.correlation_version,
-            ).where(
-                Incident.id.in_(recent),
-                Incident.merged_into.is_(None),
-                Incident.status.in_(OPEN_STATUSES) | (Incident.resolved_at >= since),
-            )
-        )
+        keys = list(dict.fromkeys(bounded_key(key, KEY_LENGTH) for key in index_keys(facts)))
+        params: dict[str, Any] = {f"key{i}": key for i, key in enumerate(keys)}
+        found = session.execute(self._candidates_statement(len(keys)), {**params, "since": at - self.horizon})
         rows = sorted(found, key=lambda r: (r.last_alert_at, r.id), reverse=True)[:MAX_CANDIDATES]
         self._parse_missing(session, {r.id: r.correlation_version for r in rows})
         profiles = []
@@ -97,6 +75,35 @@ class ProfileStore:
                 profile.version = -1
             profiles.append(profile)
         return profiles
+
+    def _candidates_statement(self, keys: int) -> Select[Any]:
+        """The candidates query for ``keys`` index keys (bound as ``key0``... and ``since``), built once."""
+        statement = self._statements.get(keys)
+        if statement is None:
+            per_key = [
+                select(IncidentKey.incident_id)
+                .where(IncidentKey.key == bindparam(f"key{i}"))
+                .order_by(IncidentKey.last_at.desc())
+                .limit(PER_KEY)
+                .subquery()
+                for i in range(keys)
+            ]
+            recent = union_all(*(select(ids.c.incident_id) for ids in per_key))
+            statement = select(
+                Incident.id,
+                Incident.opened_at,
+                Incident.last_alert_at,
+                Incident.status,
+                Incident.resolved_at,
+                Incident.alert_count,
+                Incident.correlation_version,
+            ).where(
+                Incident.id.in_(recent),
+                Incident.merged_into.is_(None),
+                Incident.status.in_(OPEN_STATUSES) | (Incident.resolved_at >= bindparam("since")),
+            )
+            self._statements[keys] = statement
+        return statement
 
     def _parse_missing(self, session: Session, versions: dict[int, int]) -> None:
         """Cache the parsed profiles of the incidents in ``versions`` not cached at that version."""
