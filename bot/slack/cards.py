@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import Subquery
 
 from bot.incidents.models import Incident, IncidentAlert
 from bot.ingest.models import Alert
@@ -51,14 +52,7 @@ def alert_counts(
 ) -> dict[tuple[str, str], int]:
     """How many of the incident's alerts (in arrival order, from ``offset``, at most ``limit``) have each (name,
     status): for a post or reply whose lines show only the first :data:`ALERTS_SCANNED` of them."""
-    window = (
-        select(IncidentAlert.alert_id)
-        .where(IncidentAlert.incident_id == incident_id)
-        .order_by(IncidentAlert.alert_id)
-        .offset(offset)
-        .limit(limit)
-        .subquery()
-    )
+    window = _window(incident_id, offset, limit)
     name = case((Alert.alertname != "", Alert.alertname), else_=Alert.fingerprint)
     rows = session.execute(
         select(name, Alert.status, func.count())
@@ -68,9 +62,9 @@ def alert_counts(
     return {(str(alert_name), str(status)): int(count) for alert_name, status, count in rows}
 
 
-def alert_id_span(session: Session, incident_id: int, *, offset: int, limit: int) -> range | None:
-    """The ids from the first to the last of the incident's alerts in that window of arrival order."""
-    window = (
+def _window(incident_id: int, offset: int, limit: int | None) -> Subquery:
+    """The incident's alert ids in arrival order, from ``offset``, at most ``limit``."""
+    return (
         select(IncidentAlert.alert_id)
         .where(IncidentAlert.incident_id == incident_id)
         .order_by(IncidentAlert.alert_id)
@@ -78,6 +72,11 @@ def alert_id_span(session: Session, incident_id: int, *, offset: int, limit: int
         .limit(limit)
         .subquery()
     )
+
+
+def alert_id_span(session: Session, incident_id: int, *, offset: int, limit: int) -> range | None:
+    """The ids from the first to the last of the incident's alerts in that window of arrival order."""
+    window = _window(incident_id, offset, limit)
     first, last = session.execute(select(func.min(window.c.alert_id), func.max(window.c.alert_id))).one()
     return None if first is None else range(int(first), int(last) + 1)
 
