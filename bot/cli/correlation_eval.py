@@ -18,8 +18,6 @@ from typing import IO, Any
 from bot.correlation.wiring import correlation_policy
 from bot.settings import Settings
 from knowledge.correlation.correlator import Correlator
-from knowledge.correlation.evaluate import BASELINES, format_scores, has_truth, predict, score
-from knowledge.correlation.model import ModelError, load_pair_model
 from knowledge.correlation.stream import read_stream
 from knowledge.correlation.topology import Topology
 from knowledge.embeddings import EmbeddingModelError, load_embedder
@@ -37,6 +35,10 @@ def add_parser(eval_commands: Any) -> None:
 
 
 def eval_dedup(settings: Settings, args: argparse.Namespace) -> int:
+    # scikit-learn takes most of a second to import: only this command pays for it, not every `incibot`.
+    from knowledge.correlation.evaluate import BASELINES, format_scores, has_truth, predict, score
+    from knowledge.correlation.model import ModelError, load_pair_model
+
     try:
         lines = list(read_stream(args.stream))
         topology = Topology.load(args.topology) if args.topology else None

@@ -11,7 +11,7 @@ import argparse
 import shlex
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy.exc import SQLAlchemyError
@@ -20,10 +20,14 @@ from bot.correlation.wiring import LazyEmbedder, correlation_policy, models_dir
 from bot.incidents.corrections import feedback_pairs
 from bot.runtime import open_database
 from bot.settings import Settings
-from knowledge.correlation.model import DEFAULT_DIR, KIND, ModelError, PairModel, artefacts, load_pair_model
 from knowledge.correlation.topology import Topology
-from knowledge.correlation.training import ExtraPairs, LabelledStream, train_correlate
 from knowledge.embeddings import EmbeddingModelError
+
+if TYPE_CHECKING:
+    from knowledge.correlation.training import ExtraPairs, LabelledStream
+
+# scikit-learn takes most of a second to import: the model modules are imported by the commands that use them,
+# not by every `incibot` invocation.
 
 DEFAULT_GENERATED = 8  # generated days: about 150,000 pairs, well over the 10,000 a model needs
 CORRECTIONS_WEIGHT = 20.0  # a person's correction counts as much as this many generated pairs
@@ -34,7 +38,9 @@ def register(commands: Any) -> None:
     model_commands = models.add_subparsers(dest="models_command", required=True, metavar="COMMAND")
     train = model_commands.add_parser("train", help="train a model")
     kinds = train.add_subparsers(dest="kind", required=True, metavar="MODEL")
-    correlate = kinds.add_parser(KIND, help="the correlator's pair model (does this alert belong to that incident)")
+    correlate = kinds.add_parser(
+        "correlate", help="the correlator's pair model (does this alert belong to that incident)"
+    )
     correlate.add_argument(
         "--stream",
         action="append",
@@ -62,6 +68,9 @@ def register(commands: Any) -> None:
 
 
 def train_correlate_command(settings: Settings, args: argparse.Namespace) -> int:
+    from knowledge.correlation.model import KIND
+    from knowledge.correlation.training import train_correlate
+
     if args.generated < 0:
         print("incibot: --generated must be 0 or more", file=sys.stderr)
         return 2
@@ -103,6 +112,8 @@ def train_correlate_command(settings: Settings, args: argparse.Namespace) -> int
 
 
 def list_models(settings: Settings, args: argparse.Namespace) -> int:
+    from knowledge.correlation.model import DEFAULT_DIR, ModelError, PairModel, artefacts, load_pair_model
+
     root = models_dir(settings)
     try:
         active = load_pair_model(root).path
@@ -120,6 +131,8 @@ def list_models(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def stored_corrections(settings: Settings, weight: float) -> list[ExtraPairs]:
+    from knowledge.correlation.training import ExtraPairs
+
     """People's corrections from the database as weighted training pairs (none without a database or a weight)."""
     if weight <= 0:
         return []
@@ -139,6 +152,8 @@ def stored_corrections(settings: Settings, weight: float) -> list[ExtraPairs]:
 
 
 def _stream(value: str) -> LabelledStream:
+    from knowledge.correlation.training import LabelledStream
+
     path, _, topology = value.partition(":")
     stream = Path(path)
     if not stream.is_file():

@@ -15,7 +15,6 @@ from bot.correlation.store import ProfileStore
 from bot.incidents.grouping import Correlation, SourceGrouping
 from bot.settings import Settings
 from knowledge.correlation.correlator import DEFAULT_THRESHOLD, CorrelationPolicy, Correlator
-from knowledge.correlation.model import load_pair_model
 from knowledge.correlation.topology import Topology
 from knowledge.embeddings import Embedder, load_embedder
 
@@ -44,6 +43,8 @@ def models_dir(settings: Settings) -> Path:
 
 def build_correlator(settings: Settings, embedder: Embedder | None = None) -> Correlator:
     """The learned correlator: the active pair model, its threshold, the topology file when one is set."""
+    from knowledge.correlation.model import load_pair_model  # scikit-learn: imported only where a model is used
+
     model = load_pair_model(models_dir(settings))
     topology = Topology.load(settings.topology_file) if settings.topology_file else None
     policy = correlation_policy(settings, model.threshold)
