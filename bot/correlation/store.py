@@ -24,17 +24,22 @@ PARSED_PROFILES = 20_000  # parsed profiles kept by incident (an entry stands on
 
 def profile_of(incident: Incident) -> IncidentProfile:
     """The correlator's view of ``incident`` (an incident resolves when none of its alerts fires)."""
-    profile = IncidentProfile(
-        id=incident.id,
-        opened_at=incident.opened_at,
-        last_at=incident.last_alert_at,
-        firing=int(incident.status != IncidentStatus.RESOLVED),
-        resolved_at=incident.resolved_at,
-        alerts=incident.alert_count,
-        version=incident.correlation_version,
-    )
+    profile = _bare_profile(incident)
     profile.load_json(incident.correlation or {})
     return profile
+
+
+def _bare_profile(row: Any) -> IncidentProfile:
+    """The times and counts of a profile, from an incident or a row with the same columns (sets empty)."""
+    return IncidentProfile(
+        id=row.id,
+        opened_at=row.opened_at,
+        last_at=row.last_alert_at,
+        firing=int(row.status != IncidentStatus.RESOLVED),
+        resolved_at=row.resolved_at,
+        alerts=row.alert_count,
+        version=row.correlation_version,
+    )
 
 
 class ProfileStore:
@@ -59,15 +64,7 @@ class ProfileStore:
         self._parse_missing(session, {r.id: r.correlation_version for r in rows})
         profiles = []
         for row in rows:
-            profile = IncidentProfile(
-                id=row.id,
-                opened_at=row.opened_at,
-                last_at=row.last_alert_at,
-                firing=int(row.status != IncidentStatus.RESOLVED),
-                resolved_at=row.resolved_at,
-                alerts=row.alert_count,
-                version=row.correlation_version,
-            )
+            profile = _bare_profile(row)
             parsed = self._parsed.get(row.id)
             if parsed is not None and parsed.version == row.correlation_version:
                 _share_sets(parsed, profile)

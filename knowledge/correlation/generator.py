@@ -11,6 +11,10 @@ plus a topology document::
     node = world.busiest_node(world.cluster_names[0])
     storm = world.stream([Scenario("node_failure", start_min=10, duration_min=30, root=node, spread=1.0)])
     storm.write("out/")                                      # storm.jsonl.gz + topology.json
+
+It is one module because world building, fault cascades and delivery scheduling share one seeded random state
+and the world's tables; it is long (world/labels, faults, schedule) and those three are the natural split when it
+next grows.
 """
 
 from __future__ import annotations
