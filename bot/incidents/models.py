@@ -58,6 +58,12 @@ class Incident(Base):
     correlation: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
     correlation_version: Mapped[int] = mapped_column(default=0, server_default="0")
     merged_into: Mapped[int | None] = mapped_column(ForeignKey("incidents.id", ondelete="SET NULL"))
+    # Its category (knowledge.classify.categories); None while unclassified (the classifier abstained). Who set it:
+    # "model" (with the model version and its confidence) or "person" (a pick or a correction).
+    category: Mapped[str | None] = mapped_column(String(40))
+    category_confidence: Mapped[float | None]
+    category_source: Mapped[str | None] = mapped_column(String(16))
+    category_model: Mapped[str | None] = mapped_column(String(80))
 
     alerts: Mapped[list[Alert]] = relationship(
         secondary="incident_alerts", order_by="Alert.id", lazy="raise_on_sql", viewonly=True
@@ -112,6 +118,22 @@ class CorrelationFeedback(Base):
     alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id", ondelete="SET NULL"))
     related: Mapped[bool]  # the label: do the alert and the incident belong together?
     features: Mapped[list[float]] = mapped_column(JSONDocument)  # the pair's row of FEATURES at correction time
+
+
+class CategoryLabel(Base):
+    """A person's category for an incident (a pick from the menu or a correction): a labelled example for the next
+    classifier training, with who and when. One per incident: a later pick replaces it (and is trained on once)."""
+
+    __tablename__ = "category_labels"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(200))
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id", ondelete="SET NULL"), unique=True)
+    category: Mapped[str] = mapped_column(String(40))
+    previous: Mapped[str | None] = mapped_column(String(40))  # what it was before (None: unclassified)
+    model_confidence: Mapped[float | None]  # the model's confidence in ``previous`` when it set it
+    texts: Mapped[list[str]] = mapped_column(JSONDocument)  # the incident's alert texts: the example itself
 
 
 class TimelineEntry(Base):

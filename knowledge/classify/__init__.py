@@ -1,0 +1,1 @@
+"""Incident classification: a closed list of categories, a calibrated text classifier, abstention."""
