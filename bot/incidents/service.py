@@ -57,17 +57,22 @@ class IncidentService:
         reopen_window: timedelta,
         clock: Callable[[], datetime],
         listeners: Sequence[IncidentListener] = (),
+        preparers: Sequence[Callable[[Database], int]] = (),
     ) -> None:
+        """``preparers``: more work done ahead outside the write transaction, after the correlation's (the
+        classifier's predictions)."""
         self.correlation = correlation
         self._reopen_window = reopen_window
         self._clock = clock
         self._listeners = list(listeners)
+        self._preparers = list(preparers)
 
     # --- alert-driven -------------------------------------------------------------------------------
 
     def prepare(self, database: Database) -> int:
-        """Outside any write transaction: let the correlation decide ahead for the alerts applied next."""
-        return self.correlation.prepare(database)
+        """Outside any write transaction: let the correlation decide ahead for the alerts applied next (and the
+        preparers do their part)."""
+        return self.correlation.prepare(database) + sum(prepare(database) for prepare in self._preparers)
 
     def apply_events(
         self,
