@@ -12,6 +12,7 @@ from typing import Annotated, Literal, NamedTuple
 from pydantic import BeforeValidator, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from knowledge.classify.categories import CATEGORY_KEYS
 from knowledge.runbooks import SAMPLE_RUNBOOKS
 
 SOURCES: tuple[str, ...] = ("alertmanager", "grafana", "pagerduty", "generic")
@@ -38,12 +39,20 @@ def secret_value(value: SecretStr | None) -> str | None:
     return value.get_secret_value() if value is not None and value.get_secret_value().strip() else None
 
 
+CATEGORY_ROUTE = "category"  # a route on ``category=KEY`` matches the incident's category, not an alert label
+
+
 class Route(NamedTuple):
-    """Incidents whose alerts carry ``label=value`` are posted to ``channel``."""
+    """Incidents whose alerts carry ``label=value`` (or, for ``category=KEY``, whose category is KEY) are posted
+    to ``channel``."""
 
     label: str
     value: str
     channel: str
+
+    @property
+    def on_category(self) -> bool:
+        return self.label == CATEGORY_ROUTE
 
 
 class Settings(BaseSettings):
@@ -73,6 +82,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     knowledge: bool = True  # load the embedding model at start-up: runbooks and similar incidents in posts
     embedding_model: str = "all-MiniLM-L6-v2"
+    classification: bool = True  # the worker classifies incidents (off: they stay unclassified until people pick)
     runbooks_dir: Path | None = None  # None: the sample runbooks shipped in knowledge/samples/runbooks
     index_dir: Path | None = None  # None: <state dir>/index
     index_save_interval: Duration = timedelta(seconds=60)
@@ -124,7 +134,12 @@ class Settings(BaseSettings):
             label, eq, value = matcher.partition("=")
             if not sep or not eq or not label.strip() or not value.strip() or not channel.strip(" #"):
                 raise ValueError(f"route {rule!r} is not LABEL=VALUE:#channel")
-            routes.append(Route(label.strip(), value.strip(), channel.strip().lstrip("#")))
+            route = Route(label.strip(), value.strip(), channel.strip().lstrip("#"))
+            if route.on_category and route.value not in CATEGORY_KEYS:
+                raise ValueError(
+                    f"route {rule!r}: unknown category {route.value!r} (one of {', '.join(CATEGORY_KEYS)})"
+                )
+            routes.append(route)
         return tuple(routes)
 
     @field_validator("ignore_alertnames", "responders", mode="before")

@@ -13,8 +13,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.orm import Session
 
+from bot.classification.picks import CATEGORY_SET
 from bot.db.base import UTCDateTime
-from bot.incidents.models import Incident, IncidentAlert, TimelineEntry
+from bot.incidents.models import CategoryLabel, Incident, IncidentAlert, TimelineEntry
 from bot.ingest.models import Alert
 from bot.settings import Route
 from bot.slack.models import IncidentTimer, OutboxItem, OutboxKind, OutboxStatus
@@ -32,15 +33,19 @@ _INSERT_COALESCED = text(
 
 
 class ChannelRouter:
-    """First route whose label matches one of the incident's alerts wins; else the alerts channel."""
+    """First route that matches wins (a label of one of the incident's alerts, or its category); else the alerts
+    channel."""
 
     def __init__(self, routes: Sequence[Route], default_channel: str) -> None:
         self._routes = list(routes)
         self.default = default_channel.lstrip("#")
 
-    def channel_for(self, labels: Sequence[dict[str, str]]) -> str:
+    def channel_for(self, labels: Sequence[dict[str, str]], category: str | None = None) -> str:
         for route in self._routes:
-            if any(alert_labels.get(route.label) == route.value for alert_labels in labels):
+            if route.on_category:
+                if category == route.value:
+                    return route.channel
+            elif any(alert_labels.get(route.label) == route.value for alert_labels in labels):
                 return route.channel
         return self.default
 
@@ -90,12 +95,15 @@ class SlackNotifier:
         if entry.kind == "alerts_added":
             enqueue_coalesced(session, OutboxKind.ALERTS_JOINED, incident, channel, now + COALESCE_WINDOW)
         else:
+            payload = {"text": entry.text, "timeline_kind": entry.kind}
+            if entry.kind == CATEGORY_SET:  # a person's category: say where it would now go, if elsewhere
+                payload |= self._new_route(session, incident)
             session.add(
                 OutboxItem(
                     kind=OutboxKind.THREAD_REPLY,
                     incident_id=incident.id,
                     channel=channel,
-                    payload={"text": entry.text, "timeline_kind": entry.kind},
+                    payload=payload,
                     not_before=now,
                     created_at=now,
                 )
@@ -116,7 +124,7 @@ class SlackNotifier:
         )
         pointed: set[str] = set()
         for alertname, labels, reason in joined:
-            own = self._router.channel_for([labels])
+            own = self._router.channel_for([labels], incident.category)
             if own == home or own in pointed:
                 continue
             pointed.add(own)
@@ -137,6 +145,14 @@ class SlackNotifier:
                 )
             )
 
+    def _new_route(self, session: Session, incident: Incident) -> dict[str, str]:
+        """``repost_to``: the route of the incident's new category, when it is not the route it was posted to
+        (its opening alerts' with the category it had then). Nothing already posted moves."""
+        previous = session.scalar(select(CategoryLabel.previous).where(CategoryLabel.incident_id == incident.id))
+        labels = self._labels(session, incident, opening=True)
+        posted, now = self._router.channel_for(labels, previous), self._router.channel_for(labels, incident.category)
+        return {"repost_to": now} if now != posted else {}
+
     def _posted(self, session: Session, incident: Incident) -> bool:
         return incident.slack_ts is not None or (
             session.scalar(
@@ -156,13 +172,15 @@ class SlackNotifier:
             session.add(IncidentTimer(incident_id=incident.id, kind=REMINDER, due_at=now + self._reminder_after))
 
     def _channel(self, session: Session, incident: Incident, *, opening: bool = False) -> str:
-        """The incident's route, from its first alerts (``opening``: only those it opened with)."""
+        """The incident's route, from its first alerts (``opening``: only those it opened with) and its category."""
+        return self._router.channel_for(self._labels(session, incident, opening=opening), incident.category)
+
+    def _labels(self, session: Session, incident: Incident, *, opening: bool) -> Sequence[dict[str, str]]:
         query = select(Alert.labels).join(IncidentAlert, IncidentAlert.alert_id == Alert.id)
         query = query.where(IncidentAlert.incident_id == incident.id)
         if opening:
             query = query.where(IncidentAlert.linked_at <= incident.opened_at)
-        labels = session.scalars(query.order_by(Alert.id).limit(50)).all()
-        return self._router.channel_for(labels)
+        return session.scalars(query.order_by(Alert.id).limit(50)).all()
 
 
 def enqueue_coalesced(

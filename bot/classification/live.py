@@ -1,0 +1,147 @@
+"""The model classifies incidents in the worker: predictions computed outside the write transaction, applied in it.
+
+:meth:`LiveClassification.prepare` runs before each processing transaction, outside it (as the correlation
+prepares its decisions): it predicts the category of each upcoming alert's own text (the incident it would
+open), and of each open incident waiting for the model, and applies the latter in one short write transaction
+of its own. In the processing transaction, :meth:`on_timeline` (a listener told before Slack's) gives a newly
+opened incident its prepared category, so that its post shows it and is routed by it; an incident whose alerts
+changed waits for the next prepare. The model never runs inside a write transaction. A person's category is
+never replaced.
+
+An incident waits for the model while its ``category_source`` is None: never classified, or its alerts changed
+since (its last category stays shown meanwhile). An abstention is stored as ``category`` None with the source
+``model``, the best class's confidence and the model's version.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.classification.texts import incident_texts
+from bot.correlation.live import _upcoming_alerts
+from bot.db.database import Database
+from bot.incidents.models import OPEN_STATUSES, Incident, TimelineEntry
+from bot.incidents.service import SYSTEM_ACTOR, IncidentService
+from knowledge.classify.categories import category
+from knowledge.text import alert_text
+
+if TYPE_CHECKING:
+    from knowledge.classify.model import Prediction, TextClassifier
+
+log = logging.getLogger(__name__)
+
+MODEL, PERSON = "model", "person"  # Incident.category_source
+CLASSIFIED = "classified"  # the timeline entry of a category the model changed
+CHANGES = frozenset({"opened", "alerts_added", "merged_in", "split", "not_related"})  # entries that change alerts
+PENDING_BATCH = 50  # incidents classified per prepare at most
+_KEEP = 2_000  # predictions of upcoming alerts kept at most (oldest dropped first)
+
+
+class LiveClassification:
+    """An :class:`~bot.incidents.service.IncidentListener` that classifies incidents with ``load()``'s model."""
+
+    def __init__(self, load: Callable[[], TextClassifier]) -> None:
+        self._load = load
+        self._model: TextClassifier | None = None
+        self._service: IncidentService | None = None
+        self._prepared: OrderedDict[str, Prediction] = OrderedDict()  # by classifier input
+        self._lock = threading.Lock()
+
+    def attach(self, service: IncidentService) -> None:
+        """The service whose timeline says what the model changed (it lists this listener: built after it)."""
+        self._service = service
+
+    @property
+    def model(self) -> TextClassifier:
+        """The classifier, loaded once (at the worker's start-up, or by its first prepare)."""
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    self._model = self._load()
+                    log.info("classifier %s loaded", self._model.card.version)
+        return self._model
+
+    # --- in the processing transaction -------------------------------------------------------------------
+
+    def on_timeline(self, session: Session, incident: Incident, entry: TimelineEntry) -> None:
+        if entry.kind not in CHANGES or incident.category_source == PERSON:
+            return
+        incident.category_source = None  # waits for the model, unless its prediction is ready
+        if entry.kind != "opened":
+            return
+        from knowledge.classify.model import incident_text
+
+        with self._lock:
+            prediction = self._prepared.get(incident_text(incident_texts(session, incident.id)))
+        if prediction is not None:
+            self._apply(incident, prediction)
+
+    # --- before it ------------------------------------------------------------------------------------
+
+    def prepare(self, database: Database) -> int:
+        """Predict ahead for the upcoming alerts, classify the incidents waiting for the model; returns how many
+        predictions were made."""
+        from knowledge.classify.model import incident_text
+
+        with database.read() as session:
+            upcoming = [
+                incident_text([alert_text(a.normalized())]) for a, _ in _upcoming_alerts(session, OrderedDict())
+            ]
+            waiting = session.execute(
+                select(Incident.id, Incident.alert_count)
+                .where(
+                    Incident.category_source.is_(None),
+                    Incident.alert_count > 0,
+                    Incident.merged_into.is_(None),
+                    Incident.status.in_(OPEN_STATUSES),
+                )
+                .order_by(Incident.id)
+                .limit(PENDING_BATCH)
+            ).all()
+            inputs = {incident_id: incident_text(incident_texts(session, incident_id)) for incident_id, _ in waiting}
+        with self._lock:
+            fresh = [text for text in dict.fromkeys(upcoming) if text not in self._prepared]
+        wanted = list(dict.fromkeys([*fresh, *inputs.values()]))
+        if not wanted:
+            return 0
+        predicted = dict(zip(wanted, self.model.predict(wanted), strict=True))
+        with self._lock:
+            for text in fresh:
+                self._prepared[text] = predicted[text]
+            while len(self._prepared) > _KEEP:
+                self._prepared.popitem(last=False)
+        if waiting:
+            self._apply_waiting(database, [(i, count, predicted[inputs[i]]) for i, count in waiting])
+        return len(wanted)
+
+    def _apply_waiting(self, database: Database, results: Sequence[tuple[int, int, Prediction]]) -> None:
+        """Apply predictions to incidents still waiting with the alerts they were made from."""
+        with database.write() as session:
+            for incident_id, alert_count, prediction in results:
+                incident = session.get(Incident, incident_id, with_for_update=True)
+                if incident is None or incident.category_source is not None or incident.alert_count != alert_count:
+                    continue  # a person classified it, or its alerts changed again: the next prepare sees it
+                before = incident.category
+                self._apply(incident, prediction)
+                if incident.category != before and self._service is not None:
+                    self._service.note(session, incident, SYSTEM_ACTOR, CLASSIFIED, _describe(incident, prediction))
+
+    def _apply(self, incident: Incident, prediction: Prediction) -> None:
+        incident.category = None if prediction.abstain else prediction.label
+        incident.category_confidence = prediction.confidence
+        incident.category_source = MODEL
+        incident.category_model = str(self.model.card.version)[:80]
+
+
+def _describe(incident: Incident, prediction: Prediction) -> str:
+    if incident.category is None:
+        guess = category(prediction.label).title
+        return f"Unclassified: the model is unsure (best guess {guess}, {prediction.confidence:.2f}). Pick one."
+    return f"Classified as {category(incident.category).title} ({prediction.confidence:.2f})."
