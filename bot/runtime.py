@@ -15,6 +15,8 @@ from typing import Literal
 from pydantic import SecretStr
 from starlette.applications import Starlette
 
+from bot.classification.live import LiveClassification
+from bot.classification.wiring import build_classification
 from bot.correlation.wiring import build_correlation
 from bot.db.database import Database
 from bot.incidents.corrections import build_corrections
@@ -52,11 +54,16 @@ def open_database(settings: Settings) -> Database:
 
 
 def build_incident_service(
-    settings: Settings, clock: Clock = utc_now, embedder: Embedder | None = None
+    settings: Settings,
+    clock: Clock = utc_now,
+    embedder: Embedder | None = None,
+    classification: LiveClassification | None = None,
 ) -> IncidentService:
     """The incident service with every listener, for every caller (serve, worker, CLI): whoever changes an
     incident, the change reaches Slack (posts, edits and replies through the outbox) and search (the document
-    that is re-indexed). Documents are kept even with search off."""
+    that is re-indexed), and an incident whose alerts changed waits for the classifier (told first: a new
+    incident's post is routed by its category). Documents are kept even with search off. ``classification``: the
+    runtime's; by default one that never loads its model unless asked to predict (the CLI never is)."""
     notifier = SlackNotifier(
         ChannelRouter(settings.routes, settings.alerts_channel),
         clock,
@@ -65,7 +72,13 @@ def build_incident_service(
         incident_channels=settings.incident_channels,
     )
     correlation = build_correlation(settings, embedder)
-    return IncidentService(correlation, settings.reopen_window, clock, (DocumentRecorder(clock), notifier))
+    classification = classification or build_classification(settings, lambda: open_database(settings), embedder)
+    if classification is None:
+        return IncidentService(correlation, settings.reopen_window, clock, (DocumentRecorder(clock), notifier))
+    listeners = (classification, DocumentRecorder(clock), notifier)
+    service = IncidentService(correlation, settings.reopen_window, clock, listeners, (classification.prepare,))
+    classification.attach(service)
+    return service
 
 
 @dataclass
@@ -81,6 +94,7 @@ class Runtime:
     slack: SlackIntegration
     knowledge: Knowledge | None  # None: INCIBOT_KNOWLEDGE=false
     bot_url: str | None = None
+    classification: LiveClassification | None = None  # None: INCIBOT_CLASSIFICATION=false
 
     @classmethod
     def build(
@@ -102,7 +116,8 @@ class Runtime:
         metrics = Metrics(database, clock)
         knowledge = Knowledge.build(settings, database, embedder) if settings.knowledge else None
         shared = embedder or (knowledge.embedder if knowledge is not None else None)
-        incidents = build_incident_service(settings, clock, shared)
+        classification = build_classification(settings, lambda: database, shared)
+        incidents = build_incident_service(settings, clock, shared, classification)
         search = knowledge.service if knowledge is not None else None
         corrections = build_corrections(incidents, settings, shared)
         slack = SlackIntegration.build(settings, database, incidents, corrections, clock, search, standin_workspace)
@@ -125,7 +140,18 @@ class Runtime:
             quiet_after=settings.quiet_after,
         )
         return cls(
-            settings, database, metrics, incidents, writer, worker, maintenance, ingest, slack, knowledge, bot_url
+            settings,
+            database,
+            metrics,
+            incidents,
+            writer,
+            worker,
+            maintenance,
+            ingest,
+            slack,
+            knowledge,
+            bot_url,
+            classification,
         )
 
     def asgi_app(self, roles: frozenset[Role] = ALL_ROLES) -> Starlette:
@@ -151,6 +177,8 @@ class Runtime:
         if "worker" in roles:
             if self.knowledge is not None:
                 self.knowledge.indexer.start()  # opens (heals) the indexes first
+            if self.classification is not None and self.settings.process_deliveries:
+                self.classification.load()  # once, here: a model whose card does not match stops start-up
             if self.settings.process_deliveries:
                 self.worker.start()
             else:

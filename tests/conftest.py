@@ -81,6 +81,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         # Lifecycle tests pin the source's grouping, so that which incident an alert lands in is theirs to choose;
         # tests of correlation turn the learned correlator on with the session's embedder.
         correlation="source",
+        classification=False,  # the classifier embeds too; tests of classification turn it on
     )
 
 

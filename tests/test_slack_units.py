@@ -13,6 +13,7 @@ from bot.slack import commands, grammar
 from bot.slack.alert_groups import AlertLine
 from bot.slack.blocks import (
     ACK_ACTION,
+    CLASSIFY_ACTION,
     RESOLVE_ACTION,
     IncidentCard,
     button_value,
@@ -41,17 +42,18 @@ def test_incident_message_has_header_fields_context_and_buttons() -> None:
     kinds = [block["type"] for block in message["blocks"]]
     assert kinds == ["header", "section", "section", "context", "actions"]
     assert message["blocks"][0]["text"]["text"] == "[CRITICAL] Checkout 5xx above 5%"
-    buttons = message["blocks"][-1]["elements"]
+    *buttons, menu = message["blocks"][-1]["elements"]
     assert [(b["action_id"], b["value"]) for b in buttons] == [
         (ACK_ACTION, "incident:7"),
         (RESOLVE_ACTION, "incident:7"),
     ]
+    assert (menu["type"], menu["action_id"], len(menu["options"])) == ("static_select", CLASSIFY_ACTION, 10)
     assert "<http://prom/graph?g0|source 1>" in message["blocks"][3]["elements"][0]["text"]
 
 
 def test_acknowledged_has_only_resolve_and_resolved_has_no_buttons() -> None:
     acknowledged = incident_message(card(status="acknowledged", commander="alice"))
-    assert [b["action_id"] for b in acknowledged["blocks"][-1]["elements"]] == [RESOLVE_ACTION]
+    assert [b["action_id"] for b in acknowledged["blocks"][-1]["elements"]] == [RESOLVE_ACTION, CLASSIFY_ACTION]
     resolved = incident_message(card(status="resolved"))
     assert all(block["type"] != "actions" for block in resolved["blocks"])
 

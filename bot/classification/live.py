@@ -58,6 +58,10 @@ class LiveClassification:
         """The service whose timeline says what the model changed (it lists this listener: built after it)."""
         self._service = service
 
+    def load(self) -> None:
+        """Load the classifier now (the worker's start-up) rather than on the first prediction."""
+        _ = self.model
+
     @property
     def model(self) -> TextClassifier:
         """The classifier, loaded once (at the worker's start-up, or by its first prepare)."""

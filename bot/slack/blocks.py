@@ -16,17 +16,24 @@ from typing import Any
 from bot.knowledge.suggestions import RunbookHit, SimilarIncident, Suggestions
 from bot.slack.alert_groups import AlertGroup, AlertLine, compact_list, group_alerts
 from bot.slack.mrkdwn import channel, date, escape, join_within, link, plain
+from knowledge.classify.categories import CATEGORIES, CATEGORY_KEYS, UNCLASSIFIED, category
 
 ACK_ACTION = "incident_acknowledge"
 RESOLVE_ACTION = "incident_resolve"
 NOT_RELATED_ACTION = "alerts_not_related"
+CLASSIFY_ACTION = "incident_classify"  # the category menu of a post
+REPOST_ACTION = "incident_repost"  # "Re-post" in the route a person's category chose
 BUTTON_VALUE_PREFIX = "incident:"
 JOINED_VALUE_PREFIX = "joined:"
+CATEGORY_VALUE_PREFIX = "category:"
+REPOST_VALUE_PREFIX = "repost:"
 
 MAX_SECTION_CHARS = 3000
 MAX_FIELD_CHARS = 2000
 MAX_CONTEXT_CHARS = 3000
 MAX_HEADER_CHARS = 150
+MAX_BUTTON_TEXT = 75
+MAX_OPTION_CHARS = 75
 MAX_TEXT_CHARS = 4000  # chat.update refuses longer text; every text built here stays below it
 ALERTS_SHOWN = 10  # alert lines (groups) in a post or reply
 SOURCE_LINKS = 3
@@ -65,6 +72,9 @@ class IncidentCard:
     # How many alerts have each (name, status), when ``alerts`` is only the first of them; else None.
     alert_counts: Mapping[tuple[str, str], int] | None = None
     merged_into: int | None = None  # merged into that incident: the post says so and offers no buttons
+    category: str | None = None  # None: unclassified (the post offers the category menu)
+    category_source: str | None = None  # "model" | "person"; None: the model has not seen its latest alerts
+    category_confidence: float | None = None  # the model's
 
 
 def button_value(incident_id: int) -> str:
@@ -135,6 +145,7 @@ def incident_message(card: IncidentCard) -> dict[str, Any]:
         ("Alerts", str(card.alert_count)),
         ("Commander", escape(card.commander or "—", 500, one_line=True)),
         ("Incident", f"#{card.id}"),
+        ("Category", _category_text(card)),
     ]
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": header, "emoji": True}},
@@ -160,12 +171,89 @@ def incident_message(card: IncidentCard) -> dict[str, Any]:
         if card.status == "triggered":
             buttons.append(_button("Acknowledge", ACK_ACTION, card.id, style="primary"))
         buttons.append(_button("Resolve", RESOLVE_ACTION, card.id))
-        blocks.append({"type": "actions", "block_id": f"incident-{card.id}", "elements": buttons})
+        elements = [*buttons, _category_menu(card)]
+        blocks.append({"type": "actions", "block_id": f"incident-{card.id}", "elements": elements})
     title = escape(card.title, 1000, one_line=True)
     state = escape(card.status, 50) if card.merged_into is None else f"merged into #{card.merged_into}"
     text = f"{mark} [{escape(severity)}] {title} — {state} (incident #{card.id})"
     # parse=none: chat.update would otherwise parse the text the way a client does ("@channel" pings).
     return {"text": text, "blocks": blocks, "parse": "none"}
+
+
+def category_value(incident_id: int, key: str) -> str:
+    return f"{CATEGORY_VALUE_PREFIX}{incident_id}:{key}"
+
+
+def parse_category_value(value: str) -> tuple[int, str] | None:
+    """The incident and the category key in a category menu option's value, or None if it is not one of ours."""
+    prefix, _, rest = value.partition(":")
+    number, _, key = rest.partition(":")
+    if f"{prefix}:" != CATEGORY_VALUE_PREFIX or not number.isdigit() or len(number) > 12 or key not in CATEGORY_KEYS:
+        return None
+    return int(number), key
+
+
+def repost_value(incident_id: int, channel_name: str) -> str:
+    return f"{REPOST_VALUE_PREFIX}{incident_id}:{channel_name}"
+
+
+def parse_repost_value(value: str) -> tuple[int, str] | None:
+    """The incident and the route's channel in a "Re-post" button's value, or None if it is not one of ours."""
+    prefix, _, rest = value.partition(":")
+    number, _, channel_name = rest.partition(":")
+    if f"{prefix}:" != REPOST_VALUE_PREFIX or not number.isdigit() or len(number) > 12 or not channel_name:
+        return None
+    return int(number), channel_name
+
+
+def route_note(text: str, incident_id: int, route: str) -> dict[str, Any]:
+    """A thread reply (``text`` is mrkdwn already) saying that the incident's category now routes it to ``route``
+    (a channel name), with a button that re-posts it there."""
+    text = f"{text}\nWith this category it would now go to {channel(route)}; nothing already posted moved."
+    button = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": plain(f"Re-post in #{route}", MAX_BUTTON_TEXT)},
+        "action_id": REPOST_ACTION,
+        "value": repost_value(incident_id, route),
+    }
+    return {
+        "text": text,
+        "blocks": [
+            {"type": "section", "text": _mrkdwn(text)},
+            {"type": "actions", "block_id": f"repost-{incident_id}", "elements": [button]},
+        ],
+    }
+
+
+def _category_text(card: IncidentCard) -> str:
+    if card.category is None:
+        return f"{UNCLASSIFIED}: pick one in the menu"
+    title = escape(category(card.category).title)
+    if card.category_source == "person":
+        return f"{title} (set by a person)"
+    if card.category_confidence is not None:
+        return f"{title} ({card.category_confidence:.2f})"
+    return title
+
+
+def _category_menu(card: IncidentCard) -> dict[str, Any]:
+    """The categories' menu: an unclassified incident asks for a pick, a category shows as picked (to correct)."""
+    options = [
+        {
+            "text": {"type": "plain_text", "text": plain(c.title, MAX_OPTION_CHARS)},
+            "value": category_value(card.id, c.key),
+        }
+        for c in CATEGORIES
+    ]
+    menu: dict[str, Any] = {
+        "type": "static_select",
+        "action_id": CLASSIFY_ACTION,
+        "placeholder": {"type": "plain_text", "text": "Pick a category"},
+        "options": options,
+    }
+    if card.category is not None:
+        menu["initial_option"] = next(o for o in options if o["value"] == category_value(card.id, card.category))
+    return menu
 
 
 def knowledge_blocks(suggestions: Suggestions) -> list[dict[str, Any]]:

@@ -107,4 +107,7 @@ def load_card(session: Session, incident: Incident, *, knowledge: bool = False) 
         suggestions=suggestions,
         suggestions_pending=knowledge and suggestions is None,
         merged_into=incident.merged_into,
+        category=incident.category,
+        category_source=incident.category_source,
+        category_confidence=incident.category_confidence,
     )

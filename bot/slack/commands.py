@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from bot.slack import operations
 from bot.slack.errors import UsageError
 from bot.slack.grammar import (
+    CATEGORY,
     INCIDENT_COMMAND,
     INCIDENT_ID,
     MERGED,
@@ -148,6 +149,16 @@ SLASH_COMMANDS: tuple[SlashCommand, ...] = (
         writes=True,
         what=operations.CORRECT,
     ),
+    SlashCommand(
+        INCIDENT_COMMAND,
+        "classify",
+        (INCIDENT_ID, CATEGORY),
+        "set the category (what the post's menu does: routes by it, teaches the classifier)",
+        operations.classify,
+        Who.RESPONDERS,
+        writes=True,
+        what=operations.CLASSIFY,
+    ),
     SlashCommand(INCIDENT_COMMAND, "help", (), "this text", _help),
     SlashCommand(
         RUNBOOK_COMMAND,
@@ -160,7 +171,8 @@ SLASH_COMMANDS: tuple[SlashCommand, ...] = (
 )
 
 DESCRIPTIONS = {
-    INCIDENT_COMMAND: "List, show, find similar, acknowledge, resolve, declare, assign, merge and split incidents",
+    INCIDENT_COMMAND: "List, show, find similar, acknowledge, resolve, declare, assign, merge, split and classify "
+    "incidents",
     RUNBOOK_COMMAND: "Runbooks for a symptom or an alert name",
 }
 """What Slack shows beside each command in its menu (the manifests' ``description``)."""

@@ -19,6 +19,7 @@ MAX_NOTE = 2000
 MAX_TITLE = 200
 MAX_QUERY = 500
 MAX_SELECTOR = 200
+MAX_CATEGORY = 40
 _ID = re.compile(r"^#?([1-9][0-9]{0,11})$")
 _MENTION = re.compile(r"^<@([UW][A-Z0-9]{2,})(?:\|([^>]{1,80}))?>$")
 
@@ -54,6 +55,7 @@ QUERY = Param(Kind.TEXT, "QUERY", max_length=MAX_QUERY, noun="query", collapse=T
 TARGET = Param(Kind.INCIDENT_ID, "A")  # merge A B: A keeps the alerts
 MERGED = Param(Kind.INCIDENT_ID, "B")  # a second incident ID fills ``other_id``
 SELECTOR = Param(Kind.TEXT, "ALERTNAME|ALERT_ID", max_length=MAX_SELECTOR, noun="name or ID of an alert")
+CATEGORY = Param(Kind.TEXT, "CATEGORY", max_length=MAX_CATEGORY, noun="category", collapse=True)
 
 
 @dataclass(frozen=True, slots=True)

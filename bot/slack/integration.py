@@ -92,13 +92,14 @@ class SlackIntegration:
         # Writes go through the outbox only; its client never retries by itself (a blind re-post after a
         # dropped connection is how people get duplicate messages).
         outbox_client = WebClient(base_url=api_url, token=token, retry_handlers=[])
+        routed = [route.channel for route in settings.routes]
         suggester = Suggester(database, knowledge, clock) if knowledge is not None else None
         outbox = OutboxWorker(
             database,
             outbox_client,
             clock,
             responders=settings.responders,
-            channels=(settings.alerts_channel, *(route.channel for route in settings.routes)),
+            channels=(settings.alerts_channel, *routed),
             echo=mode == "standin",
             suggester=suggester,
         )
@@ -106,7 +107,16 @@ class SlackIntegration:
             suggester.on_stored = outbox.wake
         listener_client = WebClient(base_url=api_url, token=token)
         permissions = Permissions(settings.responders, listener_client)
-        services = SlackServices(database, incidents, corrections, permissions, clock, outbox.wake, knowledge)
+        services = SlackServices(
+            database,
+            incidents,
+            corrections,
+            permissions,
+            clock,
+            outbox.wake,
+            knowledge,
+            route_channels=frozenset(name.lstrip("#") for name in (settings.alerts_channel, *routed)),
+        )
         app = build_bolt_app(listener_client, services)
         integration = cls(
             mode=mode,

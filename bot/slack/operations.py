@@ -8,12 +8,17 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.classification import picks
 from bot.incidents import views
+from bot.incidents.errors import IncidentNotFound
 from bot.incidents.models import OPEN_STATUSES, Incident
 from bot.slack.blocks import runbook_line, similar_line
-from bot.slack.grammar import Command
+from bot.slack.errors import UsageError
+from bot.slack.grammar import Command, quote
+from bot.slack.models import OutboxItem, OutboxKind
 from bot.slack.mrkdwn import escape
 from bot.slack.services import SlackServices
+from knowledge.classify.categories import CATEGORY_KEYS
 
 LIST_LIMIT = 25
 
@@ -103,6 +108,56 @@ def not_related(invocation: Invocation, alert_ids: range) -> str:
         invocation.writing, invocation.incident_id, alert_ids, invocation.actor, invocation.user_name
     )
     return escape(outcome.message)
+
+
+CLASSIFY = "classify incidents"
+REPOST = "re-post incidents"
+REPOSTED = "reposted"  # the timeline entry: the old thread's last reply, before the post in the new route
+
+
+def classify(invocation: Invocation) -> str:
+    """A person's category (``/incident classify``, the post's menu): stored, and routes the incident."""
+    key = invocation.text.lower()
+    if key not in CATEGORY_KEYS:
+        valid = ", ".join(f"`{k}`" for k in CATEGORY_KEYS)
+        raise UsageError(f"`{quote(key)}` is not a category; the categories are {valid}.")
+    outcome = picks.pick(
+        invocation.services.incidents,
+        invocation.writing,
+        invocation.incident_id,
+        key,
+        invocation.actor,
+        invocation.user_name,
+    )
+    return escape(outcome.message)  # it names people: outside text
+
+
+def repost(invocation: Invocation, route: str) -> str:
+    """The "Re-post" button of a category's route note: the incident is posted in ``route`` (a channel name), and
+    its updates and replies go there from now on. The post it had stays as it is."""
+    services, session = invocation.services, invocation.writing
+    if route not in services.route_channels:
+        return f"{escape('#' + route, 80, one_line=True)} is not a channel incibot routes incidents to."
+    incident = session.get(Incident, invocation.incident_id, with_for_update=True)
+    if incident is None:
+        raise IncidentNotFound(invocation.incident_id)
+    if incident.merged_into is not None:
+        return f"Incident {incident.id} was merged into #{incident.merged_into}; re-post that one."
+    services.incidents.note(  # first, so this reply lands in the thread it leaves
+        session, incident, invocation.actor, REPOSTED, f"{invocation.user_name} re-posted it in #{route}."
+    )
+    now = services.clock()
+    session.add(
+        OutboxItem(
+            kind=OutboxKind.POST_INCIDENT,
+            incident_id=incident.id,
+            channel=route,
+            payload={},
+            not_before=now,
+            created_at=now,
+        )
+    )
+    return escape(f"Incident {incident.id} is being re-posted in #{route}; its updates go there from now on.")
 
 
 def list_open(invocation: Invocation) -> str:

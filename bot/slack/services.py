@@ -67,6 +67,7 @@ class SlackServices:
     clock: Callable[[], datetime]
     wake_outbox: Callable[[], None]
     knowledge: KnowledgeService | None = None  # None: search is off
+    route_channels: frozenset[str] = frozenset()  # the alerts channel and every route's (names): where to re-post
 
     def first_time(self, session: Session, key: str) -> bool:
         """Record that request ``key`` was handled; False if it already was (a retry or a replay)."""

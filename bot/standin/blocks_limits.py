@@ -21,6 +21,10 @@ MAX_ACTIONS_ELEMENTS = 25
 MAX_CONTEXT_ELEMENTS = 10
 MAX_BUTTON_TEXT = 75
 MAX_BUTTON_VALUE = 2_000
+MAX_SELECT_OPTIONS = 100
+MAX_OPTION_TEXT = 75
+MAX_OPTION_VALUE = 150
+MAX_PLACEHOLDER = 150
 MAX_ID = 255
 
 MESSAGE_BLOCK_TYPES = frozenset(
@@ -150,12 +154,39 @@ def _element_problems(element: Any, where: str) -> Iterator[str]:
     action_id = element.get("action_id")
     if action_id is not None and (not isinstance(action_id, str) or len(action_id) > MAX_ID):
         yield f"must be a string of at most {MAX_ID} characters [json-pointer:{where}/action_id]"
+    if element["type"] == "static_select":
+        yield from _static_select_problems(element, where)
     if element["type"] != "button":
         return
     yield from _text_problems(element.get("text"), f"{where}/text", MAX_BUTTON_TEXT, plain_only=True)
     value = element.get("value")
     if value is not None and (not isinstance(value, str) or len(value) > MAX_BUTTON_VALUE):
         yield f"must be less than {MAX_BUTTON_VALUE + 1} characters [json-pointer:{where}/value]"
+
+
+def _static_select_problems(element: dict[str, Any], where: str) -> Iterator[str]:
+    """A static select menu: 1 to 100 options of plain text (75) and a value (150), an optional plain-text
+    placeholder (150), and an initial option that is exactly one of its options."""
+    if "placeholder" in element:
+        yield from _text_problems(element["placeholder"], f"{where}/placeholder", MAX_PLACEHOLDER, plain_only=True)
+    options = element.get("options")
+    if not isinstance(options, list) or not 0 < len(options) <= MAX_SELECT_OPTIONS:
+        yield f"must provide 1 to {MAX_SELECT_OPTIONS} options [json-pointer:{where}/options]"
+        return
+    for number, option in enumerate(options):
+        yield from _option_problems(option, f"{where}/options/{number}")
+    if "initial_option" in element and element["initial_option"] not in options:
+        yield f"must match one of the options [json-pointer:{where}/initial_option]"
+
+
+def _option_problems(option: Any, where: str) -> Iterator[str]:
+    if not isinstance(option, dict):
+        yield f"must be an option object [json-pointer:{where}]"
+        return
+    yield from _text_problems(option.get("text"), f"{where}/text", MAX_OPTION_TEXT, plain_only=True)
+    value = option.get("value")
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_OPTION_VALUE:
+        yield f"must be a string of 1 to {MAX_OPTION_VALUE} characters [json-pointer:{where}/value]"
 
 
 _BLOCK_CHECKS = {

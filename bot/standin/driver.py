@@ -191,12 +191,14 @@ class SlackDriver:
         *,
         user: str = "U0ALICE",
         value: str | None = None,
+        option: str | None = None,
         via_socket: bool = False,
         signing: Signing | None = None,
         wait_responses: float = 0.0,
         expect_responses: int = 1,
     ) -> Delivery:
-        """``user`` clicks the button ``action_id`` of the message at ``message_ts`` (as the stand-in holds it)."""
+        """``user`` clicks the button ``action_id`` of the message at ``message_ts`` (as the stand-in holds it), or
+        picks the option whose value is ``option`` in the static select menu ``action_id``."""
         target = self._channel(channel)
         answer = self._standin.get(f"/_standin/messages/{quote(target['id'])}/{quote(message_ts)}")
         if answer.status_code == 404:
@@ -213,6 +215,12 @@ class SlackDriver:
             "type": element["type"],
             "action_ts": f"{time.time():.6f}",
         }
+        state: dict[str, Any] = {}
+        if element["type"] == "static_select":  # Slack sends the chosen option, and the menu's state, instead
+            chosen = _option(element, option)
+            action = {key: action[key] for key in ("action_id", "block_id", "type", "action_ts")}
+            action |= {"selected_option": chosen, "placeholder": element.get("placeholder")}
+            state = {str(block_id): {action_id: {"type": "static_select", "selected_option": chosen}}}
         payload = {
             "type": "block_actions",
             "user": {"id": user, "username": name, "name": name, "team_id": self.workspace.team_id},
@@ -230,7 +238,7 @@ class SlackDriver:
             "is_enterprise_install": False,
             "channel": {"id": target["id"], "name": target["name"]},
             "message": message,
-            "state": {"values": {}},
+            "state": {"values": state},
             "response_url": response_url,
             "actions": [action],
         }
@@ -410,6 +418,14 @@ def _find_action(blocks: list[Any], action_id: str) -> tuple[str | None, dict[st
             if isinstance(element, dict) and element.get("action_id") == action_id:
                 return block.get("block_id"), element
     raise LookupError(f"the message has no element with action_id {action_id!r}")
+
+
+def _option(element: dict[str, Any], value: str | None) -> dict[str, Any]:
+    """The option of a static select menu with ``value``, as Slack sends it."""
+    for option in element.get("options") or []:
+        if isinstance(option, dict) and option.get("value") == value:
+            return {"text": option.get("text"), "value": value}
+    raise LookupError(f"the menu {element.get('action_id')!r} has no option {value!r}")
 
 
 def _retry_reason(failed: Delivery) -> str:

@@ -6,6 +6,8 @@
 | action  | ``incident_acknowledge``           | ``actions.py``    |
 | action  | ``incident_resolve``               | ``actions.py``    |
 | action  | ``alerts_not_related``             | ``actions.py``    |
+| action  | ``incident_classify`` (a menu)     | ``actions.py``    |
+| action  | ``incident_repost``                | ``actions.py``    |
 | event   | ``app_mention``                    | ``events.py``     |
 | error   | every listener's unhandled errors  | ``errors.py``     |
 """

@@ -1,5 +1,6 @@
-"""The Acknowledge and Resolve buttons (the same operations as the matching subcommands), and the "Not related"
-button of "alerts joined" replies (its alerts leave the incident, like ``/incident split``)."""
+"""The Acknowledge and Resolve buttons and the category menu (the same operations as the matching subcommands),
+the "Not related" button of "alerts joined" replies (its alerts leave the incident, like ``/incident split``), and
+the "Re-post" button of a category's route note."""
 
 from __future__ import annotations
 
@@ -9,7 +10,17 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 
 from bot.slack import commands, operations
-from bot.slack.blocks import ACK_ACTION, NOT_RELATED_ACTION, RESOLVE_ACTION, parse_button_value, parse_joined_value
+from bot.slack.blocks import (
+    ACK_ACTION,
+    CLASSIFY_ACTION,
+    NOT_RELATED_ACTION,
+    REPOST_ACTION,
+    RESOLVE_ACTION,
+    parse_button_value,
+    parse_category_value,
+    parse_joined_value,
+    parse_repost_value,
+)
 from bot.slack.grammar import Command
 from bot.slack.listeners.errors import reported
 from bot.slack.operations import Invocation
@@ -34,6 +45,50 @@ def register(app: App, services: SlackServices) -> None:
         ack()
         with reported(body, respond):
             _not_related(services, body, action, respond)
+
+    @app.action(CLASSIFY_ACTION)
+    def category_menu(ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
+        ack()
+        with reported(body, respond):
+            _classify(services, body, action, respond)
+
+    @app.action(REPOST_ACTION)
+    def repost_button(ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
+        ack()
+        with reported(body, respond):
+            _repost(services, body, action, respond)
+
+
+def _classify(services: SlackServices, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
+    """A pick from a post's category menu: ``/incident classify`` with the option's category."""
+    parsed = parse_category_value(str((action.get("selected_option") or {}).get("value", "")))
+    if parsed is None:
+        respond(text="That menu does not belong to an incident.", response_type="ephemeral", replace_original=False)
+        return
+    incident_id, key = parsed
+    user_id, user_name = _user(body)
+    command = Command("classify", incident_id, text=key)
+    answer = commands.run(services, command, user_id, user_name, _request_key(user_id, action))
+    if body.get("response_url"):
+        respond(text=answer, response_type="ephemeral", replace_original=False)
+
+
+def _repost(services: SlackServices, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
+    parsed = parse_repost_value(str(action.get("value", "")))
+    if parsed is None:
+        respond(text="That button does not belong to an incident.", response_type="ephemeral", replace_original=False)
+        return
+    incident_id, route = parsed
+    user_id, user_name = _user(body)
+    services.permissions.check(user_id, operations.REPOST)
+    invocation = Invocation(services, Command("repost", incident_id), user_id, user_name)
+    answer = commands.write_once(
+        services,
+        _request_key(user_id, action),
+        lambda session: operations.repost(replace(invocation, session=session), route),
+    )
+    if body.get("response_url"):
+        respond(text=answer, response_type="ephemeral", replace_original=False)
 
 
 def _not_related(services: SlackServices, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:

@@ -92,7 +92,7 @@ def fingerprint(session: Session, incident: Incident) -> list[Any]:
     """What the main message shows that can change."""
     found = stored_suggestions(session, incident.id) is not None
     state = [str(incident.status), incident.alert_count, incident.commander, incident.severity, incident.title]
-    return [*state, found, incident.merged_into]
+    return [*state, found, incident.merged_into, incident.category]
 
 
 def _prepare_post(r: Render) -> Call:
@@ -115,7 +115,9 @@ def _prepare_update(r: Render) -> Call:
 
 def _prepare_reply(r: Render) -> Call:
     text = blocks.thread_text(str(r.item.payload.get("text", "")))
-    args = {"channel": r.channel, "thread_ts": r.incident.slack_ts, "text": text, "metadata": r.metadata}
+    repost_to = r.item.payload.get("repost_to")  # a person's category moved its route: offer to re-post it there
+    message = blocks.route_note(text, r.incident.id, str(repost_to)) if repost_to else {"text": text}
+    args = {"channel": r.channel, "thread_ts": r.incident.slack_ts, **message, "metadata": r.metadata}
     return r.call("chat.postMessage", args, thread_ts=r.incident.slack_ts)
 
 
