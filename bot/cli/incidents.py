@@ -1,4 +1,4 @@
-"""``incibot incidents list|show|ack|resolve|merge|split``."""
+"""``incibot incidents list|show|ack|resolve|merge|split|classify``."""
 
 from __future__ import annotations
 
@@ -8,15 +8,19 @@ import json
 import sys
 from typing import Any
 
+from bot.classification import picks
 from bot.incidents import views
 from bot.incidents.corrections import build_corrections
 from bot.incidents.errors import IncidentError
 from bot.runtime import build_incident_service, open_database
 from bot.settings import Settings
+from knowledge.classify.categories import CATEGORY_KEYS
 
 
 def register(commands: Any) -> None:
-    parser = commands.add_parser("incidents", help="list, show, acknowledge, resolve, merge and split incidents")
+    parser = commands.add_parser(
+        "incidents", help="list, show, acknowledge, resolve, merge, split and classify incidents"
+    )
     sub = parser.add_subparsers(dest="incidents_command", required=True, metavar="COMMAND")
 
     listing = sub.add_parser("list", help="incidents, newest first")
@@ -55,6 +59,14 @@ def register(commands: Any) -> None:
     split_parser.add_argument("selector", metavar="ALERTNAME|ALERT_ID", help="the alerts of that name, or that alert")
     split_parser.add_argument("--by", default=None, help="who splits (default: cli:$USER)")
     split_parser.set_defaults(handler=split)
+
+    classify_parser = sub.add_parser(
+        "classify", help="set an incident's category (routes it; stored for the classifier to learn from)"
+    )
+    classify_parser.add_argument("id", type=int)
+    classify_parser.add_argument("category", choices=CATEGORY_KEYS, metavar="CATEGORY", help=", ".join(CATEGORY_KEYS))
+    classify_parser.add_argument("--by", default=None, help="who classifies (default: cli:$USER)")
+    classify_parser.set_defaults(handler=classify)
 
 
 def list_incidents(settings: Settings, args: argparse.Namespace) -> int:
@@ -129,6 +141,11 @@ def merge(settings: Settings, args: argparse.Namespace) -> int:
 def split(settings: Settings, args: argparse.Namespace) -> int:
     corrections = build_corrections(build_incident_service(settings), settings)
     return _act(settings, lambda session: corrections.split(session, args.id, args.selector, _actor(args)))
+
+
+def classify(settings: Settings, args: argparse.Namespace) -> int:
+    service = build_incident_service(settings)
+    return _act(settings, lambda session: picks.pick(service, session, args.id, args.category, _actor(args)))
 
 
 def _act(settings: Settings, action: Any) -> int:
