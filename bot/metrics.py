@@ -2,24 +2,31 @@
 
 Counters are updated as things happen; the gauges that describe stored state (processing lag, open
 incidents, last delivery per source, incident documents waiting for the indexer) are read from the
-database at scrape time, so they are right after a restart and across processes.
+database at scrape time, so they are right after a restart and across processes. So are the models' drift
+figures (bot.registry.drift): decisions by outcome and confidence over the last day, people's corrections,
+each kind's champion version.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from prometheus_client import CollectorRegistry, Counter, disable_created_metrics, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from bot.db.database import Database
 from bot.incidents.models import OPEN_STATUSES, Incident
 from bot.ingest.models import Delivery, DeliveryStatus
 from bot.knowledge.models import IncidentDocument
+from bot.registry import drift
+from bot.registry.store import KINDS
 from knowledge.alerts import SEVERITY_ORDER
+
+DRIFT_WINDOW = timedelta(days=1)  # the models' decisions and confidence in /metrics: the last day's
 
 
 class Metrics:
@@ -104,3 +111,44 @@ class _StoredStateCollector(Collector):
             )
             backlog.add_metric([], float(unindexed or 0))
             yield backlog
+            yield from _model_drift(session, self._clock() - DRIFT_WINDOW)
+
+
+def _model_drift(session: Session, since: datetime) -> Iterator[Metric]:
+    decisions = GaugeMetricFamily(
+        "incibot_model_decisions",
+        "The models' decisions of the last day by outcome (correlate: joined, new; classify: classified, abstained).",
+        labels=["kind", "outcome"],
+    )
+    confidence = HistogramMetricFamily(
+        "incibot_model_confidence",
+        "Confidence of the last day's decisions (the correlator's join probability, the classifier's class).",
+        labels=["kind"],
+    )
+    for kind in KINDS:
+        observed = drift.observe(session, kind, since)
+        for outcome, count in observed.outcomes.items():
+            decisions.add_metric([kind, outcome], float(count))
+        buckets = [
+            (f"{bound:g}", float(count))
+            for bound, count in zip(drift.CONFIDENCE_BUCKETS, observed.confidences, strict=True)
+        ]
+        confidence.add_metric([kind], [*buckets, ("+Inf", float(observed.confidence_count))], observed.confidence_sum)
+    yield decisions
+    yield confidence
+    corrections = CounterMetricFamily(
+        "incibot_model_corrections",
+        "People's corrections by kind (merge, split, not_related, category).",
+        labels=["kind"],
+    )
+    for kind, count in sorted(drift.corrections(session).items()):
+        corrections.add_metric([kind], float(count))
+    yield corrections
+    champions = GaugeMetricFamily(
+        "incibot_model_champion",
+        "The serving version of each model kind (0: the packaged default).",
+        labels=["kind", "version"],
+    )
+    for kind, version in drift.champions(session).items():
+        champions.add_metric([kind, version], 1.0)
+    yield champions

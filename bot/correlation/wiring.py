@@ -6,17 +6,24 @@ import logging
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.correlation.live import LearnedCorrelation, ShadowCorrelation
 from bot.correlation.store import ProfileStore
+from bot.db.database import Database
 from bot.incidents.grouping import Correlation, SourceGrouping
+from bot.registry.store import champion_dir
 from bot.settings import Settings
 from knowledge.correlation.correlator import DEFAULT_THRESHOLD, CorrelationPolicy, Correlator
 from knowledge.correlation.topology import Topology
 from knowledge.embeddings import Embedder, load_embedder
+
+if TYPE_CHECKING:
+    from knowledge.correlation.model import PairModel
 
 log = logging.getLogger(__name__)
 
@@ -42,13 +49,32 @@ def models_dir(settings: Settings) -> Path:
 
 
 def build_correlator(settings: Settings, embedder: Embedder | None = None) -> Correlator:
-    """The learned correlator: the active pair model, its threshold, the topology file when one is set."""
-    from knowledge.correlation.model import load_pair_model  # scikit-learn: imported only where a model is used
-
-    model = load_pair_model(models_dir(settings))
+    """The learned correlator: the champion pair model, its threshold, the topology file when one is set."""
+    model = champion_pair_model(settings)
     topology = Topology.load(settings.topology_file) if settings.topology_file else None
     policy = correlation_policy(settings, model.threshold)
     return Correlator(model, LazyEmbedder(settings.embedding_model, embedder), topology, policy)
+
+
+def champion_pair_model(settings: Settings) -> PairModel:
+    """The model registry's correlate champion; the packaged default when there is none, when the registry
+    cannot be read, or when the champion's card does not match this code (said in one line)."""
+    from bot.registry import correlate  # scikit-learn: imported only where a model is used
+
+    database = Database(settings.effective_database_url, lock_timeout=settings.db_lock_timeout)
+    try:
+        with database.read() as session:
+            directory = champion_dir(session, correlate.KIND)
+    except SQLAlchemyError as exc:
+        log.warning("model registry unreadable (%s): the packaged pair model serves", str(exc).splitlines()[0])
+        directory = None
+    finally:
+        database.dispose()
+    try:
+        return correlate.load(directory)
+    except ValueError as exc:  # the registry's card check or the artefact's own
+        log.error("correlate champion refused: %s; the packaged pair model serves", exc)
+        return correlate.load(None)
 
 
 def correlation_policy(settings: Settings, threshold: float = DEFAULT_THRESHOLD) -> CorrelationPolicy:

@@ -1,4 +1,5 @@
-"""Runs the periodic jobs with APScheduler, in whichever process holds the maintenance lease."""
+"""Runs the periodic jobs with APScheduler, in whichever process holds the maintenance lease, and the nightly
+training (bot.scheduling.nightly) under its own daily lease."""
 
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from bot.db.database import Database
 from bot.incidents.service import IncidentService
 from bot.scheduling import jobs, lease
+from bot.scheduling.nightly import NightlyTraining
 
 log = logging.getLogger(__name__)
 
 LEASE_NAME = "maintenance"
+NIGHTLY_CHECK = timedelta(minutes=1)  # how often a process looks whether the nightly slot has come
 
 
 class Maintenance:
@@ -31,6 +34,7 @@ class Maintenance:
         retention: timedelta,
         quiet_after: timedelta,
         interval: timedelta = timedelta(seconds=30),
+        nightly: NightlyTraining | None = None,
     ) -> None:
         self._database = database
         self._incidents = incidents
@@ -38,6 +42,7 @@ class Maintenance:
         self._retention = retention
         self._quiet_after = quiet_after
         self._interval = interval
+        self._nightly = nightly
         self._holder = f"{socket.gethostname()}:{os.getpid()}"
         self._scheduler: BackgroundScheduler | None = None
 
@@ -65,6 +70,15 @@ class Maintenance:
             coalesce=True,
             id="maintenance",
         )
+        if self._nightly is not None:
+            scheduler.add_job(
+                self._safe_nightly,
+                "interval",
+                seconds=NIGHTLY_CHECK.total_seconds(),
+                max_instances=1,
+                coalesce=True,
+                id="nightly-training",
+            )
         scheduler.start()
         self._scheduler = scheduler
 
@@ -78,3 +92,10 @@ class Maintenance:
             self.run_once()
         except Exception:
             log.exception("maintenance run failed; will try again in %s", self._interval)
+
+    def _safe_nightly(self) -> None:
+        assert self._nightly is not None
+        try:
+            self._nightly.run_once()
+        except Exception:
+            log.exception("nightly training failed; the next slot will try again")
