@@ -47,12 +47,14 @@ def _post(bot: SlackBot, channel: str = "incidents") -> dict[str, Any]:
 
 def _field(post: dict[str, Any], name: str) -> str:
     fields = [field["text"] for block in post["blocks"] for field in block.get("fields", [])]
-    [value] = [text.split("\n", 1)[1] for text in fields if text.startswith(f"*{name}*")]
+    [value] = [str(text).split("\n", 1)[1] for text in fields if str(text).startswith(f"*{name}*")]
     return value
 
 
 def _menu(post: dict[str, Any]) -> dict[str, Any]:
-    [menu] = [e for b in post["blocks"] for e in b.get("elements", []) if e.get("action_id") == CLASSIFY_ACTION]
+    menus = [e for b in post["blocks"] for e in b.get("elements", []) if e.get("action_id") == CLASSIFY_ACTION]
+    assert len(menus) == 1
+    menu: dict[str, Any] = menus[0]
     return menu
 
 
