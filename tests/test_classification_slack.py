@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 from slack_sdk import WebClient
 from sqlalchemy import select
 
@@ -17,6 +18,7 @@ from bot.incidents.models import CategoryLabel
 from bot.ingest.models import Alert
 from bot.settings import Route, Settings
 from bot.slack.blocks import CLASSIFY_ACTION, REPOST_ACTION, category_value
+from bot.slack.notifier import ChannelRouter
 from bot.standin.workspace import DEFAULT_BOT_TOKEN
 from knowledge.classify.categories import CATEGORY_KEYS
 from knowledge.text import alert_text
@@ -149,3 +151,15 @@ def test_classify_command_validates_replaces_the_label_and_the_cli_does_the_same
     assert refused.value.code == 2
     error = capsys.readouterr().err
     assert "invalid choice: 'disk'" in error and all(key in error for key in CATEGORY_KEYS)
+
+
+def test_routes_key_on_category_or_labels_and_the_first_match_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INCIBOT_ROUTES", "team=payments:#pay, category=database:#db, service=orders:#orders")
+    router = ChannelRouter(Settings().routes, "#incidents")
+    assert router.channel_for([{"service": "orders"}], "database") == "db"  # the category rule comes first
+    assert router.channel_for([{"service": "orders", "team": "payments"}], "database") == "pay"
+    assert router.channel_for([{"service": "orders"}], "network") == "orders"
+    assert router.channel_for([{"category": "database"}], None) == "incidents"  # never an alert label
+    monkeypatch.setenv("INCIBOT_ROUTES", "category=databse:#db")
+    with pytest.raises(ValidationError, match=r"unknown category 'databse'.*one of compute, network"):
+        Settings()
