@@ -36,7 +36,7 @@ import numpy as np
 from bot.cli.replay import StreamLine, read_stream
 from bot.correlation.live import LearnedCorrelation
 from bot.correlation.store import ProfileStore
-from bot.correlation.wiring import build_correlator
+from bot.correlation.wiring import build_correlator, correlation_policy
 from bot.db import migrate
 from bot.db.database import Database
 from bot.incidents.models import Incident, IncidentStatus
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings(state_dir=Path(tmp), database_url=f"sqlite:///{tmp}/incibot.db", knowledge=False)
         database = Database(settings.effective_database_url)
         migrate.upgrade(database)
-        correlation = LearnedCorrelation(build_correlator(settings), ProfileStore(settings.reopen_window))
+        correlation = LearnedCorrelation(build_correlator(settings), ProfileStore(correlation_policy(settings).horizon))
         now = datetime.now(UTC)
         started = time.perf_counter()
         _build_state(database, correlation, faults, args.incidents, args.alerts_per_incident, now)

@@ -67,3 +67,33 @@ def test_a_recurrence_hours_after_the_resolve_is_a_new_incident(correlator: Corr
     pieces = _pieces(_lines(stream, tmp_path), correlator)
     first, second = pieces.values()
     assert not first & second
+
+
+def test_a_chatty_alert_stays_one_incident_and_swallows_no_lone_alert(correlator: Correlator, tmp_path: Any) -> None:
+    world = build_world(1, clusters=1)
+    cluster = world.cluster_names[0]
+    lone = [Scenario("noise", start_min=30 + 60 * i, duration_min=20, cluster=cluster) for i in range(8)]
+    stream = world.stream([Scenario("flap", start_min=0, duration_min=600, cluster=cluster), *lone])
+    lines = _lines(stream, tmp_path)
+    pieces = _pieces(lines, correlator)
+    chatty = next(line.truth for line in lines if line.truth and line.truth["kind"] == "flap")
+    assert chatty is not None
+    episodes = {line.alert.starts_at for line in lines if line.truth == chatty}
+    assert len(episodes) >= 5  # it fired again and again, with quiet spells between
+    (its_incident,) = pieces.pop(str(chatty["incident"]))  # one incident all day long
+    assert all(its_incident not in others for others in pieces.values())  # and no lone alert joined it
+
+
+def test_a_thousand_alert_storm_from_one_fault_is_one_incident(correlator: Correlator, tmp_path: Any) -> None:
+    world = build_world(4, clusters=1)
+    cluster = world.cluster_names[0]
+    node = world.busiest_node(cluster)
+    stream = world.stream(
+        [Scenario("node_failure", start_min=5, duration_min=40, cluster=cluster, root=node, spread=1.0)]
+    )
+    lines = _lines(stream, tmp_path)
+    firing = [line for line in lines if line.alert.status == "firing"]
+    assert len(firing) >= 1000
+    assert len({line.alert.fingerprint for line in firing}) >= 30  # many different alerts, not one re-sent
+    (pieces,) = _pieces(lines, correlator).values()
+    assert len(pieces) == 1

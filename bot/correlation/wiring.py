@@ -91,7 +91,8 @@ def build_correlation(settings: Settings, embedder: Embedder | None = None) -> C
     source = SourceGrouping(settings.reopen_window)
     if settings.correlation == "source":
         return source
-    learned = LearnedCorrelation(build_correlator(settings, embedder), ProfileStore(settings.reopen_window))
+    correlator = build_correlator(settings, embedder)
+    learned = LearnedCorrelation(correlator, ProfileStore(correlator.policy.horizon))
     if settings.correlation == "shadow":
         return ShadowCorrelation(source, learned)
     return learned

@@ -23,10 +23,12 @@ from knowledge.correlation.profile import IncidentProfile
 from knowledge.correlation.topology import FAR, Components, Topology
 
 DEFAULT_THRESHOLD = 0.5
-DEFAULT_REOPEN_WINDOW = timedelta(minutes=30)
+DEFAULT_REOPEN_WINDOW = timedelta(minutes=60)  # the service's default (INCIBOT_REOPEN_WINDOW)
 DEFAULT_MAX_SERVICES = 25
 DEFAULT_MAX_AGE = timedelta(hours=12)
 NEAR_MISS = 0.2  # a new incident names the closest candidate when it scored at least this
+CHATTY_EPISODES = 3  # a lone alert that fired this many times is chatty: its quiet spells may last longer
+CHATTY_WINDOW_FACTOR = 2  # ... and it rejoins its incident within this many reopen windows
 
 
 class PairScorer(Protocol):
@@ -63,6 +65,11 @@ class CorrelationPolicy:
     max_services: int = DEFAULT_MAX_SERVICES
     max_age: timedelta = DEFAULT_MAX_AGE
 
+    @property
+    def horizon(self) -> timedelta:
+        """How long a resolved incident stays a candidate at all (a chatty alert's rejoin window)."""
+        return self.reopen_window * CHATTY_WINDOW_FACTOR
+
 
 class Correlator:
     """Decides which incident an alert joins; the same class runs in the worker and in ``eval dedup``."""
@@ -86,14 +93,15 @@ class Correlator:
         self, facts: AlertFacts, at: datetime, candidates: Sequence[IncidentProfile]
     ) -> IncidentProfile | None:
         """The incident this very alert rejoins by rule: an open one that holds it (an earlier occurrence still
-        firing), or a lone alert's incident resolved within the reopen window (a flap). A resolved incident of
-        several alerts that held it is a candidate like any other: a shared symptom may belong to a new fault."""
+        firing), or a lone alert's incident resolved within the reopen window (a flap), or within
+        :data:`CHATTY_WINDOW_FACTOR` reopen windows once it has fired :data:`CHATTY_EPISODES` times (a chatty
+        alert, one incident all day). A resolved incident of several alerts that held it is a candidate like any
+        other: a shared symptom may belong to a new fault."""
         for candidate in sorted(candidates, key=lambda c: c.last_at, reverse=True):
             if facts.fingerprint not in candidate.fingerprints:
                 continue
-            if candidate.firing > 0 or (
-                candidate.fingerprints == {facts.fingerprint} and self._reopenable(candidate, at)
-            ):
+            lone = candidate.fingerprints == {facts.fingerprint}
+            if candidate.firing > 0 or (lone and self._rejoinable(candidate, at)):
                 return candidate
         return None
 
@@ -144,6 +152,12 @@ class Correlator:
         if candidate.firing > 0 or candidate.resolved_at is None:
             return True
         return at - candidate.resolved_at <= self.policy.reopen_window
+
+    def _rejoinable(self, lone: IncidentProfile, at: datetime) -> bool:
+        if self._reopenable(lone, at):
+            return True
+        chatty = lone.alerts >= CHATTY_EPISODES and lone.resolved_at is not None
+        return chatty and at - lone.resolved_at <= self.policy.horizon  # type: ignore[operator]
 
     def _guard(self, candidate: IncidentProfile, facts: AlertFacts, at: datetime) -> str | None:
         if facts.fingerprint in candidate.fingerprints:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from knowledge.correlation.correlator import Correlator, Decision
 from knowledge.correlation.facts import AlertFacts
@@ -60,9 +60,9 @@ class CandidateIndex:
 class CorrelationState:
     """Profiles and occurrences of a replayed stream; ``observe`` applies one delivery line."""
 
-    def __init__(self, correlator: Correlator, horizon: timedelta = timedelta(hours=2)) -> None:
+    def __init__(self, correlator: Correlator) -> None:
         self.correlator = correlator
-        self.horizon = horizon  # resolved incidents older than this are forgotten
+        self.horizon = correlator.policy.horizon  # resolved incidents older than this are forgotten
         self.profiles: dict[int, IncidentProfile] = {}
         self.index = CandidateIndex()
         self.occurrences: dict[tuple[str, str], int] = {}  # (fingerprint, starts) → incident
