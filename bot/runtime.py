@@ -29,6 +29,7 @@ from bot.knowledge.documents import DocumentRecorder
 from bot.knowledge.wiring import Knowledge
 from bot.metrics import Metrics
 from bot.processing.worker import ProcessingWorker
+from bot.scheduling.nightly import NightlyTraining
 from bot.scheduling.scheduler import Maintenance
 from bot.settings import Settings
 from bot.slack.integration import SlackIntegration
@@ -138,6 +139,9 @@ class Runtime:
             clock,
             retention=settings.retention,
             quiet_after=settings.quiet_after,
+            nightly=NightlyTraining(database, clock, at=settings.nightly_training)
+            if settings.nightly_training
+            else None,
         )
         return cls(
             settings,

@@ -5,7 +5,7 @@ Every field here appears once in the README's configuration table.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import time, timedelta
 from pathlib import Path
 from typing import Annotated, Literal, NamedTuple
 
@@ -83,6 +83,8 @@ class Settings(BaseSettings):
     knowledge: bool = True  # load the embedding model at start-up: runbooks and similar incidents in posts
     embedding_model: str = "all-MiniLM-L6-v2"
     classification: bool = True  # the worker classifies incidents (off: they stay unclassified until people pick)
+    # When (UTC) one process a day trains a challenger of each model and promotes it if it is not worse; "off": never.
+    nightly_training: Annotated[time | None, BeforeValidator(lambda v: None if v in ("off", "", None) else v)] = time(3)
     runbooks_dir: Path | None = None  # None: the sample runbooks shipped in knowledge/samples/runbooks
     index_dir: Path | None = None  # None: <state dir>/index
     index_save_interval: Duration = timedelta(seconds=60)

@@ -82,6 +82,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         # tests of correlation turn the learned correlator on with the session's embedder.
         correlation="source",
         classification=False,  # the classifier embeds too; tests of classification turn it on
+        nightly_training=None,  # a test run across 03:00 UTC must not train models
     )
 
 

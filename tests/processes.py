@@ -34,6 +34,7 @@ def incibot_env(state_dir: Path, database_url: str | None = None, **settings: st
     env["INCIBOT_KNOWLEDGE"] = "false"  # loading the model costs seconds per process; tests of search turn it on
     env["INCIBOT_CORRELATION"] = "source"  # likewise (it embeds alert texts); tests of correlation turn it on
     env["INCIBOT_CLASSIFICATION"] = "false"  # likewise; tests of classification turn it on
+    env["INCIBOT_NIGHTLY_TRAINING"] = "off"  # a test run across 03:00 UTC must not train models
     env.update({f"INCIBOT_{name.upper()}": value for name, value in settings.items()})
     env["PYTHONUNBUFFERED"] = "1"
     if INCIBOT[0] == sys.executable:
