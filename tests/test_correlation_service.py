@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from bot.correlation.live import LearnedCorrelation, ShadowCorrelation
 from bot.incidents.models import Incident, IncidentAlert
-from bot.ingest.models import Alert
+from bot.ingest.models import Alert, Delivery
 from bot.runtime import Runtime
 from bot.settings import Route, Settings
 from bot.standin.workspace import DEFAULT_BOT_TOKEN
@@ -142,6 +142,36 @@ def test_decisions_are_made_ahead_and_made_again_when_a_candidate_changed(stack_
         [incident] = stack.incidents()
         assert incident.alert_count == 3
         assert correlation.prepare(stack.runtime.database) == 0  # nothing left to decide
+
+
+def test_a_decision_that_no_longer_holds_waits_for_the_next_transaction_and_is_made_before_it(stack_for: Any) -> None:
+    for stack in stack_for():
+        correlation = stack.runtime.incidents.correlation
+        assert isinstance(correlation, LearnedCorrelation)
+        _node_failure(stack)
+        assert correlation.prepare(stack.runtime.database) == 3  # each decided against no incident at all
+        first, second, _ = _pending_deliveries(stack)
+        assert _apply(stack, first, decide_later=True) == 1  # its decision holds: it opens the incident
+        # The second alert's decision had not seen that incident: in a transaction that did work already it waits.
+        assert _apply(stack, second, decide_later=True) == 0
+        assert len(stack.links()) == 1
+        assert correlation.prepare(stack.runtime.database) >= 1  # decided again, outside any write transaction
+        assert _apply(stack, second, decide_later=True) == 1
+        [incident] = stack.incidents()
+        assert [link.incident_id for link in stack.links()] == [incident.id, incident.id]
+        assert stack.links()[1].decision == "learned"
+
+
+def _pending_deliveries(stack: Stack) -> list[Delivery]:
+    with stack.runtime.database.read() as session:
+        return list(session.scalars(select(Delivery).where(Delivery.status == "pending").order_by(Delivery.id)))
+
+
+def _apply(stack: Stack, delivery: Delivery, *, decide_later: bool) -> int:
+    with stack.runtime.database.write() as session:
+        return stack.runtime.incidents.apply_events(
+            session, delivery.events, delivery.received_at, decide_later=decide_later
+        )
 
 
 def test_shadow_mode_follows_source_groups_and_records_what_it_would_have_done(stack_for: Any) -> None:

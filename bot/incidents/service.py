@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from bot.db.database import Database
@@ -34,6 +35,19 @@ from knowledge.correlation.correlator import Decision
 SYSTEM_ACTOR = "incibot"
 MANUAL_SOURCE = "manual"
 _PRELOAD = 100  # alerts loaded per query while applying a delivery
+
+
+class DecideLater(Exception):
+    """Raised by a correlation's ``decide`` when :func:`may_decide_later` says so and no decision made ahead holds:
+    the event waits for the next transaction, and the decision is made before it, outside the write lock."""
+
+
+_DECIDE_LATER: ContextVar[bool] = ContextVar("decide_later", default=False)
+
+
+def may_decide_later() -> bool:
+    """Whether the event being applied may wait (:class:`DecideLater`) rather than be decided in this transaction."""
+    return _DECIDE_LATER.get()
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,19 +95,25 @@ class IncidentService:
         received_at: datetime,
         *,
         enough: Callable[[int], bool] = lambda _applied: False,
+        decide_later: bool = False,
     ) -> int:
         """Apply the occurrence changes one delivery recorded at ingest, in order; returns how many were applied.
 
         ``enough(applied)`` is asked after each event: when it says so, the rest is left for a later call (a
         large delivery is applied in chunks). Timeline entries are written once per incident and call (a
         500-alert group is one line), and an incident resolves by itself once no alert of it is firing.
+
+        ``decide_later``: the caller's transaction has done some work already, so a new occurrence whose decision
+        was not made ahead (or no longer holds) may stop the call there (:class:`DecideLater`), to be decided
+        before the next transaction instead of in this one. An event after one applied in this call may always.
         """
         changes: dict[int, _Changes] = {}
         applied = 0
         alerts: dict[int, Alert] = {}
+        owners: dict[int, Incident] = {}  # the incident each alert is linked to (kept up to date as they link)
         for index, event in enumerate(events):
-            if index % _PRELOAD == 0:  # one query per block instead of one per alert
-                alerts = _load_alerts(session, events[index : index + _PRELOAD])
+            if index % _PRELOAD == 0:  # two queries per block instead of two per alert
+                alerts, owners = _load_alerts(session, events[index : index + _PRELOAD])
             alert_id, action = event
             if not isinstance(alert_id, int) or not isinstance(action, str):
                 raise ValueError(f"malformed event {list(event)!r}")
@@ -101,15 +121,22 @@ class IncidentService:
             if alert is None:
                 raise LookupError(f"alert {alert_id} does not exist")
             if action == Action.FIRING:
-                incident, linked = self._on_firing(session, alert, received_at)
+                allowed = _DECIDE_LATER.set(decide_later or applied > 0)
+                try:
+                    incident, linked = self._on_firing(session, alert, received_at, owners.get(alert.id))
+                except DecideLater:
+                    break  # nothing of this event was written
+                finally:
+                    _DECIDE_LATER.reset(allowed)
+                owners[alert.id] = incident
                 if linked is not None:
                     changes.setdefault(incident.id, _Changes(incident)).linked.append(linked)
             elif action == Action.RESOLVED:
-                owner = _incident_of(session, alert.id)
+                owner = owners.get(alert.id)
                 if owner is not None:  # else it resolved before it ever fired: nothing was opened
                     changes.setdefault(owner.id, _Changes(owner)).resolved.append(alert)
             elif action == Action.ACKNOWLEDGE:
-                owner = _incident_of(session, alert.id)
+                owner = owners.get(alert.id)
                 if owner is not None and owner.status == IncidentStatus.TRIGGERED:
                     self._acknowledge(session, owner, alert.source, received_at)
             else:
@@ -121,9 +148,11 @@ class IncidentService:
             self._settle(session, change, received_at)
         return applied
 
-    def _on_firing(self, session: Session, alert: Alert, at: datetime) -> tuple[Incident, _Linked | None]:
-        """Link a new occurrence to its incident (reopened, joined or opened); None if already linked."""
-        owner = _incident_of(session, alert.id)
+    def _on_firing(
+        self, session: Session, alert: Alert, at: datetime, owner: Incident | None
+    ) -> tuple[Incident, _Linked | None]:
+        """Link a new occurrence to its incident (reopened, joined or opened); None if already linked (to
+        ``owner``)."""
         if owner is not None:
             return owner, None
         decision = self.correlation.decide(session, alert, at)
@@ -173,7 +202,7 @@ class IncidentService:
             SYSTEM_ACTOR,
             "reopened",
             f"Reopened: {alert.alertname} fired again within {_minutes(self._reopen_window)} of the resolve."
-            if alert.fingerprint in _fingerprints(session, incident.id)
+            if _holds_fingerprint(session, incident.id, alert.fingerprint)
             else f"Reopened: {alert.alertname} joined it ({decision.reason}).",
         )
 
@@ -203,14 +232,8 @@ class IncidentService:
         if not change.resolved:
             return
         incident.last_alert_at = at
-        still_firing = session.scalar(
-            select(func.count())
-            .select_from(IncidentAlert)
-            .join(Alert, Alert.id == IncidentAlert.alert_id)
-            .where(IncidentAlert.incident_id == incident.id, Alert.status == AlertStatus.FIRING.value)
-        )
         resolved = _describe("resolved", change.resolved)
-        if still_firing or not incident.is_open:
+        if not incident.is_open or _any_firing(session, incident.id):
             self._note(session, incident, at, SYSTEM_ACTOR, "alerts_resolved", resolved)
             return
         incident.status = IncidentStatus.RESOLVED
@@ -336,33 +359,48 @@ class IncidentService:
         return incident
 
 
-def _load_alerts(session: Session, events: Sequence[Sequence[object]]) -> dict[int, Alert]:
-    """The events' alerts by id, in one query. (Held here: the session's identity map keeps no strong reference,
-    so loading them only "into the session" let them go at once, and ``session.get`` queried each one again.)"""
+def _load_alerts(session: Session, events: Sequence[Sequence[object]]) -> tuple[dict[int, Alert], dict[int, Incident]]:
+    """The events' alerts by id, and the incidents those already linked belong to, in two queries. (Held here: the
+    session's identity map keeps no strong reference, so loading them only "into the session" let them go at
+    once, and ``session.get`` queried each one again.)"""
     ids = [event[0] for event in events if event and isinstance(event[0], int)]
-    return {alert.id: alert for alert in session.scalars(select(Alert).where(Alert.id.in_(ids)))}
+    alerts = {alert.id: alert for alert in session.scalars(select(Alert).where(Alert.id.in_(ids)))}
+    owners: dict[int, Incident] = {}
+    linked = select(IncidentAlert.alert_id, Incident).join(Incident, Incident.id == IncidentAlert.incident_id)
+    for alert_id, incident in session.execute(linked.where(IncidentAlert.alert_id.in_(ids))).tuples():
+        owners.setdefault(alert_id, incident)
+    return alerts, owners
 
 
-def _fingerprints(session: Session, incident_id: int) -> set[str]:
-    return set(
-        session.scalars(
-            select(Alert.fingerprint)
-            .join(IncidentAlert, IncidentAlert.alert_id == Alert.id)
-            .where(IncidentAlert.incident_id == incident_id)
-        )
+def _holds_fingerprint(session: Session, incident_id: int, fingerprint: str) -> bool:
+    """Whether an alert with ``fingerprint`` is linked to the incident (a storm's incident links thousands: one row
+    is looked for, none are loaded)."""
+    return _exists(
+        session,
+        select(IncidentAlert.alert_id)
+        .join(Alert, Alert.id == IncidentAlert.alert_id)
+        .where(IncidentAlert.incident_id == incident_id, Alert.fingerprint == fingerprint),
     )
+
+
+def _any_firing(session: Session, incident_id: int) -> bool:
+    """Whether any alert of the incident still fires (the first one found answers; none are counted)."""
+    return _exists(
+        session,
+        select(IncidentAlert.alert_id)
+        .join(Alert, Alert.id == IncidentAlert.alert_id)
+        .where(IncidentAlert.incident_id == incident_id, Alert.status == AlertStatus.FIRING.value),
+    )
+
+
+def _exists(session: Session, query: Select[tuple[int]]) -> bool:
+    return session.scalar(query.limit(1)) is not None
 
 
 def _service(alert: Alert) -> str | None:
     """The alert's service label, clipped to the column (it only names the incident to people)."""
     service = alert.normalized().service
     return service[:SERVICE_LENGTH] if service else None
-
-
-def _incident_of(session: Session, alert_id: int) -> Incident | None:
-    return session.scalars(
-        select(Incident).join(IncidentAlert).where(IncidentAlert.alert_id == alert_id).limit(1)
-    ).first()
 
 
 @dataclass(frozen=True, slots=True)
