@@ -36,8 +36,8 @@ log = logging.getLogger(__name__)
 
 MAX_BACKOFF = timedelta(minutes=5)
 BATCH = 100
-SQLITE_BATCH = 8
-SQLITE_HOLD_BUDGET = 0.004  # seconds of work per SQLite write transaction (each blocks ingestion)
+SQLITE_BATCH = 32
+SQLITE_HOLD_BUDGET = 0.012  # seconds of work per SQLite write transaction (each blocks ingestion)
 SQLITE_CHUNK_BUDGET = 0.05  # ... except for a chunk of a large delivery, which may hold it this long
 CHUNK_BUDGET = 0.5  # elsewhere, seconds per chunk (its incident rows stay locked, e.g. to an acknowledge)
 CHUNK_EVENTS = 500  # events of one delivery applied per transaction at most
@@ -76,6 +76,7 @@ class ProcessingWorker(BackgroundLoop):
         self._newest = 0  # the newest delivery id seen, and when: the arrival rate tells a storm
         self._events: dict[int, Sequence[Any]] = {}  # the events of deliveries in progress (they never change)
         self._checked = timer()
+        self._resume_at = 0.0  # on SQLite, when the next transaction may take the write lock (see step)
 
     def step(self) -> int:
         try:
@@ -89,10 +90,12 @@ class ProcessingWorker(BackgroundLoop):
         if processed and self._database.is_sqlite:
             # SQLite has one writer at a time and no queue for its lock. While deliveries pour in, or between
             # the chunks of a large one, leave the lock free: accepting alerts comes first, applying can catch up.
+            # The next round's prepare (outside the lock) counts towards that time; the rest is waited out before
+            # its transaction.
             if self._storming():
-                self.pause(self._held * STORM_YIELD_FACTOR)
+                self._resume_at = self._timer() + self._held * STORM_YIELD_FACTOR
             elif self._chunked:
-                self.pause(self._held * CHUNK_YIELD_FACTOR)
+                self._resume_at = self._timer() + self._held * CHUNK_YIELD_FACTOR
         return processed
 
     def _storming(self) -> bool:
@@ -106,6 +109,8 @@ class ProcessingWorker(BackgroundLoop):
         """Claim and process one batch; returns how much was done: deliveries finished (done or failed) and
         chunks applied of deliveries that go on."""
         self._incidents.prepare(self._database)  # model inference happens here, never inside the write lock
+        if (wait := self._resume_at - self._timer()) > 0:
+            self.pause(wait)
         now = self._clock()
         with self._database.write() as session:
             session.connection()  # BEGIN: on SQLite this waits for the write lock
@@ -123,11 +128,14 @@ class ProcessingWorker(BackgroundLoop):
                     # delivery in progress, when last in the batch, may still get its chunk.
                     blocked.add(delivery.order_key)
                     continue
-                if self._process(session, delivery, now, locked):
-                    progress += 1
+                before = delivery.events_applied
+                if self._process(session, delivery, now, locked, decide_later=progress > 0):
                     if delivery.status == DeliveryStatus.PENDING:  # more chunks to come: its group waits
                         blocked.add(delivery.order_key)
+                        if delivery.events_applied == before:
+                            continue  # its next event is decided first (outside this transaction)
                         self._chunked = True
+                    progress += 1
                 else:
                     blocked.add(delivery.order_key)
                     progress += delivery.status == DeliveryStatus.FAILED
@@ -159,13 +167,20 @@ class ProcessingWorker(BackgroundLoop):
         for delivery in candidates:
             first_in_batch.setdefault(delivery.order_key, delivery.id)
         keys = [key for key in first_in_batch if self._lock_group(session, key)]
+        # A group is ready when no pending delivery of it comes before its first in the batch (one waiting for a
+        # retry, or held by another worker). The candidates are the first due pending deliveries by id, so only
+        # pending ids below the last candidate's can be older: a short range of the queue index, where the group
+        # index would read every delivery its group ever had (a storm's groups have thousands of re-sends).
         oldest_pending = {
             key: first
             for key, first in session.execute(
                 select(Delivery.order_key, func.min(Delivery.id))
-                # SQLite's planner would otherwise scan every pending delivery through the status index.
-                .with_hint(Delivery, "INDEXED BY ix_deliveries_order_key", "sqlite")
-                .where(Delivery.status == DeliveryStatus.PENDING, Delivery.order_key.in_(keys))
+                .with_hint(Delivery, "INDEXED BY ix_deliveries_queue", "sqlite")
+                .where(
+                    Delivery.status == DeliveryStatus.PENDING,
+                    Delivery.id <= candidates[-1].id,
+                    Delivery.order_key.in_(keys),
+                )
                 .group_by(Delivery.order_key)
             )
         }
@@ -179,8 +194,12 @@ class ProcessingWorker(BackgroundLoop):
         lock_id = zlib.crc32(order_key.encode())
         return bool(session.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": lock_id}).scalar())
 
-    def _process(self, session: Session, delivery: Delivery, now: datetime, locked: float) -> bool:
-        """Apply the delivery's next chunk; False when it failed. It stays ``pending`` while chunks remain."""
+    def _process(
+        self, session: Session, delivery: Delivery, now: datetime, locked: float, *, decide_later: bool
+    ) -> bool:
+        """Apply the delivery's next chunk; False when it failed. It stays ``pending`` while chunks remain: also
+        when a new alert's correlation is to be decided before the next transaction (``decide_later``, see
+        :meth:`IncidentService.apply_events`)."""
         events = self._events.pop(delivery.id, None) or delivery.events
         try:
             with session.begin_nested():
@@ -190,6 +209,7 @@ class ProcessingWorker(BackgroundLoop):
                     events[start : start + self._chunk_events],
                     delivery.received_at,
                     enough=self._chunk_limit(locked),
+                    decide_later=decide_later,
                 )
                 if delivery.events_applied < len(events):
                     self._events[delivery.id] = events  # for its next chunk
