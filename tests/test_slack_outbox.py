@@ -500,12 +500,26 @@ def test_429_on_a_reply_pauses_new_posts_to_the_same_channel(bot: Bot) -> None:
     bot.declare("Search is slow")
     bot.pump()  # a new post to #incidents (by name): the channel is paused
     assert [call["status"] for call in bot.standin.calls("chat.postMessage")] == [200, 429]
-    bot.later(2)  # the pause is over: the reply goes first, then (a second later) the new post
+    bot.later(2)  # the pause is over: the new post goes first, then (a second later) the reply
     bot.later(1)
     first_message, second_message = bot.messages()
     assert [reply["text"] for reply in first_message["replies"]] == ["Acknowledged by alice."]
     assert "Search is slow" in second_message["text"]
     assert [call["status"] for call in bot.standin.calls("chat.postMessage")] == [200, 429, 200, 200]
+
+
+def test_a_new_incidents_post_goes_before_replies_queued_for_others_in_its_channel(bot: Bot) -> None:
+    first = bot.declare("Checkout is down")
+    bot.pump()
+    bot.clock.advance(seconds=5)
+    bot.acknowledge(first)  # a reply to #incidents, queued before the next incident opens
+    bot.declare("Search is slow")
+    bot.pump()  # one post a second in a channel: the new incident's
+    assert "Search is slow" in bot.standin.calls("chat.postMessage")[-1]["params"]["text"]
+    bot.later(1)
+    first_message, second_message = bot.messages()
+    assert [reply["text"] for reply in first_message["replies"]] == ["Acknowledged by alice."]
+    assert "Search is slow" in second_message["text"]
 
 
 # One failing item or channel never holds back the others (issue 8, defects 2, 4 and 6).

@@ -90,14 +90,16 @@ class OutboxWorker(BackgroundLoop):
     # --- one pass ----------------------------------------------------------------------------------
 
     def run_once(self) -> int:
-        """Send every due item that pacing allows; returns how many were attempted."""
+        """Send every due item that pacing allows, first posts first; returns how many were attempted."""
         now = self._clock()
         self._channels.set_up(now)
         with self._database.read() as session:
             due = session.execute(
                 select(OutboxItem.id, OutboxItem.kind, OutboxItem.channel, OutboxItem.incident_id)
                 .where(OutboxItem.status == OutboxStatus.PENDING, OutboxItem.not_before <= now)
-                .order_by(OutboxItem.id)
+                # New incidents' first posts before the rest: in a storm, replies to the incidents already
+                # posted would otherwise take every post a channel allows (one a second) while new ones wait.
+                .order_by(OutboxItem.kind != OutboxKind.POST_INCIDENT, OutboxItem.id)
                 .limit(200)
             ).all()
         attempted = 0
