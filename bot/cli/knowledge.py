@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bot.cli import correlation_eval
+from bot.cli import classify_eval, correlation_eval
 from bot.db import migrate
 from bot.knowledge.service import SIMILAR_MIN_SCORE
 from bot.knowledge.wiring import Knowledge, KnowledgeConfigurationError
@@ -54,6 +54,7 @@ def register(commands: Any) -> None:
     similar.add_argument("--model", default=None, help="embedding model (default: INCIBOT_EMBEDDING_MODEL)")
     similar.set_defaults(handler=eval_similar)
     correlation_eval.add_parser(eval_commands)
+    classify_eval.add_parser(eval_commands)
 
     knowledge = commands.add_parser("knowledge", help="search runbooks and past incidents; build the indexes")
     knowledge_commands = knowledge.add_subparsers(dest="knowledge_command", required=True, metavar="COMMAND")

@@ -19,9 +19,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.correlation.wiring import LazyEmbedder, correlation_policy, models_dir
+from bot.incidents.models import CategoryLabel
 from bot.registry import drift
 from bot.registry.data import Provenance, export_lines, json_line, pair_corrections, pair_line, provenance
 from bot.registry.lifecycle import challenge
@@ -31,7 +33,7 @@ from bot.runtime import open_database, utc_now
 from bot.settings import Settings
 from knowledge.correlation.features import FEATURES
 from knowledge.correlation.topology import Topology
-from knowledge.embeddings import EmbeddingModelError
+from knowledge.embeddings import EmbeddingModelError, load_embedder
 
 if TYPE_CHECKING:
     from knowledge.correlation.training import ExtraPairs, LabelledStream
@@ -84,6 +86,14 @@ def register(commands: Any) -> None:
         f"{CORRECTIONS_WEIGHT:g}; 0: leave them out)",
     )
     correlate.set_defaults(handler=train_correlate_command)
+    classify = kinds.add_parser("classify", help="the incident classifier (seed set plus people's category picks)")
+    classify.add_argument("--seed", type=int, default=1, help="the folds' and the estimator's seed")
+    classify.add_argument("--out", type=Path, default=None, help="artefact directory (default: the state dir's)")
+    classify.add_argument("--no-labels", action="store_true", help="leave out people's labels in the database")
+    classify.add_argument(
+        "--refit-prior", action="store_true", help="fit the seed prior again instead of the shipped one's"
+    )
+    classify.set_defaults(handler=train_classify_command)
     register_registry_commands(model_commands)
 
 
@@ -220,6 +230,69 @@ def people_corrections(settings: Settings, weight: float) -> tuple[list[ExtraPai
     last = max(pair.id for pair in pairs)
     description = f"corrections in the database ({len(pairs)} pairs, correlation_feedback ids up to {last})"
     return [ExtraPairs(rows, labels, weight, description)], {description: provenance(description, lines)}
+
+
+def train_classify_command(settings: Settings, args: argparse.Namespace) -> int:
+    from knowledge.classify.features import fit_seed_prior
+    from knowledge.classify.model import KIND
+    from knowledge.classify.seed import CATALOGUE, seed_examples, seed_groups
+    from knowledge.classify.training import data_source, train_classifier
+
+    seed = seed_examples()
+    texts, labels, groups = [text for text, _ in seed], [label for _, label in seed], seed_groups()
+    sources = [data_source(f"seed set {CATALOGUE.name}", texts, labels)]
+    if not args.no_labels:
+        picked = stored_category_labels(settings)
+        if picked:
+            texts += [text for text, _ in picked]
+            labels += [label for _, label in picked]
+            groups = groups + [f"label/{i}" for i in range(len(picked))]
+            sources.append(data_source("people's category labels", *map(list, zip(*picked, strict=True))))
+    command = shlex.join(
+        ["incibot", "models", "train", KIND, f"--seed={args.seed}"]
+        + (["--no-labels"] if args.no_labels else [])
+        + (["--refit-prior"] if args.refit_prior else [])
+    )
+    try:
+        embedder = load_embedder(settings.embedding_model)
+        prior = fit_seed_prior(embedder, args.seed) if args.refit_prior else None
+        model = train_classifier(
+            texts,
+            labels,
+            embedder,
+            seed=args.seed,
+            prior=prior,
+            groups=groups,
+            command=command,
+            sources=sources,
+            embedding_model=embedder.name,
+        )
+    except EmbeddingModelError as exc:
+        print(f"incibot: {exc}", file=sys.stderr)
+        return 1
+    directory = model.save(args.out or models_dir(settings) / KIND / model.card.version)
+    print(model.card.summary())
+    print(f"saved to {directory}")
+    return 0
+
+
+def stored_category_labels(settings: Settings) -> list[tuple[str, str]]:
+    """People's category picks from the database as ``(classifier input, category)`` (none without a database)."""
+    from knowledge.classify.inputs import incident_text
+
+    database = open_database(settings)
+    try:
+        with database.read() as session:
+            rows = session.execute(select(CategoryLabel.texts, CategoryLabel.category)).all()
+    except SQLAlchemyError as exc:
+        print(f"incibot: labels left out (database unavailable: {str(exc).splitlines()[0]})", file=sys.stderr)
+        return []
+    finally:
+        database.dispose()
+    picked = [(incident_text(texts), category) for texts, category in rows if texts]
+    if picked:
+        print(f"adding {len(picked)} category labels people picked")
+    return picked
 
 
 def list_models(settings: Settings, args: argparse.Namespace) -> int:
