@@ -82,6 +82,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     knowledge: bool = True  # load the embedding model at start-up: runbooks and similar incidents in posts
     embedding_model: str = "all-MiniLM-L6-v2"
+    model_threads: int = Field(default=1, gt=0)  # torch's CPU threads per service process (it shares its cores)
     classification: bool = True  # the worker classifies incidents (off: they stay unclassified until people pick)
     # When (UTC) one process a day trains a challenger of each model and promotes it if it is not worse; "off": never.
     nightly_training: Annotated[time | None, BeforeValidator(lambda v: None if v in ("off", "", None) else v)] = time(3)

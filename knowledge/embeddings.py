@@ -157,11 +157,18 @@ class Embedder:
 
 
 def load_embedder(
-    model: str | os.PathLike[str] | None = None, *, device: str = "cpu", batch_size: int = 64, cache_size: int = 10_000
+    model: str | os.PathLike[str] | None = None,
+    *,
+    device: str = "cpu",
+    batch_size: int = 64,
+    cache_size: int = 10_000,
+    threads: int | None = None,
 ) -> Embedder:
     """Load a sentence-transformers model from local files only and wrap it in an :class:`Embedder`.
 
     ``model``: ``None`` / ``"all-MiniLM-L6-v2"`` for the bundled, checksum-verified copy, or a directory.
+    ``threads``: torch's CPU threads for this whole process (``None``: torch's default, one per core). A service
+    that shares its cores with other processes runs faster on one: torch's threads spin while they wait.
     """
     # huggingface_hub reads HF_HUB_OFFLINE once, when it is first imported, into a module constant; setting it
     # after that import has no effect. sentence_transformers imports huggingface_hub, so set it here, before the
@@ -184,6 +191,10 @@ def load_embedder(
     except Exception as exc:
         raise EmbeddingModelError(f"cannot load embedding model {source.name!r} from {source.path}: {exc}") from exc
     st_model.eval()
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     embedder = Embedder(st_model, source.name, batch_size=batch_size, cache_size=cache_size)
     log.info(
         "loaded embedding model %s (%d dimensions) from %s in %.1fs",

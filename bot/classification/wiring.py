@@ -43,4 +43,4 @@ def load_champion(settings: Settings, database: Database, embedder: Embedder | N
             return TextClassifier.load(directory)
         except ValueError as exc:  # the artefact's card check
             log.error("classify champion refused: %s; the packaged classifier serves", exc)
-    return load_classifier(None, LazyEmbedder(settings.embedding_model, embedder))
+    return load_classifier(None, LazyEmbedder(settings.embedding_model, embedder, settings.model_threads))

@@ -31,16 +31,17 @@ log = logging.getLogger(__name__)
 class LazyEmbedder:
     """The configured embedder, loaded on first use (a CLI command that never correlates never loads it)."""
 
-    def __init__(self, model: str, loaded: Embedder | None = None) -> None:
+    def __init__(self, model: str, loaded: Embedder | None = None, threads: int | None = None) -> None:
         self._model = model
         self._embedder = loaded
+        self._threads = threads
         self._lock = threading.Lock()
 
     def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         if self._embedder is None:
             with self._lock:
                 if self._embedder is None:
-                    self._embedder = load_embedder(self._model)
+                    self._embedder = load_embedder(self._model, threads=self._threads)
         return self._embedder.embed(texts)
 
 
@@ -53,7 +54,7 @@ def build_correlator(settings: Settings, embedder: Embedder | None = None) -> Co
     model = champion_pair_model(settings)
     topology = Topology.load(settings.topology_file) if settings.topology_file else None
     policy = correlation_policy(settings, model.threshold)
-    return Correlator(model, LazyEmbedder(settings.embedding_model, embedder), topology, policy)
+    return Correlator(model, LazyEmbedder(settings.embedding_model, embedder, settings.model_threads), topology, policy)
 
 
 def champion_pair_model(settings: Settings) -> PairModel:
