@@ -34,8 +34,8 @@ from knowledge.correlation.correlator import TextEmbedder
 
 FEATURE_VERSION = 1  # bump when the features change: artefacts with another version are refused
 EMBEDDING_WEIGHT = 1.0
-DESCRIPTION_WEIGHT = 2.0
-PRIOR_WEIGHT = 1.5
+DESCRIPTION_WEIGHT = 1.0
+PRIOR_WEIGHT = 2.0
 PRIOR_FOLDS = 5
 WORD_PATTERN = r"(?u)\b\w+\b"  # one-letter words too (a "5xx", "N" for a number, "s3")
 
