@@ -24,13 +24,14 @@ from sqlalchemy import func, select
 from bot.incidents.models import Incident, TimelineEntry
 from bot.runtime import Runtime
 from bot.settings import Route, Settings
-from bot.slack.blocks import MAX_HEADER_CHARS, MAX_SECTION_CHARS
+from bot.slack.blocks import CLASSIFY_ACTION, MAX_HEADER_CHARS, MAX_SECTION_CHARS, RESOLVE_ACTION
 from bot.slack.models import OutboxItem, OutboxStatus
 from bot.slack.outbox import OutboxWorker
 from bot.standin.faults import FaultKind
 from bot.standin.server import StandinServer
 from bot.standin.workspace import BOT_USER_ID, DEFAULT_BOT_TOKEN, ChannelSeed, Workspace
 from bot.web.app import build_web_app
+from knowledge.classify.categories import CATEGORY_KEYS
 from knowledge.embeddings import Embedder
 from tests.conftest import auth
 from tests.support import FakeClock, am_alert, am_group, serve_in_thread
@@ -300,8 +301,11 @@ def test_deleted_message_is_reposted_and_relinked(bot: Bot) -> None:
     assert incident.slack_ts == message["ts"] != old_ts
     assert ":eyes: Acknowledged" in " ".join(section_texts(message))
     assert "acknowledged (incident" in message["text"]
+    # The repost is the acknowledged post: "Resolve" (no "Acknowledge" any more) and the category menu.
     actions = [block for block in message["blocks"] if block["type"] == "actions"]
-    assert [element["action_id"] for element in only(actions)["elements"]] == ["incident_resolve"]
+    assert [element["action_id"] for element in only(actions)["elements"]] == [RESOLVE_ACTION, CLASSIFY_ACTION]
+    menu = only(actions)["elements"][1]
+    assert menu["type"] == "static_select" and len(menu["options"]) == len(CATEGORY_KEYS)
     # The acknowledgement's thread reply lands in the new message's thread, not nowhere.
     assert [reply["text"] for reply in message["replies"]] == ["Acknowledged by alice."]
     assert all(item.status == OutboxStatus.DONE for item in bot.outbox())
