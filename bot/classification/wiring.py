@@ -18,8 +18,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-KIND = "classify"
-
 
 def build_classification(
     settings: Settings, database: Callable[[], Database], embedder: Embedder | None = None
@@ -34,13 +32,14 @@ def build_classification(
 def load_champion(settings: Settings, database: Database, embedder: Embedder | None = None) -> TextClassifier:
     """The registry's classify champion; the packaged default (version 0) when there is none, or when the
     champion's card does not match this code (said in one line)."""
-    from knowledge.classify.model import TextClassifier, load_classifier  # scikit-learn: only where a model is used
+    from bot.registry import classify  # scikit-learn: only where a model is used
 
+    lazy = LazyEmbedder(settings.embedding_model, embedder, settings.model_threads)
     with database.read() as session:
-        directory = champion_dir(session, KIND)
+        directory = champion_dir(session, classify.KIND)
     if directory is not None:
         try:
-            return TextClassifier.load(directory)
-        except ValueError as exc:  # the artefact's card check
+            return classify.load(directory, lazy)
+        except ValueError as exc:  # the registry's card check or the artefact's own
             log.error("classify champion refused: %s; the packaged classifier serves", exc)
-    return load_classifier(None, LazyEmbedder(settings.embedding_model, embedder, settings.model_threads))
+    return classify.load(None, lazy)

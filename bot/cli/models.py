@@ -19,11 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.correlation.wiring import LazyEmbedder, correlation_policy, models_dir
-from bot.incidents.models import CategoryLabel
 from bot.registry import drift
 from bot.registry.data import Provenance, export_lines, json_line, pair_corrections, pair_line, provenance
 from bot.registry.lifecycle import challenge
@@ -36,6 +34,7 @@ from knowledge.correlation.topology import Topology
 from knowledge.embeddings import EmbeddingModelError, load_embedder
 
 if TYPE_CHECKING:
+    from bot.registry.classify import Example
     from knowledge.correlation.training import ExtraPairs, LabelledStream
 
 # scikit-learn takes most of a second to import: the model modules are imported by the commands that use them,
@@ -88,7 +87,13 @@ def register(commands: Any) -> None:
     correlate.set_defaults(handler=train_correlate_command)
     classify = kinds.add_parser("classify", help="the incident classifier (seed set plus people's category picks)")
     classify.add_argument("--seed", type=int, default=1, help="the folds' and the estimator's seed")
-    classify.add_argument("--out", type=Path, default=None, help="artefact directory (default: the state dir's)")
+    classify.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="train on every example, write the artefact there and register nothing (default: the registry, as a "
+        "challenger trained outside the held-out split)",
+    )
     classify.add_argument("--no-labels", action="store_true", help="leave out people's labels in the database")
     classify.add_argument(
         "--refit-prior", action="store_true", help="fit the seed prior again instead of the shipped one's"
@@ -233,38 +238,54 @@ def people_corrections(settings: Settings, weight: float) -> tuple[list[ExtraPai
 
 
 def train_classify_command(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.registry import classify
     from knowledge.classify.features import fit_seed_prior
     from knowledge.classify.model import KIND
-    from knowledge.classify.seed import CATALOGUE, seed_examples, seed_groups
-    from knowledge.classify.training import data_source, train_classifier
+    from knowledge.classify.training import train_classifier
 
-    seed = seed_examples()
-    texts, labels, groups = [text for text, _ in seed], [label for _, label in seed], seed_groups()
-    sources = [data_source(f"seed set {CATALOGUE.name}", texts, labels)]
-    if not args.no_labels:
-        picked = stored_category_labels(settings)
-        if picked:
-            texts += [text for text, _ in picked]
-            labels += [label for _, label in picked]
-            groups = groups + [f"label/{i}" for i in range(len(picked))]
-            sources.append(data_source("people's category labels", *map(list, zip(*picked, strict=True))))
+    try:
+        people, current = _classify_state(settings, labels=not args.no_labels)
+    except SQLAlchemyError as exc:
+        print(f"incibot: database unavailable: {str(exc).splitlines()[0]}", file=sys.stderr)
+        if args.out is None:
+            return 1
+        people, current = [], None
+    if people:
+        print(f"{len(people)} category labels people picked")
+    examples = classify.seed_set() + people
+    held: list[classify.Example] = []
+    if args.out is None:
+        examples, held_out = classify.split(examples)
+        held = classify.comparable(held_out, current.card if current is not None else None)
+        if len(held) < classify.MIN_COMPARED:
+            version = current.version if current is not None else DEFAULT_VERSION
+            print(
+                f"{KIND}: kept the champion {version}: it was not trained on the held-out split, so it is compared "
+                f"on people's held-out labels only, and {len(held)} of {len(people)} are held out (at least "
+                f"{classify.MIN_COMPARED} needed); nothing trained"
+            )
+            return 0
     command = shlex.join(
         ["incibot", "models", "train", KIND, f"--seed={args.seed}"]
         + (["--no-labels"] if args.no_labels else [])
         + (["--refit-prior"] if args.refit_prior else [])
     )
+    found = classify.sources(examples)
+    if current is not None and args.out is None and classify.same_training(current.card, found, command):
+        print(f"{KIND}: kept the champion {current.version}: it was trained on the same data by the same command")
+        return 0
     try:
         embedder = load_embedder(settings.embedding_model)
         prior = fit_seed_prior(embedder, args.seed) if args.refit_prior else None
         model = train_classifier(
-            texts,
-            labels,
+            [e.text for e in examples],
+            [e.label for e in examples],
             embedder,
             seed=args.seed,
             prior=prior,
-            groups=groups,
+            groups=[e.group for e in examples],
             command=command,
-            sources=sources,
+            sources=classify.data_sources(found),
             embedding_model=embedder.name,
         )
     except EmbeddingModelError as exc:
@@ -273,26 +294,33 @@ def train_classify_command(settings: Settings, args: argparse.Namespace) -> int:
     directory = model.save(args.out or models_dir(settings) / KIND / model.card.version)
     print(model.card.summary())
     print(f"saved to {directory}")
+    if args.out is not None:
+        return 0
+    print(f"scoring the champion and the challenger on the {classify.describe(held)}")
+    database = open_database(settings)
+    try:
+        actor = f"incibot models train ({getpass.getuser()})"
+        verdict = classify.contest(database, model, found, held, actor=actor, now=utc_now(), embedder=embedder)
+    finally:
+        database.dispose()
+    print(verdict.summary())
     return 0
 
 
-def stored_category_labels(settings: Settings) -> list[tuple[str, str]]:
-    """People's category picks from the database as ``(classifier input, category)`` (none without a database)."""
-    from knowledge.classify.inputs import incident_text
+def _classify_state(settings: Settings, *, labels: bool) -> tuple[list[Example], ModelVersion | None]:
+    """People's category labels (none with ``labels`` false) and the classify champion's row (``None``: the
+    packaged default)."""
+    from bot.registry import classify
 
     database = open_database(settings)
     try:
         with database.read() as session:
-            rows = session.execute(select(CategoryLabel.texts, CategoryLabel.category)).all()
-    except SQLAlchemyError as exc:
-        print(f"incibot: labels left out (database unavailable: {str(exc).splitlines()[0]})", file=sys.stderr)
-        return []
+            people = classify.people_labels(session) if labels else []
+            current = champion(session, classify.KIND)
+            session.expunge_all()
     finally:
         database.dispose()
-    picked = [(incident_text(texts), category) for texts, category in rows if texts]
-    if picked:
-        print(f"adding {len(picked)} category labels people picked")
-    return picked
+    return people, current
 
 
 def list_models(settings: Settings, args: argparse.Namespace) -> int:

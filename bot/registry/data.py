@@ -83,7 +83,7 @@ def category_line(row: CategoryLabel, alert: Alert | None) -> dict[str, Any]:
 def export_lines(session: Session, features: Sequence[str]) -> Iterator[dict[str, Any]]:
     """Every correction as it is trained on: category lines, then correlation pairs (named ``features``)."""
     for label in category_corrections(session):
-        yield category_line(label, _first_alert(session, label.incident_id))
+        yield category_line(label, first_alert(session, label.incident_id))
     for pair in pair_corrections(session, len(features)):
         yield pair_line(pair, session.get(Alert, pair.alert_id) if pair.alert_id else None, features)
 
@@ -101,7 +101,8 @@ def json_line(line: dict[str, Any]) -> str:
     return json.dumps(line, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def _first_alert(session: Session, incident_id: int | None) -> Alert | None:
+def first_alert(session: Session, incident_id: int | None) -> Alert | None:
+    """An incident's first alert (the one its exported category line shows; ``None`` once it is gone)."""
     if incident_id is None:
         return None
     return session.scalars(
