@@ -96,10 +96,12 @@ class OutboxWorker(BackgroundLoop):
         with self._database.read() as session:
             due = session.execute(
                 select(OutboxItem.id, OutboxItem.kind, OutboxItem.channel, OutboxItem.incident_id)
+                .outerjoin(Incident, Incident.id == OutboxItem.incident_id)
                 .where(OutboxItem.status == OutboxStatus.PENDING, OutboxItem.not_before <= now)
                 # New incidents' first posts before the rest: in a storm, replies to the incidents already
                 # posted would otherwise take every post a channel allows (one a second) while new ones wait.
-                .order_by(OutboxItem.kind != OutboxKind.POST_INCIDENT, OutboxItem.id)
+                # A posted incident's items (a re-post in another route included) keep their order.
+                .order_by(~((OutboxItem.kind == OutboxKind.POST_INCIDENT) & Incident.slack_ts.is_(None)), OutboxItem.id)
                 .limit(200)
             ).all()
         attempted = 0
