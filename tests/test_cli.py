@@ -38,6 +38,7 @@ SUMMARY_KEYS = {
     "acknowledged_at",
     "resolved_at",
     "merged_into",
+    "category",
 }
 DELIVERY_KEYS = {"id", "source", "status", "received_at", "alerts", "attempts", "last_error"}
 ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - the address ``serve`` must refuse without a configured token

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from bot.incidents.views import facts
 from bot.ingest.auth import TokenVerifier, credential_from_headers
 from bot.ingest.generic import json_schema
 from bot.settings import Settings
@@ -116,3 +117,27 @@ def test_every_setting_is_in_the_readme_table() -> None:
     for name, field in Settings.model_fields.items():
         env = field.validation_alias if isinstance(field.validation_alias, str) else f"INCIBOT_{name.upper()}"
         assert f"| `{env}` |" in readme, env
+
+
+@pytest.mark.parametrize(
+    ("category", "source", "confidence", "shown"),
+    [
+        ("database", "model", 0.931, "database (model classify-1, confidence 0.93)"),
+        (None, "model", 0.42, "unclassified (model classify-1, confidence 0.42)"),
+        ("network", "person", None, "network (set by a person)"),
+        (None, None, None, "unclassified"),
+    ],
+)
+def test_incidents_show_says_the_category_and_who_set_it(
+    category: str | None, source: str | None, confidence: float | None, shown: str
+) -> None:
+    data = {
+        "status": "triggered",
+        "severity": "critical",
+        "category": category,
+        "category_source": source,
+        "category_confidence": confidence,
+        "category_model": "classify-1" if source == "model" else None,
+    }
+    assert ("Category", shown) in facts(data)
+    assert [label for label, _ in facts(data)][:3] == ["Status", "Severity", "Category"]

@@ -58,6 +58,7 @@ def summary(incident: Incident) -> dict[str, Any]:
         "acknowledged_at": _iso(incident.acknowledged_at),
         "resolved_at": _iso(incident.resolved_at),
         "merged_into": incident.merged_into,
+        "category": incident.category,  # None: unclassified
     }
 
 
@@ -71,6 +72,9 @@ def detail(incident: Incident, joins: Mapping[int, IncidentAlert] | None = None)
         "resolution_note": incident.resolution_note,
         "commander": incident.commander,
         "quiet_flagged_at": _iso(incident.quiet_flagged_at),
+        "category_source": incident.category_source,  # "model" or "person"
+        "category_confidence": incident.category_confidence,
+        "category_model": incident.category_model,
         "alerts": [
             {
                 "id": alert.id,
@@ -94,14 +98,28 @@ def detail(incident: Incident, joins: Mapping[int, IncidentAlert] | None = None)
     }
 
 
-FACT_KEYS = ("status", "merged_into", "severity", "service", "source", "alert_count", "commander", "opened_at",
-             "acknowledged_at", "acknowledged_by", "resolved_at", "resolved_by", "resolution_note")  # fmt: skip
+FACT_KEYS = ("status", "merged_into", "severity", "category", "service", "source", "alert_count", "commander",
+             "opened_at", "acknowledged_at", "acknowledged_by", "resolved_at", "resolved_by",
+             "resolution_note")  # fmt: skip
 
 
 def facts(data: dict[str, Any]) -> list[tuple[str, str]]:
     """The set fields of an incident's :func:`detail`, as (label, value) lines for people."""
-    shown = {**data, "merged_into": f"#{data['merged_into']}" if data.get("merged_into") else None}
+    shown = {
+        **data,
+        "merged_into": f"#{data['merged_into']}" if data.get("merged_into") else None,
+        "category": _category(data),
+    }
     return [(key.replace("_", " ").capitalize(), str(shown[key])) for key in FACT_KEYS if shown.get(key) is not None]
+
+
+def _category(data: dict[str, Any]) -> str:
+    category, source = data.get("category"), data.get("category_source")
+    if source == "person":
+        return f"{category} (set by a person)"
+    confidence = data.get("category_confidence")
+    by = f"model {data.get('category_model')}, confidence {confidence:.2f}" if confidence is not None else ""
+    return f"{category or 'unclassified'} ({by})" if by else (category or "unclassified")
 
 
 def _join(link: IncidentAlert | None) -> dict[str, Any]:
