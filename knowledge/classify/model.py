@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 import sklearn  # type: ignore[import-untyped]
 
+from knowledge.artefacts import artefact_dirs
 from knowledge.classify.features import FEATURE_VERSION, FeatureSpace, mean_vectors
 from knowledge.classify.inputs import incident_text
 from knowledge.correlation.correlator import TextEmbedder
@@ -245,17 +246,9 @@ def read_card(directory: Path) -> ClassifierCard:
     return card
 
 
-def artefacts(models_dir: Path) -> list[Path]:
-    """Retrained artefact directories under ``<models_dir>/classify/``, newest first (by name: the version)."""
-    root = models_dir / KIND
-    if not root.is_dir():
-        return []
-    return sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: p.name, reverse=True)
-
-
 def load_classifier(models_dir: Path | None, embedder: TextEmbedder | None) -> TextClassifier:
     """The newest valid artefact under ``<models_dir>/classify/``, else the shipped default."""
-    for directory in artefacts(models_dir) if models_dir is not None else []:
+    for directory in artefact_dirs(models_dir, KIND) if models_dir is not None else []:
         try:
             return TextClassifier.load(directory, embedder)
         except ClassifierError as exc:

@@ -23,6 +23,7 @@ import numpy.typing as npt
 import sklearn  # type: ignore[import-untyped]
 from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped]
 
+from knowledge.artefacts import artefact_dirs
 from knowledge.correlation.features import FEATURES
 
 log = logging.getLogger(__name__)
@@ -220,17 +221,9 @@ def new_version(created_at: datetime) -> str:
     return f"{KIND}-{created_at.strftime('%Y%m%d-%H%M%S')}"
 
 
-def artefacts(models_dir: Path) -> list[Path]:
-    """Retrained artefact directories under ``<models_dir>/correlate/``, newest first (by name: the version)."""
-    root = models_dir / KIND
-    if not root.is_dir():
-        return []
-    return sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: p.name, reverse=True)
-
-
 def load_pair_model(models_dir: Path | None = None) -> PairModel:
     """The newest valid retrained model under ``<models_dir>/correlate/``, else the shipped default."""
-    for directory in artefacts(models_dir) if models_dir is not None else []:
+    for directory in artefact_dirs(models_dir, KIND) if models_dir is not None else []:
         try:
             return PairModel.load(directory)
         except ModelError as exc:
