@@ -3,6 +3,9 @@
 Alert-driven changes (:meth:`IncidentService.apply_events`) are called by the processing worker inside its
 transaction; people's actions (:meth:`acknowledge`, :meth:`resolve`) by the CLI and Slack. Every change
 writes a timeline entry. A resolve is never inferred from an alert's absence.
+
+It stays one module on purpose: every change to an incident, from alerts or from people, passes through this one
+class, which keeps the status rules, the timeline and the correlation bookkeeping in step.
 """
 
 from __future__ import annotations
