@@ -1,11 +1,13 @@
 """Imports every model module so that ``Base.metadata`` is complete (for Alembic and tests)."""
 
+from bot.changes import models as changes
 from bot.db.base import Base
 from bot.incidents import models as incidents
 from bot.ingest import models as ingest
 from bot.knowledge import models as knowledge
 from bot.registry import models as registry
+from bot.remediation import models as remediation
 from bot.scheduling import models as scheduling
 from bot.slack import models as slack
 
-__all__ = ["Base", "incidents", "ingest", "knowledge", "registry", "scheduling", "slack"]
+__all__ = ["Base", "changes", "incidents", "ingest", "knowledge", "registry", "remediation", "scheduling", "slack"]
