@@ -89,6 +89,10 @@ class Settings(BaseSettings):
     runbooks_dir: Path | None = None  # None: the sample runbooks shipped in knowledge/samples/runbooks
     index_dir: Path | None = None  # None: <state dir>/index
     index_save_interval: Duration = timedelta(seconds=60)
+    # Remediation: off hides it; dry-run (the default, even with an actions file) records requests and approvals and
+    # shows what would be done without ever calling an executor; on runs approved actions (only when set so).
+    remediation: Literal["off", "dry-run", "on"] = "dry-run"
+    actions_file: Path | None = None  # the action catalogue (YAML); None: no actions
 
     # Slack. The three credentials keep Slack's own variable names.
     slack_bot_token: SecretStr | None = Field(default=None, validation_alias="SLACK_BOT_TOKEN")
