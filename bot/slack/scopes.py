@@ -59,6 +59,9 @@ METHODS: Final[Mapping[str, MethodScopes]] = {
     "users.info": MethodScopes(scope="users:read"),
     "users.list": MethodScopes(scope="users:read"),
     "apps.connections.open": MethodScopes(app_token=True, scope="connections:write"),
+    "views.open": MethodScopes(),  # modals need no scope, only a trigger id
+    "views.update": MethodScopes(),
+    "views.push": MethodScopes(),
 }
 """Slack's documented scopes per method (https://docs.slack.dev/reference/methods)."""
 

@@ -88,7 +88,15 @@ Handler = Callable[[Args], dict[str, Any]]
 class WebApi:
     """Dispatches ``POST /api/<method>`` to the method's handler, after checking the token and its scopes."""
 
-    def __init__(self, store: Store, workspace: Workspace, socket_url: Callable[[str], str], grants: Grants) -> None:
+    def __init__(
+        self,
+        store: Store,
+        workspace: Workspace,
+        socket_url: Callable[[str], str],
+        grants: Grants,
+        more: Mapping[str, Handler] | None = None,
+    ) -> None:
+        """``more``: methods answered elsewhere (the modals' ``views.*``, :mod:`bot.standin.views`)."""
         self._store = store
         self._ws = workspace
         self._bot = workspace.bot_user.id
@@ -109,6 +117,7 @@ class WebApi:
             "usergroups.users.list": self._group_users,
             "users.info": self._user_info,
             "apps.connections.open": self._connections_open,
+            **(more or {}),
         }
 
     @property

@@ -30,6 +30,7 @@ from bot.standin.ratelimits import RateLimiter
 from bot.standin.response_urls import ResponseUrls
 from bot.standin.socket_mode import SOCKET_PATH, NoConnection, SocketHub
 from bot.standin.store import Store
+from bot.standin.views import ClientRefused, ViewBook
 from bot.standin.workspace import User, Workspace
 
 
@@ -46,6 +47,7 @@ class Standin:
     inspector: Inspector
     clock: StandinClock
     rate_limits: RateLimiter
+    views: ViewBook
 
     @classmethod
     def open(
@@ -57,11 +59,12 @@ class Standin:
         store = Store(db_path)
         store.seed((workspace.bot_user, *workspace.users), workspace.channels, workspace.bot_user.id)
         hub = SocketHub(workspace.app_id)
-        api = WebApi(store, workspace, hub.issue_url, grants)
+        views = ViewBook(clock, workspace)
+        api = WebApi(store, workspace, hub.issue_url, grants, views.methods)
         responses = ResponseUrls(store, workspace.bot_user.id, clock)
         inspector = Inspector(store, api)
         limiter = RateLimiter(clock, enabled=rate_limits)
-        return cls(workspace, store, api, FaultBook(), hub, responses, inspector, clock, limiter)
+        return cls(workspace, store, api, FaultBook(), hub, responses, inspector, clock, limiter, views)
 
 
 def build_app(standin: Standin, drop_connection: Callable[[Scope], None]) -> Starlette:
@@ -193,6 +196,39 @@ def build_app(standin: Standin, drop_connection: Callable[[Scope], None]) -> Sta
             200, {"ok": True, "users": [{"id": u.id, "name": u.name, "is_bot": u.is_bot} for u in known]}
         )
 
+    async def trigger(request: Request) -> Response:
+        try:
+            body = _object(await request.body())
+            user, issued_ago = str(body["user"]), float(body.get("issued_ago", 0.0))
+        except (ValueError, KeyError, TypeError):
+            return json_response(400, {"ok": False, "error": 'give {"user": ID, "issued_ago"?: SECONDS}'})
+        return json_response(200, {"ok": True, "trigger_id": standin.views.mint_trigger(user, issued_ago)})
+
+    async def views(request: Request) -> Response:
+        return json_response(200, {"ok": True, "views": standin.views.stack(request.query_params.get("user", ""))})
+
+    async def submission(request: Request) -> Response:
+        try:
+            body = _object(await request.body())
+            user, values = str(body["user"]), dict(body.get("values") or {})
+            view = standin.views.submission(request.path_params["view_id"], user, values)
+        except ClientRefused as exc:
+            return json_response(422, {"ok": False, "error": str(exc)})
+        except LookupError as exc:
+            return _not_found(str(exc))
+        except (ValueError, KeyError, TypeError) as exc:
+            return json_response(400, {"ok": False, "error": str(exc)})
+        return json_response(200, {"ok": True, "view": view})
+
+    async def answer(request: Request) -> Response:
+        try:
+            body = _object(await request.body())
+            user, ack = str(body["user"]), body.get("ack")
+        except (ValueError, KeyError):
+            return json_response(400, {"ok": False, "error": 'give {"user": ID, "ack": ANSWER|null}'})
+        ack = ack if isinstance(ack, dict) else None
+        return json_response(200, standin.views.answer(request.path_params["view_id"], user, ack))
+
     async def socket_disconnect(request: Request) -> Response:
         try:
             reason = str(_object(await request.body() or b"{}").get("reason", "refresh_requested"))
@@ -221,6 +257,10 @@ def build_app(standin: Standin, drop_connection: Callable[[Scope], None]) -> Sta
         Route("/_standin/ratelimits", ratelimits, methods=["GET", "POST"]),
         Route("/_standin/clock", clock, methods=["GET", "POST"]),
         Route("/_standin/users", users, methods=["GET", "POST"]),
+        Route("/_standin/triggers", trigger, methods=["POST"]),
+        Route("/_standin/views", views, methods=["GET"]),
+        Route("/_standin/views/{view_id}/submission", submission, methods=["POST"]),
+        Route("/_standin/views/{view_id}/answer", answer, methods=["POST"]),
         WebSocketRoute(SOCKET_PATH, standin.hub.serve),
     ]
     return Starlette(routes=routes, middleware=[Middleware(_LoopbackOnly)])

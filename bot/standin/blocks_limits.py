@@ -30,6 +30,11 @@ MAX_ID = 255
 MESSAGE_BLOCK_TYPES = frozenset(
     {"actions", "context", "divider", "file", "header", "image", "markdown", "rich_text", "section", "video"}
 )
+MODAL_BLOCK_TYPES = MESSAGE_BLOCK_TYPES - {"markdown"} | {"input"}
+MAX_MODAL_BLOCKS = 100
+MAX_LABEL = 2_000
+MAX_INPUT_LENGTH = 3_000
+INPUT_ELEMENTS = frozenset({"plain_text_input", "static_select", "number_input"})
 
 
 class ContentError(Exception):
@@ -56,14 +61,17 @@ def check_message(text: str, blocks: Any, attachments: Any) -> None:
         raise ContentError("invalid_blocks", problems)
 
 
-def block_problems(blocks: list[Any]) -> Iterator[str]:
-    """Each way ``blocks`` breaks Block Kit's limits, as ``"<what> [json-pointer:/blocks/...]"``."""
-    if len(blocks) > MAX_BLOCKS:
-        yield f"must be less than {MAX_BLOCKS + 1} items [json-pointer:/blocks]"
+def block_problems(
+    blocks: list[Any], *, limit: int = MAX_BLOCKS, types: frozenset[str] = MESSAGE_BLOCK_TYPES, root: str = ""
+) -> Iterator[str]:
+    """Each way ``blocks`` breaks Block Kit's limits, as ``"<what> [json-pointer:/blocks/...]"``; a modal's
+    blocks pass their own ``limit`` and ``types`` and ``root="/view"``."""
+    if len(blocks) > limit:
+        yield f"must be less than {limit + 1} items [json-pointer:{root}/blocks]"
     seen_ids: set[str] = set()
     for index, block in enumerate(blocks):
-        where = f"/blocks/{index}"
-        if not isinstance(block, dict) or block.get("type") not in MESSAGE_BLOCK_TYPES:
+        where = f"{root}/blocks/{index}"
+        if not isinstance(block, dict) or block.get("type") not in types:
             yield f"must provide a known block type [json-pointer:{where}/type]"
             continue
         block_id = block.get("block_id")
@@ -189,7 +197,38 @@ def _option_problems(option: Any, where: str) -> Iterator[str]:
         yield f"must be a string of 1 to {MAX_OPTION_VALUE} characters [json-pointer:{where}/value]"
 
 
+def _input(block: dict[str, Any], where: str) -> Iterator[str]:
+    """An input block (modals only): a plain-text label, one input element, an optional hint."""
+    yield from _text_problems(block.get("label"), f"{where}/label", MAX_LABEL, plain_only=True)
+    if "hint" in block:
+        yield from _text_problems(block["hint"], f"{where}/hint", MAX_LABEL, plain_only=True)
+    if "optional" in block and not isinstance(block["optional"], bool):
+        yield f"must be a boolean [json-pointer:{where}/optional]"
+    element = block.get("element")
+    if not isinstance(element, dict) or element.get("type") not in INPUT_ELEMENTS:
+        yield f"must provide a known input element [json-pointer:{where}/element]"
+        return
+    yield from _element_problems(element, f"{where}/element")
+    if element["type"] == "plain_text_input":
+        yield from _text_input_problems(element, f"{where}/element")
+    if element["type"] == "number_input" and not isinstance(element.get("is_decimal_allowed"), bool):
+        yield f"must provide is_decimal_allowed [json-pointer:{where}/element/is_decimal_allowed]"
+
+
+def _text_input_problems(element: dict[str, Any], where: str) -> Iterator[str]:
+    if "placeholder" in element:
+        yield from _text_problems(element["placeholder"], f"{where}/placeholder", MAX_PLACEHOLDER, plain_only=True)
+    for key, low in (("min_length", 0), ("max_length", 1)):
+        value = element.get(key, low)
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= MAX_INPUT_LENGTH:
+            yield f"must be an integer from {low} to {MAX_INPUT_LENGTH} [json-pointer:{where}/{key}]"
+    initial = element.get("initial_value")
+    if initial is not None and (not isinstance(initial, str) or len(initial) > MAX_INPUT_LENGTH):
+        yield f"must be a string of at most {MAX_INPUT_LENGTH} characters [json-pointer:{where}/initial_value]"
+
+
 _BLOCK_CHECKS = {
+    "input": _input,
     "section": _section,
     "header": _header,
     "markdown": _markdown,

@@ -8,6 +8,11 @@ not acked are delivered again on Slack's schedule (soon, after a minute, after f
 what the bot posts to them after the ack is collected into the result. :class:`Signing` breaks the
 signature on purpose for negative tests. Signatures come from :mod:`bot.standin.signing`, never slack_sdk.
 
+Each slash command and click carries a ``trigger_id`` the stand-in minted for the user (good for 3 seconds
+of the stand-in's clock; ``trigger_age`` sends one that old already). :meth:`SlackDriver.view_submission`
+submits a modal the bot opened with it: the stand-in applies Slack's client-side rules first, then the bot's
+answer (``response_action``) to the user's view stack (:mod:`bot.standin.views`).
+
 It stays whole because the three kinds of request share their transports (HTTP, Socket Mode), signing and
 response collection.
 """
@@ -36,6 +41,10 @@ FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
 USER_AGENT = "Slackbot 1.0 (+https://api.slack.com/robots)"
 POLL_INTERVAL = 0.05
+
+
+class ClientRefusal(ValueError):
+    """Slack's client would not submit that (a required field empty, a value too long, an unknown option)."""
 
 
 class UnknownUser(LookupError):
@@ -86,6 +95,9 @@ class Delivery:
     response_url: str | None = None
     responses: list[dict[str, Any]] = field(default_factory=list)
     """The bodies the bot POSTed to ``response_url``, collected after the ack."""
+    view_outcome: dict[str, Any] | None = None
+    """For a view submission: how the stand-in applied the bot's answer (``ok``, ``action``, ``errors``,
+    ``error``, ``views``: the user's open views after it)."""
 
     @property
     def acked(self) -> bool:
@@ -155,6 +167,7 @@ class SlackDriver:
         signing: Signing | None = None,
         wait_responses: float = 0.0,
         expect_responses: int = 1,
+        trigger_age: float = 0.0,
     ) -> Delivery:
         """``command text`` typed by ``user`` in ``channel``; waits up to ``wait_responses`` seconds for
         ``expect_responses`` posts to the response URL after the ack. :class:`UnknownUser` or LookupError
@@ -175,7 +188,7 @@ class SlackDriver:
             "api_app_id": self.workspace.app_id,
             "is_enterprise_install": "false",
             "response_url": response_url,
-            "trigger_id": _trigger_id(),
+            "trigger_id": self._mint_trigger(user, trigger_age),
         }
         if via_socket:
             delivery = self._over_socket("slash_commands", fields, accepts_response_payload=True)
@@ -196,6 +209,7 @@ class SlackDriver:
         signing: Signing | None = None,
         wait_responses: float = 0.0,
         expect_responses: int = 1,
+        trigger_age: float = 0.0,
     ) -> Delivery:
         """``user`` clicks the button ``action_id`` of the message at ``message_ts`` (as the stand-in holds it), or
         picks the option whose value is ``option`` in the static select menu ``action_id``."""
@@ -232,7 +246,7 @@ class SlackDriver:
                 "channel_id": target["id"],
                 "is_ephemeral": False,
             },
-            "trigger_id": _trigger_id(),
+            "trigger_id": self._mint_trigger(user, trigger_age),
             "team": {"id": self.workspace.team_id, "domain": self.workspace.domain},
             "enterprise": None,
             "is_enterprise_install": False,
@@ -248,6 +262,63 @@ class SlackDriver:
             body = urlencode({"payload": orjson.dumps(payload).decode()}).encode()
             delivery = self._over_http(body, FORM, signing)
         return self._with_responses(delivery, response_url, wait_responses, expect_responses)
+
+    def views(self, user: str = "U0ALICE") -> list[dict[str, Any]]:
+        """The modals open for ``user``, root first."""
+        views: list[dict[str, Any]] = (
+            self._standin.get("/_standin/views", params={"user": user}).raise_for_status().json()["views"]
+        )
+        return views
+
+    def view_submission(
+        self,
+        values: Mapping[str, str | None] | None = None,
+        *,
+        user: str = "U0ALICE",
+        view_id: str | None = None,
+        via_socket: bool = False,
+        signing: Signing | None = None,
+    ) -> Delivery:
+        """``user`` submits their open modal (``view_id``, default the top one) with ``values`` by input block id
+        (the text typed, or the value of the option picked; blocks left out keep their initial value).
+        ClientRefusal for what Slack's client would not send; the delivery's ``view_outcome`` says how the
+        bot's answer was applied."""
+        if view_id is None:
+            stack = self.views(user)
+            if not stack:
+                raise LookupError(f"{user} has no modal open")
+            view_id = str(stack[-1]["id"])
+        submitted = self._standin.post(
+            f"/_standin/views/{quote(view_id)}/submission", json={"user": user, "values": dict(values or {})}
+        )
+        if submitted.status_code == 422:
+            raise ClientRefusal(submitted.json()["error"])
+        if submitted.status_code == 404:
+            raise LookupError(submitted.json()["error"])
+        name = self._user_name(user)
+        payload = {
+            "type": "view_submission",
+            "team": {"id": self.workspace.team_id, "domain": self.workspace.domain},
+            "user": {"id": user, "username": name, "name": name, "team_id": self.workspace.team_id},
+            "api_app_id": self.workspace.app_id,
+            "token": self._token,
+            "trigger_id": self._mint_trigger(user, 0.0),
+            "view": submitted.raise_for_status().json()["view"],
+            "response_urls": [],
+            "is_enterprise_install": False,
+            "enterprise": None,
+        }
+        if via_socket:
+            delivery = self._over_socket("interactive", payload)
+        else:
+            body = urlencode({"payload": orjson.dumps(payload).decode()}).encode()
+            delivery = self._over_http(body, FORM, signing)
+        if delivery.acked:
+            answer = {"user": user, "ack": delivery.ack_payload}
+            delivery.view_outcome = (
+                self._standin.post(f"/_standin/views/{quote(view_id)}/answer", json=answer).raise_for_status().json()
+            )
+        return delivery
 
     def event(
         self,
@@ -386,6 +457,11 @@ class SlackDriver:
         found: dict[str, Any] = answer.raise_for_status().json()
         return found
 
+    def _mint_trigger(self, user: str, age: float) -> str:
+        minted = self._standin.post("/_standin/triggers", json={"user": user, "issued_ago": age})
+        trigger_id: str = minted.raise_for_status().json()["trigger_id"]
+        return trigger_id
+
     def _mint_response_url(self, channel_id: str, user: str, message_ts: str | None = None) -> str:
         body = {"channel": channel_id, "user": user, "message_ts": message_ts}
         url: str = self._standin.post("/_standin/response_urls", json=body).raise_for_status().json()["url"]
@@ -446,7 +522,3 @@ def _json_object(body: bytes) -> dict[str, Any] | None:
 
 def _random(alphabet: str, length: int) -> str:
     return "".join(secrets.choice(alphabet) for _ in range(length))
-
-
-def _trigger_id() -> str:
-    return f"{_random(string.digits, 13)}.{_random(string.digits, 11)}.{secrets.token_hex(16)}"

@@ -33,6 +33,9 @@ METHOD_TIERS: Final = {
     "auth.test": 4,  # "special" at Slack, generous
     "chat.postEphemeral": 4,
     "users.info": 4,
+    "views.open": 4,
+    "views.push": 4,
+    "views.update": 4,
 }
 """Each method's tier, from its page at https://docs.slack.dev/reference/methods."""
 POST_PER_CHANNEL_PER_SECOND: Final = 1.0

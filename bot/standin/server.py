@@ -236,6 +236,10 @@ class StandinServer:
         """Move the stand-in's clock forward (``POST /_standin/clock``)."""
         self.clock.advance(seconds)
 
+    def views(self, user: str) -> list[dict[str, Any]]:
+        """The modals open for ``user``, root first (``GET /_standin/views?user=``)."""
+        return self._parts.views.stack(user)
+
     def add_user(self, user: User, channels: tuple[str, ...] = ()) -> None:
         """Add a workspace member, in ``channels`` (``POST /_standin/users``); ValueError if the id is taken."""
         if not self._parts.store.add_user(user):
