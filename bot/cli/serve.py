@@ -19,6 +19,7 @@ from bot.db import migrate
 from bot.ingest import token_file
 from bot.knowledge.wiring import KnowledgeConfigurationError
 from bot.loopback import is_loopback
+from bot.remediation.catalogue import CatalogueError
 from bot.runtime import Runtime, open_database
 from bot.settings import Settings
 from bot.slack.integration import SlackConfigurationError
@@ -69,7 +70,7 @@ def run_serve(settings: Settings, args: argparse.Namespace) -> int:
         runtime = Runtime.build(
             settings, ingest_tokens=tokens, database=database, bot_url=f"http://{args.host}:{args.port}"
         )
-    except (SlackConfigurationError, KnowledgeConfigurationError) as exc:
+    except (SlackConfigurationError, KnowledgeConfigurationError, CatalogueError) as exc:
         database.dispose()
         print(f"incibot: {exc}", file=sys.stderr)
         return 2

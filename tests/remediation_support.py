@@ -1,0 +1,144 @@
+"""For the remediation flow tests: a recording HTTP target on loopback, a catalogue pointing at it, an incident,
+and the service with its runner as the runtime wires them (real executor, real database)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from bot.db.database import Database
+from bot.incidents.models import Incident
+from bot.remediation.catalogue import Catalogue
+from bot.remediation.executors import CatalogueExecutor
+from bot.remediation.runner import Notice, Runner
+from bot.remediation.service import Mode, RemediationService
+from tests.support import T0, FakeClock
+
+REQUESTER, ALICE, BOB, CAROL, MALLORY = "U0REQUESTER", "U0ALICE", "U0BOB", "U0CAROL", "U0MALLORY"
+ONCALL = "S0ONCALL"  # a user group: its members come from the resolver
+
+
+@dataclass
+class Target:
+    """A loopback HTTP endpoint that records every call; ``status`` and ``delay`` shape its answers."""
+
+    url: str = ""
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    status: int = 200
+    delay: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def count(self) -> int:
+        with self.lock:
+            return len(self.calls)
+
+
+@contextmanager
+def recording_target() -> Iterator[Target]:
+    target = Target()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            with target.lock:
+                target.calls.append({"key": self.headers.get("Idempotency-Key"), "body": json.loads(body or b"null")})
+            time.sleep(target.delay)
+            payload = json.dumps({"ok": target.status < 300}).encode()
+            try:
+                self.send_response(target.status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+            except OSError:
+                pass  # the caller gave up (timeout) or was killed
+
+        def log_message(self, *_args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    target.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/restart"
+    try:
+        yield target
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def catalogue_text(url: str, *, idempotent: bool = False) -> str:
+    """Three http actions on one target URL: no approval (low), one (medium), two (high)."""
+    actions = []
+    for name, risk, approvals in (("flush-cache", "low", 0), ("restart", "medium", 1), ("failover", "high", 2)):
+        actions.append(
+            f"""
+  - name: {name}
+    description: {name} a service
+    executor: {{type: http, url: "{url}", body: {{service: "{{service}}", replicas: "{{replicas}}"}}}}
+    params:
+      service: {{type: string, pattern: "[a-z0-9-]{{1,40}}", default: "{{labels.service}}"}}
+      replicas: {{type: integer, min: 1, max: 10, default: 2}}
+    target: "{{service}}"
+    risk: {risk}
+    approvals: {approvals}
+    approvers: [{ALICE}, {BOB}, {ONCALL}]
+    expiry: 15m
+    timeout: 1s
+    idempotent: {str(idempotent).lower()}
+"""
+        )
+    return "actions:" + "".join(actions)
+
+
+def write_catalogue(directory: Path, url: str, *, idempotent: bool = False) -> Path:
+    path = directory / "actions.yml"
+    path.write_text(catalogue_text(url, idempotent=idempotent))
+    return path
+
+
+def add_incident(database: Database) -> int:
+    with database.write() as session:
+        incident = Incident(
+            title="checkout 5xx", severity="critical", source="generic", group_key="g", opened_at=T0, last_alert_at=T0
+        )
+        session.add(incident)
+        session.flush()
+        return incident.id
+
+
+@dataclass
+class Flow:
+    """A service and runner on one database, with a settable group membership and the notices received."""
+
+    service: RemediationService
+    runner: Runner
+    clock: FakeClock
+    members: set[str]
+    notices: list[Notice]
+
+
+def build_flow(database: Database, catalogue_path: Path, *, mode: Mode = "on", clock: FakeClock | None = None) -> Flow:
+    catalogue = Catalogue.load(catalogue_path)
+    members = {CAROL}
+    notices: list[Notice] = []
+    clock = clock or FakeClock()
+    service = RemediationService(
+        database,
+        clock=clock,
+        catalogue=catalogue,
+        executor=CatalogueExecutor.build(catalogue),
+        mode=mode,
+        resolve_group=lambda group: set(members) if group == ONCALL else set(),
+    )
+    runner = Runner(service, notices.append, workers=2, poll=0.05)
+    service.on_approved = runner.wake
+    return Flow(service, runner, clock, members, notices)
