@@ -15,7 +15,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from knowledge.classify.categories import CATEGORY_KEYS
 from knowledge.runbooks import SAMPLE_RUNBOOKS
 
-SOURCES: tuple[str, ...] = ("alertmanager", "grafana", "pagerduty", "generic")
+SOURCES: tuple[str, ...] = ("alertmanager", "grafana", "pagerduty", "generic", "changes")  # token scopes
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 

@@ -18,7 +18,9 @@ class TokenVerifier:
     """
 
     def __init__(self, tokens: Iterable[tuple[str | None, SecretStr]]) -> None:
-        self._tokens = [(source, _digest(secret.get_secret_value())) for source, secret in tokens]
+        given = list(tokens)
+        self._tokens = [(source, _digest(secret.get_secret_value())) for source, secret in given]
+        self._keys = [(source, secret.get_secret_value().encode()) for source, secret in given]
 
     @property
     def configured(self) -> bool:
@@ -32,6 +34,20 @@ class TokenVerifier:
         for token_source, token in self._tokens:  # no early exit: timing does not reveal which matched
             equal = hmac.compare_digest(presented, token)
             matched |= equal and token_source in (None, source)
+        return matched
+
+    def verify_signature(self, source: str, body: bytes, signature: str | None) -> bool:
+        """Whether ``signature`` (``sha256=<hex>``, GitHub's ``X-Hub-Signature-256``) is the HMAC-SHA256 of
+        ``body`` keyed with a token valid for ``source``: GitHub webhooks sign with a secret instead of
+        sending a header token."""
+        scheme, _, hex_digest = (signature or "").strip().partition("=")
+        if scheme != "sha256" or not hex_digest:
+            return False
+        presented = hex_digest.lower().encode(errors="replace")
+        matched = False
+        for token_source, key in self._keys:  # no early exit, as in verify()
+            expected = hmac.new(key, body, hashlib.sha256).hexdigest().encode()
+            matched |= hmac.compare_digest(presented, expected) and token_source in (None, source)
         return matched
 
 

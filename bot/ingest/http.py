@@ -68,55 +68,72 @@ class IngestEndpoint:
             answer = {"status": "success", "message": "Event processed", **parsed.reply}
         else:
             answer = {"status": "accepted", "delivery_id": stored.delivery_id, "alerts": len(parsed.events)}
-        return _json(202, answer)
+        return json_response(202, answer)
 
     async def _admit(self, request: Request, source: str) -> bytes:
         credential = credential_from_headers(request.headers)
         body_credential = source == pagerduty.SOURCE and credential is None
         if not body_credential and not self._verifier.verify(source, credential):
             raise Unauthorized("missing or wrong credential" if credential is None else "wrong credential")
-        body = await self._read_limited(request)
+        body = await read_limited(request, self._max_body)
         if body_credential and not self._verifier.verify(source, pagerduty.routing_key_from(body)):
             raise Unauthorized("missing or wrong routing_key")
-        media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-        if media_type != "application/json" and not media_type.endswith("+json"):
-            raise UnsupportedMediaType(f"content type must be application/json, not {media_type or 'missing'}")
+        require_json(request)
         return body
-
-    async def _read_limited(self, request: Request) -> bytes:
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self._max_body:
-            raise PayloadTooLarge(f"body of {declared} bytes exceeds the limit of {self._max_body}")
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > self._max_body:
-                raise PayloadTooLarge(f"body exceeds the limit of {self._max_body} bytes")
-            chunks.append(chunk)
-        return b"".join(chunks)
 
     def _refuse(self, request: Request, source: str, exc: IngestError) -> Response:
         self._metrics.delivery_rejected(source, exc.reason)
         client = request.client.host if request.client else "?"
         level = logging.ERROR if isinstance(exc, PayloadTooLarge) else logging.WARNING
         log.log(level, "refused %s delivery from %s: %d %s", source, client, exc.status, exc.message)
-        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if exc.status == 503 else None
-        if source == pagerduty.SOURCE:
-            body: dict[str, object] = {
-                "status": _PD_STATUS.get(exc.status, "error"),
-                "message": exc.message,
-                "errors": [exc.message],
-            }
-        else:
-            body = {"error": exc.reason, "message": exc.message}
+        if source != pagerduty.SOURCE:
+            return error_response(exc)
+        body: dict[str, object] = {
+            "status": _PD_STATUS.get(exc.status, "error"),
+            "message": exc.message,
+            "errors": [exc.message],
+        }
         if exc.field is not None:
             body["field"] = exc.field
-        return _json(exc.status, body, headers)
+        return json_response(exc.status, body, _retry_after(exc))
 
 
 _PD_STATUS = {400: "invalid event", 401: "unauthorized", 413: "too large", 415: "invalid event"}
 
 
-def _json(status: int, content: object, headers: dict[str, str] | None = None) -> Response:
+async def read_limited(request: Request, max_body: int) -> bytes:
+    """The request body; :class:`PayloadTooLarge` (413) as soon as it passes ``max_body`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_body:
+        raise PayloadTooLarge(f"body of {declared} bytes exceeds the limit of {max_body}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_body:
+            raise PayloadTooLarge(f"body exceeds the limit of {max_body} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def require_json(request: Request) -> None:
+    """:class:`UnsupportedMediaType` (415) unless the content type is ``application/json`` or ``*+json``."""
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise UnsupportedMediaType(f"content type must be application/json, not {media_type or 'missing'}")
+
+
+def error_response(exc: IngestError) -> Response:
+    """The refusal every webhook but PagerDuty's answers: ``{"error", "message", "field"?}``."""
+    body: dict[str, object] = {"error": exc.reason, "message": exc.message}
+    if exc.field is not None:
+        body["field"] = exc.field
+    return json_response(exc.status, body, _retry_after(exc))
+
+
+def json_response(status: int, content: object, headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps(content), status_code=status, media_type="application/json", headers=headers)
+
+
+def _retry_after(exc: IngestError) -> dict[str, str] | None:
+    return {"Retry-After": str(RETRY_AFTER_SECONDS)} if exc.status == 503 else None

@@ -1,4 +1,4 @@
-"""The ASGI application: alert webhooks, liveness, readiness and metrics."""
+"""The ASGI application: alert and change webhooks, liveness, readiness and metrics."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bot.changes.http import ChangesEndpoint
 from bot.db import migrate
 from bot.db.database import Database
 from bot.ingest.http import IngestEndpoint
@@ -35,6 +36,7 @@ def build_web_app(
     *,
     on_startup: Callable[[], None],
     on_shutdown: Callable[[], None],
+    changes: ChangesEndpoint | None = None,
 ) -> Starlette:
     def ingest_route(source: str) -> Callable[[Request], Any]:
         async def endpoint(request: Request) -> Response:
@@ -82,4 +84,6 @@ def build_web_app(
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
     ]
+    if changes is not None:
+        routes.append(Route("/changes", changes.handle, methods=["POST"]))
     return Starlette(routes=routes, lifespan=lifespan)

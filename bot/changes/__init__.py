@@ -1,0 +1,1 @@
+"""Change events (deploys, config changes, feature-flag flips) received on ``POST /changes``."""
