@@ -14,7 +14,20 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from bot.cli import deliveries, incidents, knowledge, models, replay, serve, slack, standin, test_alert, worker
+from bot.cli import (
+    audit,
+    changes,
+    deliveries,
+    incidents,
+    knowledge,
+    models,
+    replay,
+    serve,
+    slack,
+    standin,
+    test_alert,
+    worker,
+)
 from bot.settings import Settings
 
 
@@ -29,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     incidents.register(commands)
     deliveries.register(commands)
+    changes.register(commands)
     test_alert.register(commands)
     slack.register(commands)
     worker.register(commands)
@@ -36,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     standin.register(commands)
     replay.register(commands)
     models.register(commands)
+    audit.register(commands)
     return parser
 
 
