@@ -1,5 +1,5 @@
 """``POST /changes`` over real HTTP: the three shapes stored, the alert webhooks' status codes, refusals that
-store nothing, and a retried delivery stored once."""
+store nothing, and a retried delivery stored once. Only the tests that store run again on PostgreSQL (``db``)."""
 
 from __future__ import annotations
 
@@ -20,8 +20,6 @@ from bot.runtime import Runtime
 from bot.settings import Settings
 from tests.conftest import PD_ROUTING_KEY, TOKEN, auth
 from tests.support import T0, FakeClock, serve_in_thread
-
-pytestmark = pytest.mark.db
 
 CHANGES_ONLY = "changes-only-token-5d1e"
 
@@ -95,6 +93,7 @@ def argo(**fields: Any) -> dict[str, Any]:
     }
 
 
+@pytest.mark.db
 def test_generic_change_is_stored_before_202(client: httpx.Client, db: Database) -> None:
     body = generic(when="2026-03-10T08:54:00+00:00", link="https://ci.example.com/p/1", description="canary")
     response = client.post("/changes", json=body)
@@ -109,12 +108,14 @@ def test_generic_change_is_stored_before_202(client: httpx.Client, db: Database)
     assert row.id == response.json()["change_id"]
 
 
+@pytest.mark.db
 def test_a_generic_change_without_when_is_dated_when_received(client: httpx.Client, db: Database) -> None:
     assert client.post("/changes", json={"service": "search", "kind": "feature_flag"}).status_code == 202
     [row] = stored(db)
     assert (row.at, row.kind, row.version) == (T0, "feature_flag", None)
 
 
+@pytest.mark.db
 def test_a_retried_delivery_is_stored_once(client: httpx.Client, db: Database) -> None:
     first = client.post("/changes", json=generic())
     again = client.post("/changes", json=generic())
@@ -127,6 +128,7 @@ def test_a_retried_delivery_is_stored_once(client: httpx.Client, db: Database) -
     assert [row.description for row in stored(db)] == [None, "first try"]
 
 
+@pytest.mark.db
 def test_github_deployment_status_success_is_a_deploy(client: httpx.Client, db: Database) -> None:
     headers = {"X-GitHub-Event": "deployment_status"}
     response = client.post("/changes", json=github_status(), headers=headers)
@@ -182,6 +184,7 @@ def test_github_deliveries_that_are_not_deploys_get_200_and_store_nothing(
     assert stored(db) == []
 
 
+@pytest.mark.db
 def test_argocd_notification_is_a_deploy(client: httpx.Client, db: Database) -> None:
     response = client.post("/changes", json=argo())
     assert response.status_code == 202, response.text
