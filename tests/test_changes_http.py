@@ -281,3 +281,17 @@ def test_bad_bodies_get_400_naming_the_field_and_store_nothing(client: httpx.Cli
         if field is not None:
             assert field in answer["message"]
     assert stored(db) == []
+
+
+def test_a_locked_database_gets_503_with_retry_after_and_the_retry_is_stored(
+    client: httpx.Client, db: Database
+) -> None:
+    if not db.is_sqlite:
+        pytest.skip("holds SQLite's write lock from another connection")
+    with db.write_connection():  # another process's writer holds the lock past the 1 s lock timeout
+        refused = client.post("/changes", json=generic())
+    assert (refused.status_code, refused.json()["error"]) == (503, "unavailable")
+    assert refused.headers["Retry-After"] == "5"
+    assert stored(db) == []
+    assert client.post("/changes", json=generic()).status_code == 202
+    assert len(stored(db)) == 1
