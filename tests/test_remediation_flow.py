@@ -15,8 +15,11 @@ from sqlalchemy.exc import DBAPIError
 
 from bot.cli.main import main
 from bot.db.database import Database
+from bot.remediation.catalogue import CatalogueError
 from bot.remediation.models import ActionRequest, AuditEntry, RequestState
 from bot.remediation.service import RemediationError
+from bot.remediation.wiring import build_remediation
+from bot.settings import Settings
 from tests.remediation_support import (
     ALICE,
     BOB,
@@ -30,6 +33,7 @@ from tests.remediation_support import (
     recording_target,
     write_catalogue,
 )
+from tests.support import FakeClock, wait_for
 
 pytestmark = pytest.mark.db
 
@@ -190,11 +194,7 @@ def test_the_threaded_runner_runs_an_approval_without_blocking_the_caller(flow: 
     flow.runner.start()
     try:
         request = flow.service.request(add_incident(db), "flush-cache", {"service": "checkout"}, REQUESTER)
-        deadline = threading.Event()
-        for _ in range(200):
-            if flow.notices:
-                break
-            deadline.wait(0.02)
+        wait_for(lambda: flow.notices)
     finally:
         flow.runner.stop()
     assert [n.event for n in flow.notices] == ["succeeded"] and flow.notices[0].request.id == request.id
@@ -258,3 +258,15 @@ def test_incibot_audit_prints_an_incidents_entries(
     assert main(["audit"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 4 and "denied" in lines[1] and "restart → checkout" in lines[1]
+
+
+def test_settings_default_to_dry_run_and_a_bad_actions_file_stops_start_up(
+    settings: Settings, tmp_path: Path, db: Database
+) -> None:
+    assert Settings().remediation == "dry-run"
+    bad = tmp_path / "bad.yml"
+    bad.write_text("actions:\n  - name: restart\n    description: x\n    risk: extreme\n")
+    with pytest.raises(CatalogueError, match=rf"{bad}:\d+:"):
+        build_remediation(settings.model_copy(update={"actions_file": bad}), db, FakeClock())
+    built = build_remediation(settings, db, FakeClock())
+    assert built.service.mode == "dry-run" and built.service.catalogue.actions == ()
