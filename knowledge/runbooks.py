@@ -1,9 +1,9 @@
 """Runbook corpus: a folder of Markdown files, optionally with YAML front matter, split into sections.
 
 A runbook's id is its path relative to the folder, without ``.md`` (``node/DiskFull``). Front matter keys read:
-``title``, ``alerts`` (alert names this runbook answers), ``services``, ``tags``; others are ignored. Sections
-are the Markdown headings (``## Meaning``, ``## Mitigation``...); text before the first heading belongs to a
-section named after the document.
+``title``, ``alerts`` (alert names this runbook answers), ``services``, ``tags``, ``actions`` (remediation
+actions it suggests, by catalogue name); others are ignored. Sections are the Markdown headings (``## Meaning``,
+``## Mitigation``...); text before the first heading belongs to a section named after the document.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ class Runbook:
     alerts: tuple[str, ...] = ()
     services: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
+    actions: tuple[str, ...] = ()  # remediation actions suggested where this runbook applies
     sections: tuple[Section, ...] = ()
     source_url: str | None = None
     digest: str = ""  # sha256 of the file's bytes
@@ -120,6 +121,7 @@ def parse_runbook(doc_id: str, text: str, *, digest: str = "") -> Runbook:
         alerts=alerts,
         services=_strings(meta.get("services")) + _strings(meta.get("service")),
         tags=_strings(meta.get("tags")),
+        actions=_strings(meta.get("actions")),
         sections=tuple(sections),
         source_url=source[0] if source else None,
         digest=digest,

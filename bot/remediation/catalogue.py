@@ -55,8 +55,8 @@ SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,20}")
 SLACK_GROUP = re.compile(r"S[A-Z0-9]{2,20}")
 ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]{0,127}")
 HEADER_NAME = re.compile(r"[A-Za-z0-9-]{1,64}")
-_DURATION = re.compile(r"(\d+)\s*(s|m|h)")
-_UNITS = {"s": 1, "m": 60, "h": 3600}
+_DURATION = re.compile(r"(\d+)\s*(ms|s|m|h)")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
 _ALIASES = {"approver_ids": "approvers", "approvals_required": "approvals"}  # field names → the file's keys
 
 
@@ -65,7 +65,7 @@ class CatalogueError(ValueError):
 
 
 def _duration(value: object) -> object:
-    """``30``, ``"30s"``, ``"15m"``, ``"2h"`` → timedelta."""
+    """``30`` (seconds), ``"500ms"``, ``"30s"``, ``"15m"``, ``"2h"`` → timedelta."""
     if isinstance(value, bool):
         return value
     if isinstance(value, int):
@@ -110,12 +110,17 @@ class ParamSpec(_Model):
             raise ValueError("'min'/'max' are only for integer parameters")
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError("'min' is greater than 'max'")
-        if self.pattern is not None:
-            try:
-                re.compile(self.pattern)
-            except re.error as exc:
-                raise ValueError(f"'pattern' is not a valid regular expression: {exc}") from None
         return self
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from None
+        return value
 
 
 class HttpExecutorSpec(_Model):
@@ -235,8 +240,8 @@ class ActionSpec(_Model):
     @field_validator("timeout")
     @classmethod
     def _timeout(cls, value: timedelta) -> timedelta:
-        if not timedelta(seconds=1) <= value <= timedelta(hours=1):
-            raise ValueError("must be between 1s and 1h")
+        if not timedelta(milliseconds=100) <= value <= timedelta(hours=1):
+            raise ValueError("must be between 100ms and 1h")
         return value
 
     @field_validator("expiry")
@@ -320,9 +325,8 @@ class Catalogue:
             parsed = _File.model_validate(tree.value)
         except ValidationError as exc:
             err = exc.errors()[0]
-            where = tree.line(err["loc"])
-            field = ".".join(_ALIASES.get(str(p), str(p)) for p in err["loc"] if not _is_tag(p)) or "file"
-            raise CatalogueError(f"{source}:{where}: {field}: {_message(err)}") from None
+            loc = tuple(_ALIASES.get(p, p) if isinstance(p, str) else p for p in err["loc"])
+            raise tree.error(loc, str(err["msg"]).removeprefix("Value error, ")) from None
         _check(parsed, tree)
         return cls(parsed.actions, parsed.kubernetes, source, hashlib.sha256(text.encode()).hexdigest())
 
@@ -368,16 +372,6 @@ def _strings_in(value: object, path: tuple[str | int, ...]) -> Iterable[tuple[tu
             yield from _strings_in(v, (*path, i))
 
 
-def _is_tag(part: object) -> bool:
-    """pydantic puts the union member's tag (``http``) or a validator's name in a location: not in the file."""
-    return isinstance(part, str) and (part in {"http", "kubernetes", "program"} or "[" in part)
-
-
-def _message(err: Any) -> str:
-    msg = str(err["msg"])
-    return msg.removeprefix("Value error, ")
-
-
 def _check(parsed: _File, tree: _Tree) -> None:
     """What pydantic cannot see: duplicate names, placeholders naming real parameters, literal defaults valid."""
     from bot.remediation.parameters import ParameterError, check_default  # the value rules live there
@@ -404,6 +398,8 @@ def _check(parsed: _File, tree: _Tree) -> None:
             for ref in PLACEHOLDER.findall(text):
                 if ref not in action.params:
                     raise tree.error((*here, *rel), f"placeholder {{{ref}}} names no parameter of {action.name!r}")
+                if not action.params[ref].required:
+                    raise tree.error((*here, *rel), f"placeholder {{{ref}}} names an optional parameter")
         if action.executor.type == "program":
             for j, arg in enumerate(action.executor.args):
                 if PLACEHOLDER.search(arg) and not PLACEHOLDER.fullmatch(arg):
@@ -458,24 +454,25 @@ class _Tree:
                 if key in out:
                     raise CatalogueError(f"{source}:{key_node.start_mark.line + 1}: duplicate key {key!r}")
                 out[key] = cls._build(value_node, (*path, key), lines, loader, source)
+                lines[(*path, key)] = key_node.start_mark.line + 1  # a nested mapping: the line of its key
             return out
         if isinstance(node, yaml.SequenceNode):
             return [cls._build(item, (*path, i), lines, loader, source) for i, item in enumerate(node.value)]
         return loader.construct_object(node)
 
-    def line(self, loc: Iterable[object]) -> int:
-        """The line of the deepest node along ``loc`` (parts not in the file, like union tags, are skipped)."""
+    def _found(self, loc: Iterable[object]) -> tuple[str | int, ...]:
+        """The longest path along ``loc`` that is in the file (pydantic adds parts that are not: union tags)."""
         path: tuple[str | int, ...] = ()
-        best = self._lines.get((), 1)
         for part in loc:
-            if not isinstance(part, str | int):
-                continue
-            candidate = (*path, part)
-            if candidate in self._lines:
-                path = candidate
-                best = self._lines[path]
-        return best
+            if isinstance(part, str | int) and (*path, part) in self._lines:
+                path = (*path, part)
+        return path
 
-    def error(self, loc: tuple[str | int, ...], message: str) -> CatalogueError:
-        field = ".".join(str(p) for p in loc)
-        return CatalogueError(f"{self.source}:{self.line(loc)}: {field}: {message}")
+    def line(self, loc: Iterable[object]) -> int:
+        """The line of the deepest node along ``loc`` (a mapping's: the line of its key)."""
+        return self._lines.get(self._found(loc), 1)
+
+    def error(self, loc: Iterable[object], message: str) -> CatalogueError:
+        path = self._found(loc)
+        field = ".".join(str(p) for p in path) or "file"
+        return CatalogueError(f"{self.source}:{self._lines.get(path, 1)}: {field}: {message}")

@@ -25,11 +25,12 @@ class CatalogueExecutor:
     def build(cls, catalogue: Catalogue) -> CatalogueExecutor:
         """The standard executors, configured from ``catalogue`` (its ``kubernetes`` section)."""
         from bot.remediation.executors.http import HttpExecutor
-        from bot.remediation.executors.kubernetes import KubernetesExecutor
         from bot.remediation.executors.program import ProgramExecutor
 
         kinds: dict[str, KindExecutor] = {"http": HttpExecutor(), "program": ProgramExecutor()}
-        if catalogue.kubernetes is not None:
+        if catalogue.kubernetes is not None:  # the client takes seconds to import: only when configured
+            from bot.remediation.executors.kubernetes import KubernetesExecutor
+
             kinds["kubernetes"] = KubernetesExecutor(catalogue.kubernetes)
         return cls(catalogue, kinds)
 
