@@ -7,7 +7,19 @@ from bot.ingest import models as ingest
 from bot.knowledge import models as knowledge
 from bot.registry import models as registry
 from bot.remediation import models as remediation
+from bot.rootcause import models as rootcause
 from bot.scheduling import models as scheduling
 from bot.slack import models as slack
 
-__all__ = ["Base", "changes", "incidents", "ingest", "knowledge", "registry", "remediation", "scheduling", "slack"]
+__all__ = [
+    "Base",
+    "changes",
+    "incidents",
+    "ingest",
+    "knowledge",
+    "registry",
+    "remediation",
+    "rootcause",
+    "scheduling",
+    "slack",
+]
