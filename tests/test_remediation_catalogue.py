@@ -121,6 +121,13 @@ def _line_of(text: str, needle: str) -> int:
         ("    risk: low\n", "    risk: low\n    risk: high\n", "risk: high", "duplicate key 'risk'"),
         ("executor: {type: http,", "executor: {type: http,,", "type: http,,", "not valid YAML"),
         ("  token_env: KUBE_TOKEN\n", "", "kubernetes:", "give one of 'token_env' or 'token_file'"),
+        (
+            "body: {env:",
+            "headers: {X-Api-Key: k}, body: {env:",
+            "X-Api-Key",
+            "holds a secret: use auth_header and auth_env",
+        ),
+        ("values: [staging, production]", 'values: [staging, "prod;id"]', "prod;id", "'prod;id' contains ';'"),
     ],
 )
 def test_each_error_names_its_line(old: str, new: str, anchor: str, says: str) -> None:

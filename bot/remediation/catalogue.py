@@ -57,6 +57,7 @@ ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]{0,127}")
 HEADER_NAME = re.compile(r"[A-Za-z0-9-]{1,64}")
 _DURATION = re.compile(r"(\d+)\s*(ms|s|m|h)")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+_SECRET_HEADER = re.compile(r"auth|token|secret|key|cookie|password", re.IGNORECASE)
 _ALIASES = {"approver_ids": "approvers", "approvals_required": "approvals"}  # field names → the file's keys
 
 
@@ -132,8 +133,18 @@ class HttpExecutorSpec(_Model):
     auth_header: str = Field(default="Authorization", pattern=HEADER_NAME.pattern)
     auth_env: str | None = Field(default=None, pattern=ENV_NAME.pattern)  # the variable holding the secret
     auth_scheme: str | None = Field(default=None, pattern=r"^[A-Za-z]{1,20}$")  # "Bearer" → "Bearer <secret>"
-    headers: dict[str, str] = {}
+    headers: dict[str, str] = {}  # fixed, non-secret headers
     body: dict[str, Any] = {}  # JSON; string values may hold {param} placeholders
+
+    @field_validator("headers")
+    @classmethod
+    def _plain_headers(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if not HEADER_NAME.fullmatch(name):
+                raise ValueError(f"{name!r} is not a header name")
+            if _SECRET_HEADER.search(name) or name.lower() == "idempotency-key":
+                raise ValueError(f"{name} is set by incibot or holds a secret: use auth_header and auth_env")
+        return value
 
     def templates(self) -> Iterable[tuple[tuple[str | int, ...], str]]:
         yield from _strings_in(self.body, ("body",))
@@ -267,12 +278,11 @@ class ActionSpec(_Model):
         runbook_actions: Iterable[str],
     ) -> bool:
         """True when the incident's alert names, category, services or its runbooks' ``actions`` name this."""
-        fold = _fold
         return (
             self.name in {a.strip().lower() for a in runbook_actions}
-            or bool(fold(self.applies_to.alertnames) & fold(alertnames))
-            or (category is not None and category.casefold() in fold(self.applies_to.categories))
-            or bool(fold(self.applies_to.services) & fold(services))
+            or bool(_fold(self.applies_to.alertnames) & _fold(alertnames))
+            or (category is not None and category.casefold() in _fold(self.applies_to.categories))
+            or bool(_fold(self.applies_to.services) & _fold(services))
         )
 
 
@@ -374,7 +384,7 @@ def _strings_in(value: object, path: tuple[str | int, ...]) -> Iterable[tuple[tu
 
 def _check(parsed: _File, tree: _Tree) -> None:
     """What pydantic cannot see: duplicate names, placeholders naming real parameters, literal defaults valid."""
-    from bot.remediation.parameters import ParameterError, check_default  # the value rules live there
+    from bot.remediation.parameters import ParameterError, check_default, refuse_unsafe  # the value rules
 
     seen: dict[str, int] = {}
     for i, action in enumerate(parsed.actions):
@@ -391,6 +401,11 @@ def _check(parsed: _File, tree: _Tree) -> None:
                 check_default(pname, spec)
             except ParameterError as exc:
                 raise tree.error((*here, "params", pname, "default"), exc.message) from None
+            for j, choice in enumerate(spec.values):
+                try:
+                    refuse_unsafe(pname, choice)
+                except ParameterError as exc:
+                    raise tree.error((*here, "params", pname, "values", j), f"{choice!r} {exc.message}") from None
         templates = [(("executor", *p), t) for p, t in action.executor.templates()]
         if action.target is not None:
             templates.append((("target",), action.target))

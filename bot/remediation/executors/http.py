@@ -49,15 +49,15 @@ class HttpExecutor:
         body = render_json(spec.body, run.params)
         attempts = 2 if action.idempotent else 1
         with httpx.Client(transport=self._transport, follow_redirects=False, trust_env=False) as client:
-            for attempt in range(1, attempts + 1):
-                result, retryable = self._once(client, spec, action, headers, body)
-                if not retryable or attempt == attempts:
-                    response = {**result.response, "attempts": attempt}
-                    return ExecutionResult(result.outcome, result.summary, redact(response, [secret]))
-        raise AssertionError("unreachable")
+            attempt, (result, retryable) = 1, self._once(client, spec, action, headers, body)
+            while retryable and attempt < attempts:
+                attempt, (result, retryable) = attempt + 1, self._once(client, spec, action, headers, body)
+        response = {**result.response, "attempts": attempt}
+        return ExecutionResult(result.outcome, result.summary, redact(response, [secret]))
 
+    @staticmethod
     def _once(
-        self, client: httpx.Client, spec: HttpExecutorSpec, action: ActionSpec, headers: dict[str, str], body: Any
+        client: httpx.Client, spec: HttpExecutorSpec, action: ActionSpec, headers: dict[str, str], body: Any
     ) -> tuple[ExecutionResult, bool]:
         """One request: its result, and whether an idempotent action may try again."""
         try:

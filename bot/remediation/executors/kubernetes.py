@@ -10,7 +10,9 @@ The requests are exactly what ``kubectl`` sends for the same operations (the Rol
 - delete pod: ``DELETE /api/v1/namespaces/NS/pods/NAME``.
 
 The token is read at each call (from the variable or file the catalogue names: projected tokens rotate). The
-client's own retries are off: a failure is reported once, as failed, with the API server's Status message.
+client's own retries are off: a failure is reported once, as failed, with the API server's Status message. The
+API server has no idempotency key, so none is sent; the operations themselves bound a repeat (a scale converges,
+a second delete answers 404, a second restart restarts again).
 """
 
 from __future__ import annotations
@@ -148,7 +150,6 @@ class KubernetesExecutor:
             verify_ssl=self._cluster.verify_tls,
             retries=False,  # no retry: urllib3 raises the error itself
         )
-        conf.proxy = None
         return conf
 
 
