@@ -152,6 +152,11 @@ def test_printed_scores_equal_the_reference_scorers_when_it_is_there(
         check=True,
     ).stdout.splitlines()
     assert _scope_lines(printed, "incibot correlator") == reference[1:4]
+    root = next(row for row in reference if "[root" in row).split()
+    shown = next(row for row in printed.splitlines() if row.startswith("root cause, incibot ranking"))
+    top1, top3 = shown.split("cascade ")[1].split()[0].split("/")
+    after = [float(root[i + 1]) for i, word in enumerate(root) if word == "cascade"]
+    assert [float(top1), float(top3)] == pytest.approx(after, abs=0.0006)
 
 
 def test_a_stream_without_truth_gets_the_same_predictions(
@@ -163,7 +168,9 @@ def test_a_stream_without_truth_gets_the_same_predictions(
     printed, _ = _run(["eval", "dedup", *args, "--predictions-out", str(out)])
     assert [json.loads(row) for row in out.read_text().splitlines()] == with_truth
     assert "no truth" in printed and "incibot correlator" not in printed
-    assert all(p["root_service"] is None and p["root_candidates"] == [] for p in with_truth)
+    firing = [p for p in with_truth if p["root_service"] is not None]
+    assert firing and all(p["root_candidates"][0] == p["root_service"] for p in firing)
+    assert all("/" not in name and len(p["root_candidates"]) <= 3 for p in firing for name in p["root_candidates"])
 
 
 def test_bad_input_exits_2_naming_it(tmp_path: Path, day: Path) -> None:

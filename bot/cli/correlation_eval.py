@@ -18,9 +18,12 @@ from typing import IO, Any
 from bot.correlation.wiring import correlation_policy
 from bot.settings import Settings
 from knowledge.correlation.correlator import Correlator
+from knowledge.correlation.graph import DependencyGraph
 from knowledge.correlation.stream import read_stream
 from knowledge.correlation.topology import Topology
 from knowledge.embeddings import EmbeddingModelError, load_embedder
+from knowledge.rootcause.ranker import RootCauseRanker
+from knowledge.rootcause.replay import IncidentCauses
 
 
 def add_parser(eval_commands: Any) -> None:
@@ -36,7 +39,16 @@ def add_parser(eval_commands: Any) -> None:
 
 def eval_dedup(settings: Settings, args: argparse.Namespace) -> int:
     # scikit-learn takes most of a second to import: only this command pays for it, not every `incibot`.
-    from knowledge.correlation.evaluate import BASELINES, format_scores, has_truth, predict, score
+    from knowledge.correlation.evaluate import (
+        BASELINES,
+        earliest_service_baseline,
+        format_root_cause,
+        format_scores,
+        has_truth,
+        predict,
+        root_cause_metrics,
+        score,
+    )
     from knowledge.correlation.model import ModelError, load_pair_model
 
     try:
@@ -55,16 +67,20 @@ def eval_dedup(settings: Settings, args: argparse.Namespace) -> int:
         print(f"incibot: {exc}", file=sys.stderr)
         return 1
     correlator = Correlator(model, embedder, topology, correlation_policy(settings, model.threshold))
+    graph = None if topology is not None else DependencyGraph()
+    causes = IncidentCauses(RootCauseRanker(topology, graph), graph)
     print(
         f"stream {args.stream}: {len(lines)} lines; topology {args.topology or 'none'}; "
         f"model {model.card.version} (threshold {model.threshold:.2f}, {model.path})"
     )
     started = time.monotonic()
     predicted: dict[int, str] = {}
+    roots: dict[int, dict[str, Any]] = {}
     out: Any = args.predictions_out.open("w", encoding="utf-8") if args.predictions_out else nullcontext()
     with out as handle:
-        for prediction in predict(lines, correlator):
+        for prediction in predict(lines, correlator, causes):
             predicted[prediction["index"]] = prediction["incident"]
+            roots[prediction["index"]] = prediction
             _write(handle, prediction)
     elapsed = time.monotonic() - started
     print(f"correlated in {elapsed:.1f}s ({len(lines) / max(elapsed, 1e-9):.0f} lines/s)")
@@ -76,6 +92,9 @@ def eval_dedup(settings: Settings, args: argparse.Namespace) -> int:
     print(format_scores("incibot correlator", score(lines, predicted)))
     for name, baseline in BASELINES.items():
         print(format_scores(name, score(lines, baseline(lines))))
+    print(format_root_cause("root cause, incibot ranking", root_cause_metrics(lines, roots)))
+    baseline_roots = earliest_service_baseline(lines, predicted)
+    print(format_root_cause("root cause, baseline earliest alert's service", root_cause_metrics(lines, baseline_roots)))
     return 0
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from knowledge.alerts import AlertStatus
 from knowledge.correlation.correlator import Correlator
 from knowledge.correlation.stream import StreamLine, correlate, group_key, occurrence_of
+from knowledge.rootcause.replay import ROOT_CANDIDATES, IncidentCauses
 
 SCOPES: tuple[str, ...] = ("events", "episodes", "events_cascade_only", "episodes_cascade_only")
 SHOWN_SCOPES: tuple[str, ...] = ("events", "episodes", "episodes_cascade_only")
@@ -25,14 +26,30 @@ GROUP_INTERVAL = timedelta(minutes=5)  # Alertmanager's default: how long an emp
 Metrics = dict[str, float | int]
 
 
-def predict(lines: Sequence[StreamLine], correlator: Correlator) -> Iterator[dict[str, Any]]:
+def predict(
+    lines: Sequence[StreamLine], correlator: Correlator, causes: IncidentCauses | None = None
+) -> Iterator[dict[str, Any]]:
     """One prediction line per stream line, in order, each as soon as its line is applied. ``truth`` is removed
-    before the correlator sees a line. A resolve of an alert never seen firing belongs to no incident: no line."""
-    blind = (replace(line, truth=None) for line in lines)
+    before the correlator sees a line. A resolve of an alert never seen firing belongs to no incident: no line.
+    With ``causes``, each line carries the root-cause ranking its incident shows right after the line."""
+    blind = [replace(line, truth=None) for line in lines]
+    by_index = {line.index: line for line in blind}
     for assignment in correlate(blind, correlator):
-        if assignment.incident >= 0:
-            incident = str(assignment.incident)
-            yield {"index": assignment.index, "incident": incident, "root_service": None, "root_candidates": []}
+        if assignment.incident < 0:
+            continue
+        ranking: list[str] = []
+        if causes is not None:
+            line = by_index[assignment.index]
+            if assignment.decision is not None:
+                ranking = causes.joined(assignment.incident, line.alert, line.at)
+            else:
+                ranking = causes.current(assignment.incident)
+        yield {
+            "index": assignment.index,
+            "incident": str(assignment.incident),
+            "root_service": ranking[0] if ranking else None,
+            "root_candidates": ranking[:ROOT_CANDIDATES],
+        }
 
 
 def has_truth(lines: Sequence[StreamLine]) -> bool:
@@ -66,6 +83,71 @@ def score(lines: Sequence[StreamLine], predicted: Mapping[int, str]) -> dict[str
         )
         for scope, scoped in chosen.items()
     }
+
+
+def root_cause_metrics(lines: Sequence[StreamLine], predictions: Mapping[int, Mapping[str, Any]]) -> Metrics:
+    """Root-cause top-1/top-3 over all and over cascade incidents, as ``score_grouping.py`` computes them: each
+    predicted incident's root is the majority ``root_service`` of its firing lines, its candidates ranked by the
+    sum of 1/rank over its lines; each true incident is judged by the predicted incident holding most of its
+    firing lines."""
+    firing = [line for line in lines if line.alert.status == AlertStatus.FIRING]
+    incident_of = {
+        line.index: str(predictions[line.index]["incident"]) if line.index in predictions else f"__missing_{line.index}"
+        for line in firing
+    }
+    votes: defaultdict[str, Counter[str]] = defaultdict(Counter)
+    ranks: defaultdict[str, defaultdict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for line in firing:
+        prediction = predictions.get(line.index, {})
+        if prediction.get("root_service") is not None:
+            votes[incident_of[line.index]][_norm(prediction["root_service"])] += 1
+        for k, name in enumerate(prediction.get("root_candidates") or []):
+            ranks[incident_of[line.index]][_norm(name)] += 1.0 / (k + 1)
+    by_true: defaultdict[str, list[StreamLine]] = defaultdict(list)
+    for line in firing:
+        by_true[str(_truth(line)["incident"])].append(line)
+    result: Metrics = {}
+    for scope in ("all", "cascade"):
+        n = top1 = top3 = 0
+        for true_lines in by_true.values():
+            if scope == "cascade" and _kind(true_lines[0]) != "cascade":
+                continue
+            n += 1
+            held = Counter(incident_of[line.index] for line in true_lines).most_common(1)[0][0]
+            root = votes[held].most_common(1)[0][0] if votes[held] else None
+            ranked = sorted(ranks[held], key=lambda name: -ranks[held][name])
+            if root and root not in ranked:
+                ranked = [root, *ranked]
+            truth = _norm(_truth(true_lines[0]).get("root_service"))
+            top1 += int(root == truth)
+            top3 += int(truth in ranked[:3])
+        result[f"root_top1_{scope}"] = round(top1 / n, 4) if n else 0.0
+        result[f"root_top3_{scope}"] = round(top3 / n, 4) if n else 0.0
+        result[f"n_incidents_{scope}"] = n
+    return result
+
+
+def earliest_service_baseline(lines: Sequence[StreamLine], predicted: Mapping[int, str]) -> dict[int, dict[str, Any]]:
+    """The root-cause baseline: each predicted incident's root is the ``service`` of its earliest firing alert."""
+    first: dict[str, str] = {}
+    out: dict[int, dict[str, Any]] = {}
+    for line in lines:
+        if line.alert.status != AlertStatus.FIRING or line.index not in predicted:
+            continue
+        incident = predicted[line.index]
+        labels = line.alert.labels
+        root = first.setdefault(incident, labels.get("service") or labels.get("job") or "")
+        out[line.index] = {"incident": incident, "root_service": root, "root_candidates": [root]}
+    return out
+
+
+def format_root_cause(name: str, metrics: Metrics) -> str:
+    """One line of root-cause figures."""
+    return (
+        f"{name}: root top-1/top-3 cascade {metrics['root_top1_cascade']:.3f}/{metrics['root_top3_cascade']:.3f} "
+        f"({metrics['n_incidents_cascade']} incidents), all {metrics['root_top1_all']:.3f}/"
+        f"{metrics['root_top3_all']:.3f} ({metrics['n_incidents_all']})"
+    )
 
 
 def alertmanager_baseline(lines: Sequence[StreamLine]) -> dict[int, str]:
@@ -173,6 +255,10 @@ def _truth(line: StreamLine) -> Mapping[str, Any]:
 
 def _kind(line: StreamLine) -> object:
     return _truth(line).get("kind")
+
+
+def _norm(name: object) -> str:
+    return str(name).strip().lower()
 
 
 def _pairs(n: int) -> int:
