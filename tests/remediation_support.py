@@ -34,6 +34,8 @@ class Target:
     status: int = 200
     delay: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    active: int = 0
+    most_active: int = 0  # the most calls it was ever answering at once
 
     def count(self) -> int:
         with self.lock:
@@ -49,7 +51,11 @@ def recording_target() -> Iterator[Target]:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             with target.lock:
                 target.calls.append({"key": self.headers.get("Idempotency-Key"), "body": json.loads(body or b"null")})
+                target.active += 1
+                target.most_active = max(target.most_active, target.active)
             time.sleep(target.delay)
+            with target.lock:
+                target.active -= 1
             payload = json.dumps({"ok": target.status < 300}).encode()
             try:
                 self.send_response(target.status)

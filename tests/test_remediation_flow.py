@@ -200,6 +200,19 @@ def test_the_threaded_runner_runs_an_approval_without_blocking_the_caller(flow: 
     assert [n.event for n in flow.notices] == ["succeeded"] and flow.notices[0].request.id == request.id
 
 
+def test_one_run_per_action_and_target_at_a_time(flow: Flow, db: Database, target: Target) -> None:
+    target.delay = 0.3
+    incident = add_incident(db)
+    for replicas in ("2", "3"):  # two requests, one target
+        flow.service.request(incident, "flush-cache", {"service": "checkout", "replicas": replicas}, REQUESTER)
+    flow.runner.start()  # two workers
+    try:
+        wait_for(lambda: len(flow.notices) == 2)
+    finally:
+        flow.runner.stop()
+    assert target.count() == 2 and target.most_active == 1
+
+
 def test_dry_run_records_and_shows_but_never_calls_the_executor(db: Database, target: Target, tmp_path: Path) -> None:
     flow = build_flow(db, write_catalogue(tmp_path, target.url), mode="dry-run")
     incident = add_incident(db)

@@ -174,7 +174,7 @@ class Runner:
         response = redact(dict(result.response))
         now = self.service.clock()
         rerun = False
-        with self.service._write(f"request-id:{claim.request_id}") as session:
+        with self.service.transaction(f"request-id:{claim.request_id}") as session:
             request = session.get(ActionRequest, claim.request_id)
             assert request is not None
             outcome = RequestState(result.outcome)
@@ -200,7 +200,7 @@ class Runner:
                     outcome=result.outcome,
                     response=response,
                 )
-                view = self.service._view(session, request)
+                view = self.service.snapshot(session, request)
             else:
                 audit.record(
                     session,
@@ -215,7 +215,7 @@ class Runner:
                 rerun = outcome == RequestState.UNKNOWN and self._rerun_automatically(
                     session, request, claim.action, now
                 )
-                view = self.service._view(session, request)
+                view = self.service.snapshot(session, request)
         if not recorded:
             self._tell("late", view, f"A result arrived after the run was given up: {result.outcome}: {result.summary}")
             return
@@ -232,7 +232,7 @@ class Runner:
         now = self.service.clock()
         notice: tuple[str, RequestView, str] | None = None
         claim: _Claim | None = None
-        with self.service._write(run_key) as session:
+        with self.service.transaction(run_key) as session:
             request = session.get(ActionRequest, request_id, populate_existing=True)
             if request is None or request.state != RequestState.APPROVED or self._target_busy(session, request):
                 return None
@@ -244,7 +244,7 @@ class Runner:
                     back = RequestState.REQUESTED if request.expires_at > now else RequestState.EXPIRED
                 transition(session, request, back, now, allowed_from=(RequestState.APPROVED,), summary=refusal)
                 audit.record(session, request, "refused", audit.SYSTEM_ACTOR, now, detail=refusal)
-                notice = ("refused", self.service._view(session, request), f"Not run: {refusal}")
+                notice = ("refused", self.service.snapshot(session, request), f"Not run: {refusal}")
             elif self.service.mode != "on":
                 assert run is not None
                 what = self.service.executor.preview(run)
@@ -252,7 +252,7 @@ class Runner:
                     session, request, RequestState.DRY_RUN, now, allowed_from=(RequestState.APPROVED,), summary=what
                 )
                 audit.record(session, request, "dry-run", audit.SYSTEM_ACTOR, now, detail=what)
-                notice = ("dry-run", self.service._view(session, request), f"Dry run (nothing was executed): {what}")
+                notice = ("dry-run", self.service.snapshot(session, request), f"Dry run (nothing was executed): {what}")
             else:
                 assert run is not None and spec is not None
                 token = f"{self.owner}:{secrets.token_hex(4)}"
@@ -322,7 +322,7 @@ class Runner:
 
     def _give_up(self, request_id: int) -> None:
         now = self.service.clock()
-        with self.service._write(f"request-id:{request_id}") as session:
+        with self.service.transaction(f"request-id:{request_id}") as session:
             request = session.get(ActionRequest, request_id, populate_existing=True)
             if request is None or request.state != RequestState.RUNNING or request.lease_expires_at is None:
                 return
@@ -346,7 +346,7 @@ class Runner:
             audit.record(session, request, "unknown", audit.SYSTEM_ACTOR, now, detail=why, outcome="unknown")
             spec = self.service.catalogue.get(request.action)
             rerun = spec is not None and self._rerun_automatically(session, request, spec, now)
-            view = self.service._view(session, request)
+            view = self.service.snapshot(session, request)
         self._tell("unknown", view, why + (RETRYING if rerun else ASK_A_PERSON))
 
     def _rerun_automatically(self, session: Session, request: ActionRequest, spec: ActionSpec, now: datetime) -> bool:

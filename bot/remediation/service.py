@@ -114,7 +114,7 @@ class RemediationService:
 
     def get(self, request_id: int) -> RequestView:
         with self.database.read() as session:
-            return self._view(session, self._request(session, request_id))
+            return self.snapshot(session, self._request(session, request_id))
 
     def pending(self, incident_id: int | None = None) -> list[RequestView]:
         """Requests not finished yet (requested, approved, running, or unknown and waiting for a person)."""
@@ -131,7 +131,7 @@ class RemediationService:
         already requested on the incident and not finished are refused."""
         preview = self.preview(incident_id, action, given)
         now = self.clock()
-        with self._write(f"request:{incident_id}") as session:
+        with self.transaction(f"request:{incident_id}") as session:
             duplicate = session.scalars(
                 select(ActionRequest.id).where(
                     ActionRequest.incident_id == incident_id,
@@ -158,7 +158,7 @@ class RemediationService:
             session.flush()
             audit.record(session, request, "requested", requester, now, detail=_params_text(request.params))
             approved = self._approve_if_enough(session, request, preview.action, now)
-            result = self._view(session, request)
+            result = self.snapshot(session, request)
         if approved:
             self.on_approved()
         return result
@@ -171,7 +171,7 @@ class RemediationService:
         now = self.clock()
         refusal: str | None = None
         approved = False
-        with self._write(f"request-id:{request_id}") as session:
+        with self.transaction(f"request-id:{request_id}") as session:
             request = self._locked(session, request_id)
             spec = self._action(request.action)
             if request.state != RequestState.REQUESTED:
@@ -203,7 +203,7 @@ class RemediationService:
                 session.flush()
                 audit.record(session, request, "approved", approver, now)
                 approved = self._approve_if_enough(session, request, spec, now)
-            result = self._view(session, request)
+            result = self.snapshot(session, request)
         if refusal is not None:
             raise RemediationError(refusal)
         if approved:
@@ -214,7 +214,7 @@ class RemediationService:
         """An approver denies a request that has not started running."""
         self._require_enabled()
         now = self.clock()
-        with self._write(f"request-id:{request_id}") as session:
+        with self.transaction(f"request-id:{request_id}") as session:
             request = self._locked(session, request_id)
             spec = self._action(request.action)
             if actor == request.requester:
@@ -226,13 +226,13 @@ class RemediationService:
                 raise RemediationError(str(exc)) from None
             self._move(session, request, RequestState.DENIED, now, (RequestState.REQUESTED, RequestState.APPROVED))
             audit.record(session, request, "denied", actor, now, detail=reason)
-            return self._view(session, request)
+            return self.snapshot(session, request)
 
     def cancel(self, request_id: int, actor: str) -> RequestView:
         """The requester or an approver withdraws a request that has not started running."""
         self._require_enabled()
         now = self.clock()
-        with self._write(f"request-id:{request_id}") as session:
+        with self.transaction(f"request-id:{request_id}") as session:
             request = self._locked(session, request_id)
             spec = self._action(request.action)
             try:
@@ -243,14 +243,14 @@ class RemediationService:
                 raise RemediationError("Only the requester or the action's approver group can cancel it.")
             self._move(session, request, RequestState.CANCELLED, now, (RequestState.REQUESTED, RequestState.APPROVED))
             audit.record(session, request, "cancelled", actor, now)
-            return self._view(session, request)
+            return self.snapshot(session, request)
 
     def rerun(self, request_id: int, actor: str) -> RequestView:
         """A person asks to run an ``unknown`` or ``failed`` request again (same parameters, same idempotency
         key): it becomes a new request by ``actor`` that needs fresh approvals."""
         self._require_enabled()
         now = self.clock()
-        with self._write(f"request-id:{request_id}") as session:
+        with self.transaction(f"request-id:{request_id}") as session:
             request = self._locked(session, request_id)
             spec = self._action(request.action)
             self._move(
@@ -269,7 +269,7 @@ class RemediationService:
             )
             audit.record(session, request, "rerun", actor, now, detail=f"round {request.attempt}")
             approved = self._approve_if_enough(session, request, spec, now)
-            result = self._view(session, request)
+            result = self.snapshot(session, request)
         if approved:
             self.on_approved()
         return result
@@ -287,16 +287,16 @@ class RemediationService:
                 )
             )
         for request_id in overdue:
-            with self._write(f"request-id:{request_id}") as session:
+            with self.transaction(f"request-id:{request_id}") as session:
                 request = self._locked(session, request_id)
                 if request.state == RequestState.REQUESTED and self._expire(session, request, audit.SYSTEM_ACTOR, now):
-                    expired.append(self._view(session, request))
+                    expired.append(self.snapshot(session, request))
         return expired
 
     # Internals shared with the runner ------------------------------------------------------------------------
 
     @contextmanager
-    def _write(self, key: str) -> Iterator[Session]:
+    def transaction(self, key: str) -> Iterator[Session]:
         """A write transaction serialised with every other one on ``key`` (PostgreSQL advisory lock; SQLite
         writers are serialised by the database file already)."""
         with self.database.write() as session:
@@ -369,7 +369,7 @@ class RemediationService:
             audit.record(session, request, "approved", audit.SYSTEM_ACTOR, now, detail="no approval required")
         return moved
 
-    def _view(self, session: Session, request: ActionRequest) -> RequestView:
+    def snapshot(self, session: Session, request: ActionRequest) -> RequestView:
         spec = self.catalogue.get(request.action)
         approvers = dict.fromkeys(
             a.approver for a in approvals_of(session, request) if a.fingerprint == request.fingerprint
@@ -383,7 +383,7 @@ class RemediationService:
         if incident_id is not None:
             query = query.where(ActionRequest.incident_id == incident_id)
         with self.database.read() as session:
-            return [self._view(session, request) for request in session.scalars(query)]
+            return [self.snapshot(session, request) for request in session.scalars(query)]
 
 
 def common_labels(alerts: Collection[Alert]) -> dict[str, str]:
