@@ -15,12 +15,13 @@ from typing import Literal
 from pydantic import SecretStr
 from starlette.applications import Starlette
 
+from bot.changes.http import ChangesEndpoint
 from bot.classification.live import LiveClassification
 from bot.classification.wiring import build_classification
 from bot.correlation.wiring import build_correlation
 from bot.db.database import Database
 from bot.incidents.corrections import build_corrections
-from bot.incidents.service import IncidentService
+from bot.incidents.service import IncidentListener, IncidentService
 from bot.ingest.auth import TokenVerifier
 from bot.ingest.http import IngestEndpoint
 from bot.ingest.store import DeliveryStore
@@ -29,6 +30,9 @@ from bot.knowledge.documents import DocumentRecorder
 from bot.knowledge.wiring import Knowledge
 from bot.metrics import Metrics
 from bot.processing.worker import ProcessingWorker
+from bot.remediation.wiring import Remediation, build_remediation
+from bot.rootcause.live import LiveRootCause
+from bot.rootcause.wiring import build_rootcause
 from bot.scheduling.nightly import NightlyTraining
 from bot.scheduling.scheduler import Maintenance
 from bot.settings import Settings
@@ -59,12 +63,15 @@ def build_incident_service(
     clock: Clock = utc_now,
     embedder: Embedder | None = None,
     classification: LiveClassification | None = None,
+    rootcause: LiveRootCause | None = None,
 ) -> IncidentService:
     """The incident service with every listener, for every caller (serve, worker, CLI): whoever changes an
     incident, the change reaches Slack (posts, edits and replies through the outbox) and search (the document
     that is re-indexed), and an incident whose alerts changed waits for the classifier (told first: a new
     incident's post is routed by its category). Documents are kept even with search off. ``classification``: the
-    runtime's; by default one that never loads its model unless asked to predict (the CLI never is)."""
+    runtime's; by default one that never loads its model unless asked to predict (the CLI never is). ``rootcause``:
+    the runtime's live ranking (with search as its history source); by default one without it, which marks the
+    incidents whose alerts changed so that the worker ranks them again."""
     notifier = SlackNotifier(
         ChannelRouter(settings.routes, settings.alerts_channel),
         clock,
@@ -74,11 +81,16 @@ def build_incident_service(
     )
     correlation = build_correlation(settings, embedder)
     classification = classification or build_classification(settings, lambda: open_database(settings), embedder)
-    if classification is None:
-        return IncidentService(correlation, settings.reopen_window, clock, (DocumentRecorder(clock), notifier))
-    listeners = (classification, DocumentRecorder(clock), notifier)
-    service = IncidentService(correlation, settings.reopen_window, clock, listeners, (classification.prepare,))
-    classification.attach(service)
+    rootcause = rootcause or build_rootcause(settings, clock)
+    listeners: list[IncidentListener] = [DocumentRecorder(clock), rootcause, notifier]
+    preparers: list[Callable[[Database], int]] = [rootcause.prepare]
+    if classification is not None:
+        listeners.insert(0, classification)
+        preparers.insert(0, classification.prepare)
+    service = IncidentService(correlation, settings.reopen_window, clock, listeners, preparers)
+    if classification is not None:
+        classification.attach(service)
+    rootcause.attach(service)
     return service
 
 
@@ -96,6 +108,8 @@ class Runtime:
     knowledge: Knowledge | None  # None: INCIBOT_KNOWLEDGE=false
     bot_url: str | None = None
     classification: LiveClassification | None = None  # None: INCIBOT_CLASSIFICATION=false
+    remediation: Remediation | None = None  # actions on incidents, their approvals and runs (always built by build())
+    changes: ChangesEndpoint | None = None  # POST /changes (always built by build())
 
     @classmethod
     def build(
@@ -118,10 +132,15 @@ class Runtime:
         knowledge = Knowledge.build(settings, database, embedder) if settings.knowledge else None
         shared = embedder or (knowledge.embedder if knowledge is not None else None)
         classification = build_classification(settings, lambda: database, shared)
-        incidents = build_incident_service(settings, clock, shared, classification)
         search = knowledge.service if knowledge is not None else None
+        rootcause = build_rootcause(settings, clock, search)
+        incidents = build_incident_service(settings, clock, shared, classification, rootcause)
         corrections = build_corrections(incidents, settings, shared)
         slack = SlackIntegration.build(settings, database, incidents, corrections, clock, search, standin_workspace)
+        remediation = build_remediation(  # a bad INCIBOT_ACTIONS_FILE stops start-up
+            settings, database, clock, resolve_group=slack.resolve_group, notify=slack.remediation_notice
+        )
+        slack.attach_remediation(remediation.service)
         worker = ProcessingWorker(
             database, incidents, metrics, clock, max_attempts=settings.max_attempts, idle_poll=WORKER_IDLE_POLL
         )
@@ -133,6 +152,7 @@ class Runtime:
         )
         verifier = TokenVerifier(settings.ingest_tokens if ingest_tokens is None else ingest_tokens)
         ingest = IngestEndpoint(verifier, writer, metrics, settings.max_body_bytes)
+        changes = ChangesEndpoint(verifier, database, metrics, clock, settings.max_body_bytes)
         maintenance = Maintenance(
             database,
             incidents,
@@ -156,6 +176,8 @@ class Runtime:
             knowledge,
             bot_url,
             classification,
+            remediation=remediation,
+            changes=changes,
         )
 
     def asgi_app(self, roles: frozenset[Role] = ALL_ROLES) -> Starlette:
@@ -167,6 +189,7 @@ class Runtime:
             self.metrics,
             on_startup=lambda: self.start(roles),
             on_shutdown=self.stop,
+            changes=self.changes,
         )
 
     def start(self, roles: frozenset[Role] = ALL_ROLES) -> None:
@@ -188,6 +211,8 @@ class Runtime:
             else:
                 log.warning("processing is off (INCIBOT_PROCESS_DELIVERIES=false): deliveries are stored only")
             self.maintenance.start()
+            if self.remediation is not None and self.remediation.service.enabled:
+                self.remediation.runner.start()  # its own pool: runs never delay alert processing
             self.slack.start_worker()
         log.info("incibot started (%s; database: %s)", "+".join(sorted(roles)), self.database.dialect)
 
@@ -196,6 +221,8 @@ class Runtime:
         self.writer.stop()
         self.worker.stop()
         self.maintenance.stop()
+        if self.remediation is not None:
+            self.remediation.runner.stop()
         self.slack.stop()
         if self.knowledge is not None:
             self.knowledge.indexer.stop()

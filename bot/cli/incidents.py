@@ -12,6 +12,7 @@ from bot.classification import picks
 from bot.incidents import views
 from bot.incidents.corrections import build_corrections
 from bot.incidents.errors import IncidentError
+from bot.rootcause.ranking import ranking_json, ranking_lines, stored_ranking
 from bot.runtime import build_incident_service, open_database
 from bot.settings import Settings
 from knowledge.classify.categories import CATEGORY_KEYS
@@ -96,7 +97,10 @@ def show_incident(settings: Settings, args: argparse.Namespace) -> int:
     database = open_database(settings)
     try:
         with database.read() as session:
-            data = views.detail(views.get_incident(session, args.id), views.links(session, args.id))
+            incident = views.get_incident(session, args.id)
+            data = views.detail(incident, views.links(session, args.id), views.audit_of(session, args.id))
+            causes = stored_ranking(session, args.id)
+            data["root_cause"] = ranking_json(causes)
     except IncidentError as exc:
         print(f"incibot: {exc.message}", file=sys.stderr)
         return 1
@@ -108,6 +112,9 @@ def show_incident(settings: Settings, args: argparse.Namespace) -> int:
     print(f"Incident {data['id']}: {data['title']}")
     for label, value in views.facts(data):
         print(f"  {label}: {value}")
+    print("Likely causes:")
+    for line in ranking_lines(causes):
+        print(f"  {line}")
     print("Alerts:")
     for alert in data["alerts"]:
         line = f"  [{alert['status']}] {alert['alertname']} {alert['severity']} {alert['fingerprint']}"

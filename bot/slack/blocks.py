@@ -16,6 +16,8 @@ from typing import Any
 from bot.knowledge.suggestions import RunbookHit, SimilarIncident, Suggestions
 from bot.slack.alert_groups import AlertGroup, AlertLine, compact_list, group_alerts
 from bot.slack.mrkdwn import channel, date, escape, join_within, link, plain
+from bot.slack.remediation_blocks import PostActions, action_blocks
+from bot.slack.summary_blocks import Summary, summary_blocks
 from knowledge.classify.categories import CATEGORIES, CATEGORY_KEYS, UNCLASSIFIED, category
 
 ACK_ACTION = "incident_acknowledge"
@@ -75,6 +77,8 @@ class IncidentCard:
     category: str | None = None  # None: unclassified (the post offers the category menu)
     category_source: str | None = None  # "model" | "person"; None: the model has not seen its latest alerts
     category_confidence: float | None = None  # the model's
+    summary: Summary | None = None  # the investigation summary at the top (None: none, e.g. declared by hand)
+    actions: PostActions | None = None  # remediation actions offered ("Run…"); None: none match, or remediation off
 
 
 def button_value(incident_id: int) -> str:
@@ -149,6 +153,7 @@ def incident_message(card: IncidentCard) -> dict[str, Any]:
     ]
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": header, "emoji": True}},
+        *(summary_blocks(card.summary) if card.summary is not None else ()),
         {"type": "section", "fields": [_mrkdwn(f"*{name}*\n{value}") for name, value in fields]},
     ]
     if card.alerts:
@@ -173,6 +178,8 @@ def incident_message(card: IncidentCard) -> dict[str, Any]:
         buttons.append(_button("Resolve", RESOLVE_ACTION, card.id))
         elements = [*buttons, _category_menu(card)]
         blocks.append({"type": "actions", "block_id": f"incident-{card.id}", "elements": elements})
+        if card.actions is not None:
+            blocks += action_blocks(card.id, card.actions, lines=card.summary is None)
     title = escape(card.title, 1000, one_line=True)
     state = escape(card.status, 50) if card.merged_into is None else f"merged into #{card.merged_into}"
     text = f"{mark} [{escape(severity)}] {title} — {state} (incident #{card.id})"

@@ -12,6 +12,7 @@ from bot.knowledge.models import IncidentDocument
 from bot.knowledge.suggestions import Suggestions
 from bot.slack.alert_groups import AlertLine
 from bot.slack.blocks import IncidentCard
+from bot.slack.summary_facts import load_summary
 from knowledge.correlation.correlator import Kind
 
 # Alerts read to group an incident's alert lines; beyond them, the post counts alerts per name with alert_counts.
@@ -110,4 +111,5 @@ def load_card(session: Session, incident: Incident, *, knowledge: bool = False) 
         category=incident.category,
         category_source=incident.category_source,
         category_confidence=incident.category_confidence,
+        summary=load_summary(session, incident, lines, suggestions),
     )

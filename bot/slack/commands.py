@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from bot.slack import operations
+from bot.slack import cause_operations, operations, remediation
 from bot.slack.errors import UsageError
 from bot.slack.grammar import (
     CATEGORY,
@@ -25,6 +25,7 @@ from bot.slack.grammar import (
     MERGED,
     NOTE,
     QUERY,
+    RUN_REQUEST,
     SELECTOR,
     TARGET,
     TITLE,
@@ -103,8 +104,8 @@ SLASH_COMMANDS: tuple[SlashCommand, ...] = (
         INCIDENT_COMMAND,
         "resolve",
         (INCIDENT_ID, NOTE),
-        "resolve, with an optional resolution note",
-        operations.resolve,
+        "resolve, with an optional resolution note; `cause=NAME` in it records what caused the incident",
+        cause_operations.resolve,
         Who.RESPONDERS,
         writes=True,
         what="resolve incidents",
@@ -159,6 +160,27 @@ SLASH_COMMANDS: tuple[SlashCommand, ...] = (
         writes=True,
         what=operations.CLASSIFY,
     ),
+    SlashCommand(
+        INCIDENT_COMMAND,
+        "cause",
+        (INCIDENT_ID,),
+        "the likely causes, each with its evidence (topology, changes, history)",
+        cause_operations.cause,
+    ),
+    SlashCommand(
+        INCIDENT_COMMAND,
+        "actions",
+        (INCIDENT_ID,),
+        "the catalogue actions that apply, and the requests still open",
+        remediation.actions_command,
+    ),
+    SlashCommand(
+        INCIDENT_COMMAND,
+        "run",
+        (INCIDENT_ID, RUN_REQUEST),
+        "request an action (its approvers are asked in the thread), e.g. `run 42 restart-deployment namespace=shop`",
+        remediation.run_command,
+    ),
     SlashCommand(INCIDENT_COMMAND, "help", (), "this text", _help),
     SlashCommand(
         RUNBOOK_COMMAND,
@@ -171,8 +193,8 @@ SLASH_COMMANDS: tuple[SlashCommand, ...] = (
 )
 
 DESCRIPTIONS = {
-    INCIDENT_COMMAND: "List, show, find similar, acknowledge, resolve, declare, assign, merge, split and classify "
-    "incidents",
+    INCIDENT_COMMAND: "List, show, find similar, acknowledge, resolve, declare, assign, merge, split, classify and "
+    "explain incidents, and run actions on them",
     RUNBOOK_COMMAND: "Runbooks for a symptom or an alert name",
 }
 """What Slack shows beside each command in its menu (the manifests' ``description``)."""

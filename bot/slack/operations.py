@@ -59,14 +59,6 @@ def acknowledge(invocation: Invocation) -> str:
     return escape(outcome.message)  # it names people: outside text
 
 
-def resolve(invocation: Invocation) -> str:
-    incidents, note = invocation.services.incidents, invocation.command.text
-    outcome = incidents.resolve(
-        invocation.writing, invocation.incident_id, invocation.actor, note, invocation.user_name
-    )
-    return escape(outcome.message)
-
-
 def assign(invocation: Invocation) -> str:
     command = invocation.command
     commander = command.user_name or command.user_id or ""
@@ -183,7 +175,8 @@ def list_open(invocation: Invocation) -> str:
 
 def show(invocation: Invocation) -> str:
     with invocation.services.database.read() as session:  # IncidentNotFound reaches the error handler
-        data = views.detail(views.get_incident(session, invocation.incident_id))
+        incident = views.get_incident(session, invocation.incident_id)
+        data = views.detail(incident, audit=views.audit_of(session, invocation.incident_id))
     lines = [f"*Incident #{data['id']}: {escape(data['title'])}*"]
     lines += [f"{label}: {escape(value)}" for label, value in views.facts(data)]
     lines.append("Timeline:")

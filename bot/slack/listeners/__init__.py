@@ -8,6 +8,12 @@
 | action  | ``alerts_not_related``             | ``actions.py``    |
 | action  | ``incident_classify`` (a menu)     | ``actions.py``    |
 | action  | ``incident_repost``                | ``actions.py``    |
+| action  | ``cause_helpful``, ``cause_wrong`` | ``rootcause.py``  |
+| action  | ``cause_confirm`` (a select)       | ``rootcause.py``  |
+| action  | ``remediation_run-N`` ("Run…")     | ``remediation.py``|
+| action  | ``remediation_approve``/``_deny``  | ``remediation.py``|
+| action  | ``remediation_rerun``              | ``remediation.py``|
+| view    | ``remediation_request`` (modal)    | ``remediation.py``|
 | event   | ``app_mention``                    | ``events.py``     |
 | error   | every listener's unhandled errors  | ``errors.py``     |
 """
@@ -16,12 +22,14 @@ from __future__ import annotations
 
 from slack_bolt import App
 
-from bot.slack.listeners import actions, commands, errors, events
+from bot.slack.listeners import actions, commands, errors, events, remediation, rootcause
 from bot.slack.services import SlackServices
 
 
 def register_all(app: App, services: SlackServices) -> None:
     commands.register(app, services)
     actions.register(app, services)
+    remediation.register(app, services)
+    rootcause.register(app, services)
     events.register(app, services)
     errors.register(app)

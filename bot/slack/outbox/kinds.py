@@ -13,9 +13,12 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from bot.incidents.models import Incident
+from bot.rootcause.ranking import ranking_fingerprint, stored_ranking
 from bot.slack import blocks, mrkdwn
 from bot.slack.cards import alert_counts, alert_id_span, alert_lines, join_reasons, stored_suggestions
 from bot.slack.models import OutboxItem, OutboxKind
+from bot.slack.remediation_blocks import request_message
+from bot.slack.summary_blocks import CAUSE_QUESTION, cause_question
 
 METADATA_EVENT = "incibot_outbox"
 
@@ -92,7 +95,7 @@ def fingerprint(session: Session, incident: Incident) -> list[Any]:
     """What the main message shows that can change."""
     found = stored_suggestions(session, incident.id) is not None
     state = [str(incident.status), incident.alert_count, incident.commander, incident.severity, incident.title]
-    return [*state, found, incident.merged_into, incident.category]
+    return [*state, found, incident.merged_into, incident.category, ranking_fingerprint(session, incident.id)]
 
 
 def _prepare_post(r: Render) -> Call:
@@ -117,6 +120,11 @@ def _prepare_reply(r: Render) -> Call:
     text = blocks.thread_text(str(r.item.payload.get("text", "")))
     repost_to = r.item.payload.get("repost_to")  # a person's category moved its route: offer to re-post it there
     message = blocks.route_note(text, r.incident.id, str(repost_to)) if repost_to else {"text": text}
+    if "remediation" in r.item.payload:  # a remediation request or outcome (mrkdwn already), with its buttons
+        message = request_message(str(r.item.payload.get("text", "")), r.item.payload["remediation"])
+    if r.item.payload.get(CAUSE_QUESTION):  # after a resolve: pick the cause among the ranking's candidates
+        stored = stored_ranking(r.session, r.incident.id)
+        message = cause_question(text, r.incident.id, stored.candidates if stored is not None else ())
     args = {"channel": r.channel, "thread_ts": r.incident.slack_ts, **message, "metadata": r.metadata}
     return r.call("chat.postMessage", args, thread_ts=r.incident.slack_ts)
 
