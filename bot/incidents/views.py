@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from bot.incidents.errors import IncidentNotFound
 from bot.incidents.models import OPEN_STATUSES, Incident, IncidentAlert, IncidentStatus
+from bot.remediation.models import AuditEntry
 
 STATUS_FILTERS = ("all", "open", "triggered", "acknowledged", "resolved")
 
@@ -62,8 +63,18 @@ def summary(incident: Incident) -> dict[str, Any]:
     }
 
 
-def detail(incident: Incident, joins: Mapping[int, IncidentAlert] | None = None) -> dict[str, Any]:
-    """``joins``: :func:`links`, to show why each alert joined."""
+def audit_of(session: Session, incident_id: int) -> list[AuditEntry]:
+    """The remediation audit entries of the incident (requests, approvals, runs, results), oldest first."""
+    return list(
+        session.scalars(select(AuditEntry).where(AuditEntry.incident_id == incident_id).order_by(AuditEntry.id))
+    )
+
+
+def detail(
+    incident: Incident, joins: Mapping[int, IncidentAlert] | None = None, audit: Sequence[AuditEntry] = ()
+) -> dict[str, Any]:
+    """``joins``: :func:`links`, to show why each alert joined; ``audit``: :func:`audit_of`, shown in the timeline
+    (kind ``remediation.<event>``) beside the incident's own entries, by time."""
     joins = joins or {}
     return {
         **summary(incident),
@@ -91,11 +102,25 @@ def detail(incident: Incident, joins: Mapping[int, IncidentAlert] | None = None)
             }
             for alert in incident.alerts
         ],
-        "timeline": [
-            {"at": _iso(entry.at), "actor": entry.actor, "kind": entry.kind, "text": entry.text}
-            for entry in incident.timeline
-        ],
+        "timeline": sorted(
+            [
+                *(
+                    {"at": _iso(entry.at), "actor": entry.actor, "kind": entry.kind, "text": entry.text}
+                    for entry in incident.timeline
+                ),
+                *(_audit_entry(entry) for entry in audit),
+            ],
+            key=lambda entry: str(entry["at"]),
+        ),
     }
+
+
+def _audit_entry(entry: AuditEntry) -> dict[str, Any]:
+    """``remediation #3 restart on checkout: approved`` with the outcome and detail, when there are any."""
+    text = f"remediation #{entry.request_id} {entry.action} on {entry.target}: {entry.event}"
+    text += f" ({entry.outcome})" if entry.outcome and entry.outcome != entry.event else ""
+    text += f" — {entry.detail}" if entry.detail else ""
+    return {"at": _iso(entry.at), "actor": entry.actor, "kind": f"remediation.{entry.event}", "text": text}
 
 
 FACT_KEYS = ("status", "merged_into", "severity", "category", "service", "source", "alert_count", "commander",

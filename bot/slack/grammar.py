@@ -20,6 +20,7 @@ MAX_TITLE = 200
 MAX_QUERY = 500
 MAX_SELECTOR = 200
 MAX_CATEGORY = 40
+MAX_RUN_REQUEST = 1000
 _ID = re.compile(r"^#?([1-9][0-9]{0,11})$")
 _MENTION = re.compile(r"^<@([UW][A-Z0-9]{2,})(?:\|([^>]{1,80}))?>$")
 
@@ -56,6 +57,7 @@ TARGET = Param(Kind.INCIDENT_ID, "A")  # merge A B: A keeps the alerts
 MERGED = Param(Kind.INCIDENT_ID, "B")  # a second incident ID fills ``other_id``
 SELECTOR = Param(Kind.TEXT, "ALERTNAME|ALERT_ID", max_length=MAX_SELECTOR, noun="name or ID of an alert")
 CATEGORY = Param(Kind.TEXT, "CATEGORY", max_length=MAX_CATEGORY, noun="category", collapse=True)
+RUN_REQUEST = Param(Kind.TEXT, "ACTION key=value…", max_length=MAX_RUN_REQUEST, noun="run request")
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,11 +24,14 @@ from bot.db.database import Database
 from bot.incidents.corrections import Corrections
 from bot.incidents.service import IncidentService
 from bot.knowledge.service import KnowledgeService
+from bot.remediation.runner import Notice
+from bot.remediation.service import RemediationService
 from bot.settings import Settings, secret_value
 from bot.slack.app import build_bolt_app
 from bot.slack.health import SlackHealth, slack_health
 from bot.slack.http import SlackEventsEndpoint
 from bot.slack.outbox import OutboxWorker
+from bot.slack.remediation import RemediationThread, post_actions
 from bot.slack.services import Permissions, SlackServices
 from bot.slack.suggester import Suggester
 from bot.slack.verification import RequestVerifier
@@ -57,6 +60,7 @@ class SlackIntegration:
     standin: StandinServer | None
     app_token: str | None
     runtime_file: Path
+    services: SlackServices
     socket_handler: SocketModeHandler | None = None
     health: SlackHealth = field(init=False)  # the set-up check, for /readyz
     _stopping: threading.Event = field(default_factory=threading.Event, init=False)
@@ -94,6 +98,7 @@ class SlackIntegration:
         outbox_client = WebClient(base_url=api_url, token=token, retry_handlers=[])
         routed = [route.channel for route in settings.routes]
         suggester = Suggester(database, knowledge, clock) if knowledge is not None else None
+        services_box: list[SlackServices] = []  # the post's actions need the services built below
         outbox = OutboxWorker(
             database,
             outbox_client,
@@ -102,6 +107,7 @@ class SlackIntegration:
             channels=(settings.alerts_channel, *routed),
             echo=mode == "standin",
             suggester=suggester,
+            actions=lambda session, incident: post_actions(services_box[0].remediation, session, incident),
         )
         if suggester is not None:
             suggester.on_stored = outbox.wake
@@ -116,9 +122,12 @@ class SlackIntegration:
             outbox.wake,
             knowledge,
             route_channels=frozenset(name.lstrip("#") for name in (settings.alerts_channel, *routed)),
+            remediation_thread=RemediationThread(database, clock, outbox.wake),
         )
+        services_box.append(services)
         app = build_bolt_app(listener_client, services)
         integration = cls(
+            services=services,
             mode=mode,
             api_url=api_url,
             signing_secret=signing_secret,
@@ -140,6 +149,20 @@ class SlackIntegration:
             connected=integration.socket_connected if app_token else None,
         )
         return integration
+
+    def attach_remediation(self, service: RemediationService) -> None:
+        """Offer ``service``'s actions in posts, the modal, the buttons and ``/incident run``."""
+        self.services.remediation = service
+
+    def resolve_group(self, group: str) -> frozenset[str]:
+        """A user group's members now (``usergroups.users.list``, never cached: a removal counts at once);
+        raises when Slack cannot say (an approver group that cannot be read approves no one)."""
+        return frozenset(self.client.usergroups_users_list(usergroup=group).get("users") or [])
+
+    def remediation_notice(self, notice: Notice) -> None:
+        """The remediation runner's hook: results and unknown outcomes go to the incident's thread."""
+        assert self.services.remediation_thread is not None
+        self.services.remediation_thread.notify(notice)
 
     @property
     def standin_port(self) -> int | None:

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -19,6 +20,10 @@ from bot.incidents.corrections import Corrections
 from bot.incidents.service import IncidentService
 from bot.knowledge.service import KnowledgeService
 from bot.slack.errors import NotAllowed
+
+if TYPE_CHECKING:
+    from bot.remediation.service import RemediationService
+    from bot.slack.remediation import RemediationThread
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +73,8 @@ class SlackServices:
     wake_outbox: Callable[[], None]
     knowledge: KnowledgeService | None = None  # None: search is off
     route_channels: frozenset[str] = frozenset()  # the alerts channel and every route's (names): where to re-post
+    remediation: RemediationService | None = None  # attached by the composition root (None: not built)
+    remediation_thread: RemediationThread | None = None  # remediation's posts in incidents' threads
 
     def first_time(self, session: Session, key: str) -> bool:
         """Record that request ``key`` was handled; False if it already was (a retry or a replay)."""

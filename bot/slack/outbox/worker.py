@@ -38,6 +38,7 @@ from bot.slack.outbox.gateway import SlackFailure, SlackGateway
 from bot.slack.outbox.kinds import KINDS, METADATA_EVENT, Call, Recovery, Render
 from bot.slack.outbox.pacing import POST, UPDATE, Pacing
 from bot.slack.outbox.reconcile import find_sent
+from bot.slack.remediation_blocks import PostActions, with_actions
 from bot.slack.suggester import Suggester
 
 log = logging.getLogger(__name__)
@@ -61,8 +62,10 @@ class OutboxWorker(BackgroundLoop):
         channels: Sequence[str] = (),
         echo: bool = False,
         suggester: Suggester | None = None,
+        actions: Callable[[Session, Incident], PostActions | None] = lambda _session, _incident: None,
     ) -> None:
-        """``channels``: the configured ones (alerts channel, routes), resolved and joined at start-up."""
+        """``channels``: the configured ones (alerts channel, routes), resolved and joined at start-up;
+        ``actions``: the remediation actions a post offers (None: none)."""
         super().__init__("slack-outbox", idle_poll)
         self._database = database
         self._clock = clock
@@ -70,6 +73,7 @@ class OutboxWorker(BackgroundLoop):
         self._responders = responders
         self._echo = echo  # log every message sent, readably (the stand-in's console view)
         self._suggester = suggester  # runbooks and similar incidents for first posts (None: search is off)
+        self._actions = actions
         self._gateway = SlackGateway(client, Pacing(post_interval, update_interval), clock)
         self._channels = OutboxChannels(ChannelDirectory(client), self._gateway, channels, max_backoff=MAX_BACKOFF)
 
@@ -176,7 +180,8 @@ class OutboxWorker(BackgroundLoop):
 
     def _card(self, session: Session, incident: Incident) -> blocks.IncidentCard:
         """The incident as its main message shows it (with suggestions when search is on)."""
-        return load_card(session, incident, knowledge=self._suggester is not None)
+        card = load_card(session, incident, knowledge=self._suggester is not None)
+        return with_actions(card, self._actions(session, incident))
 
     # --- sending -----------------------------------------------------------------------------------
 
