@@ -1,5 +1,6 @@
-"""For the remediation flow tests: a recording HTTP target on loopback, a catalogue pointing at it, an incident,
-and the service with its runner as the runtime wires them (real executor, real database)."""
+"""For the remediation tests: the recording HTTP target on loopback (every remediation test uses this one), a
+catalogue pointing at it, an incident, and the service with its runner as the runtime wires them (real executor,
+real database)."""
 
 from __future__ import annotations
 
@@ -25,12 +26,32 @@ REQUESTER, ALICE, BOB, CAROL, MALLORY = "U0REQUESTER", "U0ALICE", "U0BOB", "U0CA
 ONCALL = "S0ONCALL"  # a user group: its members come from the resolver
 
 
+@dataclass(frozen=True)
+class TargetCall:
+    """One request the target received, as it arrived (header names lower-cased)."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def key(self) -> str | None:
+        return self.headers.get("idempotency-key")
+
+    def json(self) -> Any:
+        return json.loads(self.body or b"null")
+
+
 @dataclass
 class Target:
-    """A loopback HTTP endpoint that records every call; ``status`` and ``delay`` shape its answers."""
+    """A loopback HTTP endpoint (POST and PUT) that records every call. It answers with ``replies`` in turn
+    (status, delay), then with ``status`` after ``delay``; its JSON answer echoes the Authorization header, so
+    that a test can see the caller redact it."""
 
     url: str = ""
-    calls: list[dict[str, Any]] = field(default_factory=list)
+    calls: list[TargetCall] = field(default_factory=list)
+    replies: list[tuple[int, float]] = field(default_factory=list)
     status: int = 200
     delay: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -48,23 +69,27 @@ def recording_target() -> Iterator[Target]:
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            headers = {name.lower(): value for name, value in self.headers.items()}
             with target.lock:
-                target.calls.append({"key": self.headers.get("Idempotency-Key"), "body": json.loads(body or b"null")})
+                target.calls.append(TargetCall(self.command, self.path, headers, body))
+                status, delay = target.replies.pop(0) if target.replies else (target.status, target.delay)
                 target.active += 1
                 target.most_active = max(target.most_active, target.active)
-            time.sleep(target.delay)
+            time.sleep(delay)
             with target.lock:
                 target.active -= 1
-            payload = json.dumps({"ok": target.status < 300}).encode()
+            payload = json.dumps({"ok": status < 300, "echo": headers.get("authorization")}).encode()
             try:
-                self.send_response(target.status)
+                self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
             except OSError:
                 pass  # the caller gave up (timeout) or was killed
+
+        do_PUT = do_POST
 
         def log_message(self, *_args: Any) -> None:
             pass

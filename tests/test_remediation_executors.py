@@ -1,8 +1,9 @@
 """Executors against real local endpoints: the exact request each sends, and how failures are reported.
 
-HTTP: a recording loopback server (timeouts, 5xx, retries only when idempotent, secrets redacted). Kubernetes:
-the API stand-in (tests/kube_standin.py) with the Role from deploy/kubernetes-role.yml (404/409/403/415/401).
-Program: a real executable, its argv and environment as it received them, no shell.
+HTTP: the recording loopback target of tests/remediation_support.py (timeouts, 5xx, retries only when idempotent,
+secrets redacted). Kubernetes: the API stand-in (tests/kube_standin.py) with the Role from
+deploy/kubernetes-role.yml (404/409/403/415/401). Program: a real executable, its argv and environment as it
+received them, no shell.
 """
 
 from __future__ import annotations
@@ -10,12 +11,10 @@ from __future__ import annotations
 import json
 import os
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -30,57 +29,17 @@ from bot.remediation.executors.kubernetes import KubernetesExecutor
 from bot.remediation.executors.program import ProgramExecutor
 from bot.remediation.parameters import ResolvedRun, resolve_run
 from tests.kube_standin import TOKEN, KubeStandin
+from tests.remediation_support import Target, recording_target
 from tests.support import free_port
 
 SECRET = "s3cr3t-ci-token-value"
 KEY = "idem-0123456789abcdef"
 
 
-@dataclass
-class Endpoint:
-    """A loopback HTTP endpoint: records each request; answers with ``replies`` in turn (status, delay)."""
-
-    url: str = ""
-    requests: list[dict[str, Any]] = field(default_factory=list)
-    replies: list[tuple[int, float]] = field(default_factory=list)
-
-
 @pytest.fixture
-def endpoint() -> Iterator[Endpoint]:
-    ep = Endpoint()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            ep.requests.append({"method": self.command, "path": self.path, "headers": headers, "body": raw})
-            status, delay = ep.replies.pop(0) if ep.replies else (200, 0.0)
-            time.sleep(delay)
-            payload = json.dumps({"pipeline": 7, "echo": headers.get("authorization")}).encode()
-            try:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-            except OSError:
-                pass  # the client gave up
-
-        do_PUT = do_POST
-
-        def log_message(self, *_args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    ep.url = f"http://127.0.0.1:{server.server_address[1]}/api/trigger"
-    try:
-        yield ep
-    finally:
-        server.shutdown()
-        server.server_close()
+def endpoint() -> Iterator[Target]:
+    with recording_target() as recording:
+        yield recording
 
 
 def http_action(url: str, *, idempotent: bool = False, timeout: str = "2s") -> ActionSpec:
@@ -111,57 +70,57 @@ def _run(action: ActionSpec) -> ResolvedRun:
     return resolve_run(action, {"replicas": "3"}, {"service": "checkout"})
 
 
-def test_http_sends_the_exact_request_and_redacts_the_secret(endpoint: Endpoint) -> None:
+def test_http_sends_the_exact_request_and_redacts_the_secret(endpoint: Target) -> None:
     action = http_action(endpoint.url)
     executor = HttpExecutor(environ={"CI_TOKEN": SECRET})
     preview = executor.preview(action, _run(action))
-    assert endpoint.requests == [] and SECRET not in preview
+    assert endpoint.calls == [] and SECRET not in preview
     assert preview.startswith(f"POST {endpoint.url} with JSON ") and "$CI_TOKEN" in preview
     result = executor.execute(action, _run(action), KEY)
-    [request] = endpoint.requests
-    assert (request["method"], request["path"]) == ("POST", "/api/trigger")
-    headers = request["headers"]
-    assert headers["idempotency-key"] == KEY
+    [request] = endpoint.calls
+    assert (request.method, request.path) == ("POST", "/hooks/restart")
+    headers = request.headers
+    assert request.key == KEY
     assert headers["authorization"] == f"Bearer {SECRET}"
     assert headers["content-type"] == "application/json" and headers["x-source"] == "incibot"
-    assert json.loads(request["body"]) == {"ref": "main", "variables": {"SERVICE": "checkout", "REPLICAS": 3}}
+    assert request.json() == {"ref": "main", "variables": {"SERVICE": "checkout", "REPLICAS": 3}}
     assert result.ok and result.outcome == "succeeded" and "answered 200" in result.summary
-    assert result.response["status"] == 200 and result.response["body"]["pipeline"] == 7
+    assert result.response["status"] == 200 and result.response["body"]["ok"] is True
     assert SECRET not in json.dumps(result.response) and "[redacted]" in json.dumps(result.response)
 
 
-def test_http_without_its_secret_sends_nothing(endpoint: Endpoint) -> None:
+def test_http_without_its_secret_sends_nothing(endpoint: Target) -> None:
     action = http_action(endpoint.url)
     result = HttpExecutor(environ={}).execute(action, _run(action), KEY)
     assert result.outcome == "failed" and "$CI_TOKEN is not set" in result.summary
-    assert endpoint.requests == []
+    assert endpoint.calls == []
 
 
 @pytest.mark.parametrize(("idempotent", "calls"), [(False, 1), (True, 2)])
-def test_http_5xx_fails_and_is_retried_only_when_idempotent(endpoint: Endpoint, idempotent: bool, calls: int) -> None:
+def test_http_5xx_fails_and_is_retried_only_when_idempotent(endpoint: Target, idempotent: bool, calls: int) -> None:
     endpoint.replies = [(503, 0.0), (503, 0.0)]
     action = http_action(endpoint.url, idempotent=idempotent)
     result = HttpExecutor(environ={"CI_TOKEN": SECRET}).execute(action, _run(action), KEY)
     assert result.outcome == "failed" and "503" in result.summary
-    assert len(endpoint.requests) == calls and result.response["attempts"] == calls
-    assert {r["headers"]["idempotency-key"] for r in endpoint.requests} == {KEY}  # a retry keeps its key
+    assert len(endpoint.calls) == calls and result.response["attempts"] == calls
+    assert {call.key for call in endpoint.calls} == {KEY}  # a retry keeps its key
 
 
-def test_http_idempotent_retry_can_succeed(endpoint: Endpoint) -> None:
+def test_http_idempotent_retry_can_succeed(endpoint: Target) -> None:
     endpoint.replies = [(502, 0.0), (201, 0.0)]
     action = http_action(endpoint.url, idempotent=True)
     result = HttpExecutor(environ={"CI_TOKEN": SECRET}).execute(action, _run(action), KEY)
     assert result.ok and result.response["attempts"] == 2
 
 
-def test_http_timeout_is_a_failure_that_says_it_may_have_acted(endpoint: Endpoint) -> None:
+def test_http_timeout_is_a_failure_that_says_it_may_have_acted(endpoint: Target) -> None:
     endpoint.replies = [(200, 1.0)]
     action = http_action(endpoint.url, timeout="200ms")
     started = time.monotonic()
     result = HttpExecutor(environ={"CI_TOKEN": SECRET}).execute(action, _run(action), KEY)
     assert time.monotonic() - started < 0.9
     assert result.outcome == "failed" and "may have taken effect" in result.summary
-    assert result.response["error"] == "ReadTimeout" and len(endpoint.requests) == 1
+    assert result.response["error"] == "ReadTimeout" and len(endpoint.calls) == 1
 
 
 def test_http_unreachable_and_redirects_fail() -> None:

@@ -75,7 +75,7 @@ def test_self_approval_and_non_members_are_refused_and_a_group_member_approves(
     approved = flow.service.approve(request.id, CAROL, request.fingerprint)  # a member of the user group
     assert approved.state == RequestState.APPROVED and approved.approved_by == (CAROL,)
     assert flow.runner.run_pending() == 1
-    assert target.count() == 1 and target.calls[0]["body"] == {"service": "checkout", "replicas": 2}
+    assert target.count() == 1 and target.calls[0].json() == {"service": "checkout", "replicas": 2}
     assert flow.service.get(request.id).state == RequestState.SUCCEEDED
     assert events(db, request.id) == ["requested", "refused", "refused", "approved", "running", "succeeded"]
     assert [n.event for n in flow.notices] == ["succeeded"]
@@ -151,7 +151,7 @@ def test_no_approval_needed_runs_and_failures_are_not_retried(flow: Flow, db: Da
     assert rerun.state == RequestState.APPROVED and rerun.attempt == 2 and rerun.requester == ALICE
     target.status = 200
     assert flow.runner.run_pending() == 1 and target.count() == 2
-    assert target.calls[0]["key"] == target.calls[1]["key"]  # the same idempotency key
+    assert target.calls[0].key == target.calls[1].key  # the same idempotency key
 
 
 def test_a_timeout_is_reported_as_failed_once(flow: Flow, db: Database, target: Target) -> None:

@@ -114,4 +114,4 @@ def test_a_runner_killed_while_running_leaves_the_request_unknown(
     target.delay = 0.0
     assert flow.runner.run_pending() == 1
     assert flow.service.get(request.id).state == RequestState.SUCCEEDED
-    assert target.count() == 2 and target.calls[0]["key"] == target.calls[1]["key"]
+    assert target.count() == 2 and target.calls[0].key == target.calls[1].key

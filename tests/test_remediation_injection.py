@@ -3,17 +3,14 @@ from an incident label used as a default, with a message naming the field, and t
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
 
 from bot.remediation.catalogue import ActionSpec, Catalogue
 from bot.remediation.executors import CatalogueExecutor
 from bot.remediation.parameters import ParameterError, resolve_run
+from tests.remediation_support import Target, recording_target
 
 CORPUS = {
     "semicolon": ";id",
@@ -54,28 +51,9 @@ actions:
 
 
 @pytest.fixture
-def target() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    """A loopback HTTP endpoint recording every call (none is expected)."""
-    calls: list[dict[str, Any]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            calls.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *_args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/hook", calls
-    finally:
-        server.shutdown()
-        server.server_close()
+def target() -> Iterator[Target]:
+    with recording_target() as recording:
+        yield recording
 
 
 def _action(url: str = "http://127.0.0.1:9/hook") -> tuple[Catalogue, ActionSpec]:
@@ -159,9 +137,8 @@ actions:
         resolve_run(action, {"ns": "a" * 64, "name": "checkout"}, {})
 
 
-def test_a_refused_run_never_reaches_the_executor(target: tuple[str, list[dict[str, Any]]]) -> None:
-    url, calls = target
-    catalogue, action = _action(url)
+def test_a_refused_run_never_reaches_the_executor(target: Target) -> None:
+    catalogue, action = _action(target.url)
     executor = CatalogueExecutor.build(catalogue)
     for payload in CORPUS.values():
         for given, labels in (({"value": payload}, {"service": "ok"}), ({}, {"service": payload})):
@@ -170,7 +147,7 @@ def test_a_refused_run_never_reaches_the_executor(target: tuple[str, list[dict[s
             except ParameterError:
                 continue
             executor.execute(run, "key")  # would record a call: the assertion below fails
-    assert calls == []
+    assert target.calls == []
     run = resolve_run(action, {"count": "3"}, {"service": "checkout"})  # the target does record a valid run
     assert executor.execute(run, "key").ok
-    assert calls == [{"value": "checkout", "count": 3, "env": "staging"}]
+    assert [call.json() for call in target.calls] == [{"value": "checkout", "count": 3, "env": "staging"}]

@@ -182,7 +182,7 @@ def test_on_mode_runs_the_target_once_for_replayed_approvals(
         assert runner.run_pending() == 1 and runner.run_pending() == 0
         assert target.count() == 1
         [call] = target.calls
-        assert call["body"] == {"service": "checkout", "replicas": 4, "how": "rolling"} and call["key"]
+        assert call.json() == {"service": "checkout", "replicas": 4, "how": "rolling"} and call.key
         bot.drain()
         assert _texts(bot)[-1].startswith(":white_check_mark: Request #1 *restart-checkout* on `checkout`: ")
         shown = bot.driver.slash_command("/incident", "show 1", user="U0CAROL", wait_responses=5).responses[0]["text"]
