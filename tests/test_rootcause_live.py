@@ -16,11 +16,26 @@ import pytest
 from sqlalchemy import select
 
 from bot.cli.main import main
+from bot.knowledge.suggestions import RunbookHit
 from bot.rootcause.live import MIN_INTERVAL
 from bot.rootcause.models import CauseFeedback, ConfirmedCause, RootCauseRanking
+from bot.rootcause.ranking import StoredRanking
 from bot.settings import Settings
-from bot.slack.summary_blocks import CONFIRM_ACTION, HELPFUL_ACTION, WRONG_ACTION, cause_value, confirm_value
+from bot.slack.summary_blocks import (
+    CONFIRM_ACTION,
+    HELPFUL_ACTION,
+    WRONG_ACTION,
+    ActionHint,
+    Situation,
+    Summary,
+    cause_question,
+    cause_value,
+    confirm_value,
+    parse_cause_value,
+    summary_blocks,
+)
 from knowledge.embeddings import Embedder
+from knowledge.rootcause.model import CauseCandidate, Evidence
 from tests.conftest import auth
 from tests.processes import incibot_env
 from tests.slack_support import SlackBot, running_bot
@@ -40,19 +55,22 @@ TOPOLOGY = {
                     "name": "frontend",
                     "depends_on": ["checkout"],
                     "pods": [
-                        {"name": "frontend-5f7c9-abcde", "node": W1},
-                        {"name": "frontend-5f7c9-zzzzz", "node": W1},
+                        {"name": "frontend-5f7c9d8b4-k2x7q", "node": W1},
+                        {"name": "frontend-5f7c9d8b4-zzzzz", "node": W1},
                     ],
                 },
                 {
                     "name": "checkout",
                     "depends_on": ["payments-db"],
-                    "pods": [{"name": "checkout-7d9f8-x1y2z", "node": W1}],
+                    "pods": [{"name": "checkout-6b8d4c9f7-w5z8r", "node": W1}],
                 },
                 {"name": "payments-db", "pods": [{"name": "payments-db-0", "node": W2}]},
                 {
                     "name": "search",
-                    "pods": [{"name": "search-6c5d4-q1w2e", "node": W2}, {"name": "search-6c5d4-zzzzz", "node": W2}],
+                    "pods": [
+                        {"name": "search-7c5d4f9b8-q2w4g", "node": W2},
+                        {"name": "search-7c5d4f9b8-zzzzz", "node": W2},
+                    ],
                 },
             ],
         }
@@ -66,10 +84,10 @@ def alert(name: str, service: str, pod: str, summary: str) -> dict[str, Any]:
     return payload
 
 
-FRONTEND_5XX = ("HighErrorRate", "frontend", "frontend-5f7c9-abcde", "5xx ratio above 5%")
-CHECKOUT_SLOW = ("HighLatency", "checkout", "checkout-7d9f8-x1y2z", "p99 latency above 2s")
+FRONTEND_5XX = ("HighErrorRate", "frontend", "frontend-5f7c9d8b4-k2x7q", "5xx ratio above 5%")
+CHECKOUT_SLOW = ("HighLatency", "checkout", "checkout-6b8d4c9f7-w5z8r", "p99 latency above 2s")
 DATABASE_DOWN = ("PostgresDown", "payments-db", "payments-db-0", "PostgreSQL instance is down")
-SEARCH_5XX = ("HighErrorRate", "search", "search-6c5d4-q1w2e", "5xx ratio above 5%")
+SEARCH_5XX = ("HighErrorRate", "search", "search-7c5d4f9b8-q2w4g", "5xx ratio above 5%")
 
 
 @pytest.fixture
@@ -270,3 +288,46 @@ def test_a_confirmed_cause_is_history_for_a_similar_new_incident_and_the_cli_sho
     assert main(["incidents", "show", "1", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["root_cause"]["confirmed"] == "search" and data["root_cause"]["candidates"][0]["name"] == "frontend"
+
+
+def test_without_a_topology_candidates_are_named_by_the_service_label_never_a_pod(
+    settings: Settings, clock: FakeClock
+) -> None:
+    with running_bot(settings, clock=clock) as bot:
+        send(bot, FRONTEND_5XX, CHECKOUT_SLOW)
+        names = [candidate["name"] for candidate in ranking(bot).candidates]
+        assert names and set(names) <= {"frontend", "checkout"}
+        [post] = bot.posts()
+        assert "(service)" in likely_cause(post) and "k2x7q" not in likely_cause(post)
+
+
+def test_summary_escapes_outside_text_and_stays_within_slacks_limits() -> None:
+    hostile = "<!channel> <https://evil.example|click> & " + "x" * 10_000
+    candidates = tuple(
+        CauseCandidate(f"{hostile}{n}", "service", 0.5, (Evidence("change", hostile, 1.0),) * 5) for n in range(12)
+    )
+    stored = StoredRanking(candidates, stale=False, ranked_at=T0, confirmed=hostile)
+    situation = Situation(((hostile, 3),) * 20, ((hostile, 2),) * 20, 40, T0, (hostile,) * 30, T0)
+    runbooks = (RunbookHit("doc/" + hostile, hostile, 0.9, hostile, "javascript:alert(1)"),) * 3
+    actions = (ActionHint(hostile, hostile, hostile),) * 5
+    blocks = summary_blocks(Summary(7, situation, stored, runbooks, actions))
+    question = cause_question("What caused it?", 7, candidates)
+    for block in [*blocks, *question["blocks"]]:
+        shown = " ".join(mrkdwn_texts(block))  # what Slack parses (plain_text and values never are)
+        assert "<!channel>" not in shown and "<https://evil" not in shown and "<javascript:" not in shown
+        if block["type"] == "section":
+            assert len(block["text"]["text"]) <= 3000
+        for element in block.get("elements", []):
+            assert len(element.get("value", "")) <= 2000
+            assert all(len(o["text"]["text"]) <= 75 and len(o["value"]) <= 150 for o in element.get("options", []))
+    assert parse_cause_value(blocks[2]["elements"][0]["value"]) == (7, candidates[0].name[:200])
+    assert len(question["blocks"][1]["elements"][0]["options"]) == 10
+
+
+def mrkdwn_texts(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        own = [node["text"]] if node.get("type") == "mrkdwn" else []
+        return own + [text for value in node.values() for text in mrkdwn_texts(value)]
+    if isinstance(node, list):
+        return [text for item in node for text in mrkdwn_texts(item)]
+    return []

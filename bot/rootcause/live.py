@@ -112,30 +112,19 @@ class LiveRootCause:
     # --- before it ------------------------------------------------------------------------------------
 
     def prepare(self, database: Database) -> int:
-        """Rank the incidents whose ranking is stale; returns how many were ranked."""
+        """Rank the incidents whose ranking is stale; returns how many were ranked. One read, and a write only
+        when there is something to store (and one of each more after a new change event)."""
         now = self._clock()
-        self._notice_changes(database, now)
         with database.read() as session:
             if self._learned is not None:
                 self._learned.catch_up(session)
-            due = session.execute(
-                select(RootCauseRanking.incident_id, RootCauseRanking.generation, Incident)
-                .join(Incident, Incident.id == RootCauseRanking.incident_id)
-                .where(
-                    RootCauseRanking.stale.is_(True),
-                    or_(RootCauseRanking.ranked_at.is_(None), RootCauseRanking.ranked_at <= now - MIN_INTERVAL),
-                )
-                .order_by(RootCauseRanking.incident_id)
-                .limit(BATCH)
-            ).all()
-            inputs: list[_Inputs] = []
-            for incident_id, generation, incident in due:
-                if incident.merged_into is not None or incident.alert_count == 0:
-                    inputs.append(_Inputs(incident_id, generation, incident.alert_count, [], []))
-                    continue
-                alerts = incident_alerts(session, incident_id)
-                changes = incident_changes(session, incident, component_names(alerts, self._topology), now)
-                inputs.append(_Inputs(incident_id, generation, incident.alert_count, alerts, changes))
+            touched = self._touched_by_changes(session, now)
+            inputs = self._inputs(session, now) if not touched else []
+        if touched:  # rare: mark them, then read what is due with them
+            with database.write() as session:
+                session.execute(_MARK_STALE, [{"incident_id": incident_id} for incident_id in touched])
+            with database.read() as session:
+                inputs = self._inputs(session, now)
         if not inputs:
             return 0
         rankings = [(item, self._rank(item, now)) for item in inputs]
@@ -143,6 +132,28 @@ class LiveRootCause:
             for item, candidates in rankings:
                 self._store(session, item, candidates, now)
         return len(rankings)
+
+    def _inputs(self, session: Session, now: datetime) -> list[_Inputs]:
+        """What the ranker needs of each stale incident due for ranking."""
+        due = session.execute(
+            select(RootCauseRanking.incident_id, RootCauseRanking.generation, Incident)
+            .join(Incident, Incident.id == RootCauseRanking.incident_id)
+            .where(
+                RootCauseRanking.stale.is_(True),
+                or_(RootCauseRanking.ranked_at.is_(None), RootCauseRanking.ranked_at <= now - MIN_INTERVAL),
+            )
+            .order_by(RootCauseRanking.incident_id)
+            .limit(BATCH)
+        ).all()
+        inputs: list[_Inputs] = []
+        for incident_id, generation, incident in due:
+            if incident.merged_into is not None or incident.alert_count == 0:  # nothing to rank: cleared
+                inputs.append(_Inputs(incident_id, generation, incident.alert_count, [], []))
+                continue
+            alerts = incident_alerts(session, incident_id)
+            changes = incident_changes(session, incident, component_names(alerts, self._topology), now)
+            inputs.append(_Inputs(incident_id, generation, incident.alert_count, alerts, changes))
+        return inputs
 
     def _rank(self, item: _Inputs, now: datetime) -> list[CauseCandidate]:
         if not item.alerts:
@@ -176,24 +187,22 @@ class LiveRootCause:
             channel = incident.slack_channel or ""
             enqueue_coalesced(session, OutboxKind.UPDATE_INCIDENT, incident, channel, now + COALESCE)
 
-    def _notice_changes(self, database: Database, now: datetime) -> None:
-        """A change event recorded since the last look makes the recently active open incidents stale."""
-        with database.read() as session:
-            latest = session.scalar(select(func.max(ChangeRecord.id))) or 0
-            if self._last_change is None or latest <= self._last_change:
-                self._last_change = latest
-                return
-            earliest = session.scalar(select(func.min(ChangeRecord.at)).where(ChangeRecord.id > self._last_change))
-            since = min(earliest or now, now) - ACTIVE
-            active = session.scalars(
+    def _touched_by_changes(self, session: Session, now: datetime) -> list[int]:
+        """The recently active open incidents, when a change event was recorded since the last look (they are
+        ranked again with it)."""
+        latest = session.scalar(select(func.max(ChangeRecord.id))) or 0
+        last, self._last_change = self._last_change, latest
+        if last is None or latest <= last:
+            return []
+        earliest = session.scalar(select(func.min(ChangeRecord.at)).where(ChangeRecord.id > last))
+        since = min(earliest or now, now) - ACTIVE
+        return list(
+            session.scalars(
                 select(Incident.id).where(
                     Incident.status.in_(OPEN_STATUSES), Incident.merged_into.is_(None), Incident.last_alert_at >= since
                 )
-            ).all()
-        if active:
-            with database.write() as session:
-                session.execute(_MARK_STALE, [{"incident_id": incident_id} for incident_id in active])
-        self._last_change = latest
+            )
+        )
 
 
 def changed_text(before: CauseCandidate, after: CauseCandidate) -> str:
