@@ -17,6 +17,7 @@ from bot.cli.main import main
 from bot.db.database import Database
 from bot.remediation.catalogue import CatalogueError
 from bot.remediation.models import ActionRequest, AuditEntry, RequestState
+from bot.remediation.runner import MAX_TARGET_CALLS, TRIES_PER_RUN
 from bot.remediation.service import RemediationError
 from bot.remediation.wiring import build_remediation
 from bot.settings import Settings
@@ -54,6 +55,13 @@ def db(database_url: str) -> Iterator[Database]:
 @pytest.fixture
 def flow(db: Database, target: Target, tmp_path: Path) -> Flow:
     return build_flow(db, write_catalogue(tmp_path, target.url))
+
+
+def request_key(db: Database, request_id: int) -> str:
+    with db.read() as session:
+        request = session.get(ActionRequest, request_id)
+        assert request is not None
+        return request.idempotency_key
 
 
 def events(db: Database, request_id: int) -> list[str]:
@@ -159,6 +167,33 @@ def test_a_timeout_is_reported_as_failed_once(flow: Flow, db: Database, target: 
     request = flow.service.request(add_incident(db), "flush-cache", {"service": "checkout"}, REQUESTER)
     flow.runner.run_pending()
     assert flow.service.get(request.id).state == RequestState.FAILED and target.count() == 1
+
+
+def test_an_idempotent_5xx_is_retried_by_the_executor_only(db: Database, target: Target, tmp_path: Path) -> None:
+    flow = build_flow(db, write_catalogue(tmp_path, target.url, idempotent=True))
+    target.status = 503
+    request = flow.service.request(add_incident(db), "flush-cache", {"service": "checkout"}, REQUESTER)
+    assert flow.runner.run_pending() == 1 and flow.runner.run_pending() == 0  # failed is final: no re-run
+    assert flow.service.get(request.id).state == RequestState.FAILED
+    assert target.count() == TRIES_PER_RUN == 2 and {call.key for call in target.calls} == {request_key(db, request.id)}
+
+
+def test_lost_runs_of_an_idempotent_action_call_the_target_at_most_max_target_calls(
+    db: Database, target: Target, tmp_path: Path
+) -> None:
+    flow = build_flow(db, write_catalogue(tmp_path, target.url, idempotent=True))
+    target.status = 503
+    request = flow.service.request(add_incident(db), "flush-cache", {"service": "checkout"}, REQUESTER)
+    for tries in (2, 1):  # each run makes its calls, then its process dies before it records anything
+        claim = flow.runner.claim_next()
+        assert claim is not None and claim.tries == tries
+        flow.service.executor.execute(claim.run, claim.key, claim.tries)
+        flow.clock.advance(minutes=1)  # past the run's lease
+        flow.runner.maintain()
+    assert target.count() == MAX_TARGET_CALLS == 3 and len({call.key for call in target.calls}) == 1
+    assert flow.service.get(request.id).state == RequestState.UNKNOWN  # no calls left: a person decides
+    assert [n.event for n in flow.notices] == ["unknown", "unknown"] and "re-run it" in flow.notices[-1].text
+    assert flow.runner.run_pending() == 0 and target.count() == 3
 
 
 def test_replayed_and_concurrent_approvals_and_runners_run_it_once(flow: Flow, db: Database, target: Target) -> None:

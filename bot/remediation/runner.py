@@ -3,8 +3,14 @@
 A run is claimed by compare-and-set (``approved`` → ``running``) with a lease of the action's timeout plus a
 grace period; the policy is checked again at the claim (approvers still in the group, approvals not expired,
 parameters unchanged). One run per (action, target) at a time, across processes. A request still ``running`` after
-its lease ended lost its process: it becomes ``unknown`` and a person is asked; it is re-run by itself only when the
-action is idempotent (same idempotency key), at most ``MAX_AUTOMATIC_RERUNS`` times.
+its lease ended lost its process: it becomes ``unknown`` and a person is asked.
+
+Retries, one rule: an approval round (a request as approved, or as re-approved after a person re-ran it) calls its
+target at most ``MAX_TARGET_CALLS`` times if the action is idempotent, always with the same idempotency key, and
+once otherwise. Within that budget a run may call ``TRIES_PER_RUN`` times (the executor repeats a call that failed
+with a connection error, a timeout or a 5xx), and a run that ended ``unknown`` (its process lost, or the executor
+broke) is re-run by itself while calls are left, counting each earlier run as having used all of its tries (a lost
+run's calls cannot be counted). A ``failed`` run is final: only a person re-runs it, as a new round.
 """
 
 from __future__ import annotations
@@ -34,7 +40,8 @@ from bot.remediation.service import RemediationService
 log = logging.getLogger(__name__)
 
 LEASE_GRACE = timedelta(seconds=30)
-MAX_AUTOMATIC_RERUNS = 2
+MAX_TARGET_CALLS = 3  # an idempotent action's calls to its target per approval round, retries included
+TRIES_PER_RUN = 2  # of which one run may make (the first try and one retry)
 AUTOMATIC = "automatic"
 RETRYING = " Retrying with the same idempotency key (the action is idempotent)."
 ASK_A_PERSON = " Check the target, then re-run it or leave it."
@@ -61,6 +68,7 @@ class _Claim:
     key: str
     token: str
     action: ActionSpec
+    tries: int  # how many times this run may call the target
 
 
 class Runner:
@@ -167,7 +175,7 @@ class Runner:
     def execute(self, claim: _Claim) -> None:
         """Call the executor once and record the outcome (only while this claim still holds the request)."""
         try:
-            result = self.service.executor.execute(claim.run, claim.key)
+            result = self.service.executor.execute(claim.run, claim.key, claim.tries)
         except Exception as exc:  # an executor bug: we cannot tell whether the target was reached
             log.exception("remediation: executor raised for request %s", claim.request_id)
             result = ExecutionResult("unknown", f"the executor failed ({type(exc).__name__}); see the bot's log")
@@ -256,6 +264,7 @@ class Runner:
             else:
                 assert run is not None and spec is not None
                 token = f"{self.owner}:{secrets.token_hex(4)}"
+                tries = tries_for(_automatic_reruns(session, request)) if spec.idempotent else 1
                 moved = transition(
                     session,
                     request,
@@ -274,9 +283,9 @@ class Runner:
                     "running",
                     audit.SYSTEM_ACTOR,
                     now,
-                    detail=f"idempotency key {request.idempotency_key}",
+                    detail=f"idempotency key {request.idempotency_key}, up to {tries} call(s)",
                 )
-                claim = _Claim(request.id, run, request.idempotency_key, token, spec)
+                claim = _Claim(request.id, run, request.idempotency_key, token, spec, tries)
         if notice is not None:
             self._tell(*notice)
         return claim
@@ -350,18 +359,9 @@ class Runner:
         self._tell("unknown", view, why + (RETRYING if rerun else ASK_A_PERSON))
 
     def _rerun_automatically(self, session: Session, request: ActionRequest, spec: ActionSpec, now: datetime) -> bool:
-        """An idempotent action whose run ended unknown goes back to ``approved`` (same key), a few times. (A
-        failed run is final: the executor already retried what an idempotent action may retry.)"""
-        if not spec.idempotent:
-            return False
-        done = session.scalar(
-            select(func.count()).where(
-                AuditEntry.request_id == request.id,
-                AuditEntry.event == "rerun",
-                AuditEntry.detail == f"{AUTOMATIC}, round {request.attempt}",
-            )
-        )
-        if (done or 0) >= MAX_AUTOMATIC_RERUNS:
+        """An idempotent action whose run ended unknown goes back to ``approved`` (same key) while its round has
+        calls left (the module's rule). A failed run is final: the executor already retried what it may."""
+        if not spec.idempotent or tries_for(_automatic_reruns(session, request) + 1) == 0:
             return False
         moved = transition(
             session,
@@ -382,3 +382,24 @@ class Runner:
             self.notify(Notice(event, request, text))
         except Exception:
             log.exception("remediation: the notice hook failed for request %s", request.id)
+
+
+def tries_for(run: int) -> int:
+    """The calls the ``run``-th run of an idempotent action's round may make (0: the first run): what
+    ``MAX_TARGET_CALLS`` leaves after each earlier run used all of its tries, at most ``TRIES_PER_RUN``."""
+    left = MAX_TARGET_CALLS
+    for _ in range(run):
+        left -= min(TRIES_PER_RUN, left)
+    return min(TRIES_PER_RUN, left)
+
+
+def _automatic_reruns(session: Session, request: ActionRequest) -> int:
+    """How many times the request's current round was re-run by the runner itself."""
+    done = session.scalar(
+        select(func.count()).where(
+            AuditEntry.request_id == request.id,
+            AuditEntry.event == "rerun",
+            AuditEntry.detail == f"{AUTOMATIC}, round {request.attempt}",
+        )
+    )
+    return int(done or 0)

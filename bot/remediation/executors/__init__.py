@@ -43,11 +43,11 @@ class CatalogueExecutor:
             return f"{run.action}: no {action.executor.type} executor is configured"
         return executor.preview(action, run)
 
-    def execute(self, run: ResolvedRun, idempotency_key: str) -> ExecutionResult:
+    def execute(self, run: ResolvedRun, idempotency_key: str, tries: int = 1) -> ExecutionResult:
         action = self._catalogue.get(run.action)
         if action is None:
             return ExecutionResult("failed", f"{run.action} is no longer in the catalogue; nothing was run")
         executor = self._executors.get(action.executor.type)
         if executor is None:
             return ExecutionResult("failed", f"no {action.executor.type} executor is configured; nothing was run")
-        return executor.execute(action, run, idempotency_key)
+        return executor.execute(action, run, idempotency_key, tries)

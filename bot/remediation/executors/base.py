@@ -31,11 +31,13 @@ class ExecutionResult:
 
 
 class Executor(Protocol):
-    """What the runner calls: ``preview`` does no I/O; ``execute`` acts once, with the given idempotency key."""
+    """What the runner calls: ``preview`` does no I/O; ``execute`` acts with the given idempotency key, calling
+    the target at most ``tries`` times (more than once only for an idempotent action whose call failed in a way
+    worth repeating; the runner decides ``tries``, see :mod:`bot.remediation.runner`)."""
 
     def preview(self, run: ResolvedRun) -> str: ...
 
-    def execute(self, run: ResolvedRun, idempotency_key: str) -> ExecutionResult: ...
+    def execute(self, run: ResolvedRun, idempotency_key: str, tries: int = 1) -> ExecutionResult: ...
 
 
 class KindExecutor(Protocol):
@@ -43,7 +45,9 @@ class KindExecutor(Protocol):
 
     def preview(self, action: ActionSpec, run: ResolvedRun) -> str: ...
 
-    def execute(self, action: ActionSpec, run: ResolvedRun, idempotency_key: str) -> ExecutionResult: ...
+    def execute(
+        self, action: ActionSpec, run: ResolvedRun, idempotency_key: str, tries: int = 1
+    ) -> ExecutionResult: ...
 
 
 def redact(value: Any, secrets: Iterable[str] = ()) -> Any:

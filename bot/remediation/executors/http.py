@@ -3,8 +3,10 @@
 The auth header's value is read from the environment variable the catalogue names, at each call; it never
 appears in a preview, a log line or a result. Outcomes: 2xx succeeded; anything else failed. A timeout is
 reported as failed too (the issue's rule), and its summary says the request was sent and may have taken
-effect. Failures are not retried, except for an idempotent action: one more try, with the same key, after a
-connection error, a timeout or a 5xx.
+effect. The executor retries only as the runner allows: up to ``tries`` requests (1 unless the action is
+idempotent), with the same key, the next one only after a connection error, a timeout or a 5xx. How many tries a
+run gets, and so how often one approval can reach the target at most, is the runner's rule
+(:mod:`bot.remediation.runner`).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ class HttpExecutor:
         auth = f", {spec.auth_header} from ${spec.auth_env}" if spec.auth_env else ""
         return f"{spec.method} {spec.url} with JSON {body} (Idempotency-Key header{auth}; timeout {_secs(action)})"
 
-    def execute(self, action: ActionSpec, run: ResolvedRun, idempotency_key: str) -> ExecutionResult:
+    def execute(self, action: ActionSpec, run: ResolvedRun, idempotency_key: str, tries: int = 1) -> ExecutionResult:
         spec = _spec(action)
         headers = {**spec.headers, "Idempotency-Key": idempotency_key, "User-Agent": USER_AGENT}
         secret = ""
@@ -47,7 +49,7 @@ class HttpExecutor:
                 return ExecutionResult("failed", f"${spec.auth_env} is not set; nothing was sent")
             headers[spec.auth_header] = f"{spec.auth_scheme} {secret}" if spec.auth_scheme else secret
         body = render_json(spec.body, run.params)
-        attempts = 2 if action.idempotent else 1
+        attempts = max(1, tries) if action.idempotent else 1
         with httpx.Client(transport=self._transport, follow_redirects=False, trust_env=False) as client:
             attempt, (result, retryable) = 1, self._once(client, spec, action, headers, body)
             while retryable and attempt < attempts:

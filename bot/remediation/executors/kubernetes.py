@@ -63,7 +63,8 @@ class KubernetesExecutor:
             return f"PATCH deployment {namespace}/{name} scale: spec.replicas = {replicas(action, run.params)}"
         return f"DELETE pod {namespace}/{name} (its controller, if any, creates a replacement)"
 
-    def execute(self, action: ActionSpec, run: ResolvedRun, idempotency_key: str) -> ExecutionResult:
+    def execute(self, action: ActionSpec, run: ResolvedRun, idempotency_key: str, tries: int = 1) -> ExecutionResult:
+        """One call to the API server, whatever ``tries`` (no idempotency key to make a repeat safe)."""
         spec = _spec(action)
         namespace, name = kubernetes_object(action, run.params)
         try:

@@ -33,7 +33,8 @@ class ProgramExecutor:
         argv = self.argv(action, run)
         return f"run {argv[0]} with arguments {argv[1:]} (no shell; timeout {action.timeout.total_seconds():g}s)"
 
-    def execute(self, action: ActionSpec, run: ResolvedRun, idempotency_key: str) -> ExecutionResult:
+    def execute(self, action: ActionSpec, run: ResolvedRun, idempotency_key: str, tries: int = 1) -> ExecutionResult:
+        """One run of the program, whatever ``tries`` (it gets the key in ``INCIBOT_IDEMPOTENCY_KEY``)."""
         spec = _spec(action)
         argv = self.argv(action, run)
         refusal = _refuse(Path(spec.path))
