@@ -331,3 +331,10 @@ def mrkdwn_texts(node: Any) -> list[str]:
     if isinstance(node, list):
         return [text for item in node for text in mrkdwn_texts(item)]
     return []
+
+
+def test_a_single_alert_incident_is_posted_with_its_likely_cause_and_never_edited_for_it(bot: SlackBot) -> None:
+    send(bot, DATABASE_DOWN)
+    [post] = bot.posts()
+    assert "*payments-db* (service) — 100%" in likely_cause(post)
+    assert not bot.standin.calls("chat.update") and not ranking(bot).stale

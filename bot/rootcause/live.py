@@ -2,7 +2,8 @@
 ranking stored in a short one of its own.
 
 In the processing transaction, :meth:`LiveRootCause.on_timeline` (an incident listener) marks an incident whose
-alerts changed as stale: one upsert, nothing read. Before each processing transaction, :meth:`prepare` (outside it,
+alerts changed as stale: one upsert, nothing read (a new incident gets a first ranking from its opening alert, so
+that its first post names a likely cause). Before each processing transaction, :meth:`prepare` (outside it,
 as the classifier predicts) reads the stale incidents' alerts, the changes of their components and the confirmed
 causes of similar resolved incidents, ranks them, and stores the rankings. An incident is re-ranked at most once
 per :data:`MIN_INTERVAL` (a storm's incident changes with every delivery), and a change event recorded since the
@@ -106,8 +107,30 @@ class LiveRootCause:
     # --- in the processing transaction -------------------------------------------------------------------
 
     def on_timeline(self, session: Session, incident: Incident, entry: TimelineEntry) -> None:
-        if entry.kind in CHANGES:
+        if entry.kind == "opened" and session.get(RootCauseRanking, incident.id) is None:
+            self._first_ranking(session, incident, entry.at)
+        elif entry.kind in CHANGES:
             session.execute(_MARK_STALE, {"incident_id": incident.id})
+
+    def _first_ranking(self, session: Session, incident: Incident, now: datetime) -> None:
+        """A new incident's first post shows a likely cause at once: its opening alert's component (or a service
+        changed just before), ranked here from that one alert and the changes (two indexed reads, no search). It
+        stays stale, so that the worker ranks it again with the history source (and the alerts that follow)."""
+        alerts = incident_alerts(session, incident.id, limit=1)
+        changes = incident_changes(session, incident, component_names(alerts, self._topology), now)
+        candidates = self._ranker.rank(alerts, changes, [], now) if alerts else []
+        top = candidates[0].name[:NAME_LENGTH] if candidates else None
+        session.add(
+            RootCauseRanking(
+                incident_id=incident.id,
+                stale=True,
+                generation=1,
+                candidates=to_json(candidates),
+                top=top,
+                top_since=now if top else None,
+                alert_count=incident.alert_count,
+            )
+        )
 
     # --- before it ------------------------------------------------------------------------------------
 
