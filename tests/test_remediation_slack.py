@@ -11,15 +11,20 @@ from typing import Any
 
 import pytest
 
+from bot.incidents.models import Incident
+from bot.knowledge.models import IncidentDocument
+from bot.knowledge.suggestions import RunbookHit, Suggestions
 from bot.remediation.models import RequestState
 from bot.remediation.wiring import Remediation
 from bot.settings import Settings
 from bot.slack.listeners.remediation import NOT_OURS, TRIGGER_LOST
+from bot.slack.models import OutboxKind
+from bot.slack.notifier import enqueue_coalesced
 from bot.slack.remediation_blocks import APPROVE_ACTION, DENY_ACTION, RERUN_ACTION, RUN_ACTION
 from bot.standin.driver import Delivery
 from tests.remediation_support import Target, recording_target
 from tests.slack_support import SlackBot, running_bot
-from tests.support import FakeClock, am_alert, am_group, wait_for
+from tests.support import T0, FakeClock, am_alert, am_group, wait_for
 
 pytestmark = pytest.mark.db
 
@@ -41,6 +46,10 @@ actions:
     risk: medium
     approvals: 1
     approvers: [U0BOB, S0ONCALL]
+  - name: flush-cache
+    description: Only offered where a runbook names it
+    executor: {{type: http, url: "{url}"}}
+    risk: low
 """
 
 
@@ -217,6 +226,22 @@ def test_actions_command_lists_what_applies(bot: SlackBot) -> None:
     answer = bot.driver.slash_command("/incident", "actions 1", user="U0CAROL", wait_responses=5).responses[0]["text"]
     assert answer.startswith("Actions for incident #1 (dry run: nothing is executed (INCIBOT_REMEDIATION=dry-run))")
     assert "`/incident run 1 restart-checkout service=… replicas=… how=…`" in answer
+
+
+def test_actions_named_by_the_suggested_runbooks_front_matter_are_offered(bot: SlackBot) -> None:
+    assert "flush-cache" not in str(_post(bot)["blocks"])  # nothing about the incident names it
+    hit = RunbookHit("cache/stale", "Stale cache", 0.9, None, None, actions=("flush-cache",))
+    with bot.runtime.database.write() as session:  # what the suggester stores for the first post
+        document = session.get(IncidentDocument, 1) or IncidentDocument(incident_id=1, text="x", updated_at=T0)
+        session.add(document)
+        document.suggestions = Suggestions((hit,), 0.9, ()).to_json()
+        incident = session.get_one(Incident, 1)
+        enqueue_coalesced(session, OutboxKind.UPDATE_INCIDENT, incident, incident.slack_channel or "", T0)
+    bot.drain()
+    buttons = [e for b in _post(bot)["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    assert "run:1:flush-cache" in [button.get("value") for button in buttons]
+    answer = bot.driver.slash_command("/incident", "actions 1", user="U0CAROL", wait_responses=5).responses[0]["text"]
+    assert "`/incident run 1 flush-cache`" in answer and "restart-checkout" in answer
 
 
 def test_remediation_off_hides_the_actions(

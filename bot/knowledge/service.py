@@ -97,7 +97,9 @@ class KnowledgeService:
     def _answer(self, result: SearchResult, limit: int) -> RunbookAnswer:
         by_id = {runbook.id: runbook for runbook in self.runbooks.index().runbooks}
         hits = tuple(
-            RunbookHit(hit.doc, by_id[hit.doc].title, hit.score, hit.section, by_id[hit.doc].source_url)
+            RunbookHit(
+                hit.doc, by_id[hit.doc].title, hit.score, hit.section, by_id[hit.doc].source_url, by_id[hit.doc].actions
+            )
             for hit in result.hits[:limit]
             if hit.doc in by_id
         )

@@ -14,6 +14,7 @@ class RunbookHit:
     score: float  # confidence, 0..1, comparable across queries
     section: str | None
     url: str | None  # the runbook's source URL, when its front matter names one
+    actions: tuple[str, ...] = ()  # remediation actions its front matter names (``actions: [...]``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,13 +37,20 @@ class Suggestions:
     similar: tuple[SimilarIncident, ...]  # resolved ones first, then by similarity
     failed: bool = False  # the search raised: the post says so rather than "looking for…" forever
 
+    @property
+    def runbook_actions(self) -> tuple[str, ...]:
+        """The actions the fitting runbooks name, best runbook first, each once."""
+        return tuple(dict.fromkeys(action for hit in self.runbooks for action in hit.actions))
+
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "similar": [item.to_json() for item in self.similar]}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Suggestions:
         return cls(
-            runbooks=tuple(RunbookHit(**item) for item in data.get("runbooks", ())),
+            runbooks=tuple(
+                RunbookHit(**{**item, "actions": tuple(item.get("actions", ()))}) for item in data.get("runbooks", ())
+            ),
             runbook_confidence=float(data.get("runbook_confidence", 0.0)),
             similar=tuple(
                 SimilarIncident(**{**item, "opened_at": datetime.fromisoformat(item["opened_at"])})

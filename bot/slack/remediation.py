@@ -23,6 +23,7 @@ from bot.remediation.parameters import ResolvedRun
 from bot.remediation.requests import RequestView
 from bot.remediation.runner import Notice
 from bot.remediation.service import RemediationError, RemediationService
+from bot.slack.cards import stored_suggestions
 from bot.slack.errors import UsageError
 from bot.slack.grammar import quote
 from bot.slack.models import OutboxItem, OutboxKind
@@ -133,16 +134,18 @@ def actions_text(service: RemediationService | None, incident_id: int) -> str:
     """``/incident actions ID``: the actions that apply, how to run each, and the requests still open."""
     if service is None or not service.enabled:
         return OFF
+    with service.database.read() as session:
+        suggested = runbook_actions(session, incident_id)
     try:
-        actions = service.actions_for(incident_id)
+        actions = service.actions_for(incident_id, suggested)
     except RemediationError as exc:
         return escape(str(exc))
     if not actions:
         return f"No catalogue action applies to incident #{incident_id}."
     lines = [f"Actions for incident #{incident_id}" + (f" ({DRY_RUN_NOTE})" if service.mode == "dry-run" else "")]
     for action in actions:
-        keys = " ".join(f"{name}=…" for name in action.params)
-        lines.append(f"{action_line(action)}\n   `/incident run {incident_id} {action.name} {keys}`".rstrip())
+        command = " ".join([f"/incident run {incident_id} {action.name}", *(f"{name}=…" for name in action.params)])
+        lines.append(f"{action_line(action)}\n   `{command}`")
     pending = service.pending(incident_id)
     if pending:
         lines.append("Open requests:")
@@ -207,9 +210,16 @@ def refused_field(error: RemediationError) -> str | None:
     return match.group(1) if match else None
 
 
+def runbook_actions(session: Session, incident_id: int) -> tuple[str, ...]:
+    """The actions named by the front matter of the runbooks suggested for the incident (stored with it)."""
+    stored = stored_suggestions(session, incident_id)
+    return stored.runbook_actions if stored is not None else ()
+
+
 def post_actions(service: RemediationService | None, session: Session, incident: Incident) -> PostActions | None:
-    """The actions an incident's post offers: those that apply to its alert names, services and category (in
-    the outbox's transaction); None while remediation is off or for a closed incident."""
+    """The actions an incident's post offers: those its suggested runbooks name, and those that apply to its
+    alert names, services and category (in the outbox's transaction); None while remediation is off or for a
+    closed incident."""
     if service is None or not service.enabled or incident.status == "resolved" or incident.merged_into is not None:
         return None
     rows = session.execute(
@@ -222,7 +232,8 @@ def post_actions(service: RemediationService | None, session: Session, incident:
     if incident.service:
         services.add(incident.service)
     names = {str(name) for name, _labels in rows}
-    actions = service.catalogue.matching(None, incident.category, services, (), alertnames=names)
+    suggested = runbook_actions(session, incident.id)
+    actions = service.catalogue.matching(None, incident.category, services, suggested, alertnames=names)
     return PostActions(tuple(actions), service.mode) if actions else None
 
 
