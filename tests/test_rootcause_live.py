@@ -234,9 +234,10 @@ def test_incident_cause_command_says_the_ranking_with_its_evidence(bot: SlackBot
     assert missing == "There is no incident 9."
 
 
-def confirmed(bot: SlackBot) -> tuple[str, int | None, str]:
+def confirmed(bot: SlackBot, incident_id: int = 1) -> tuple[str, int | None, str]:
     with bot.runtime.database.read() as session:
-        [row] = session.scalars(select(ConfirmedCause))
+        row = session.get(ConfirmedCause, incident_id)
+        assert row is not None
         return row.name, row.rank, row.actor
 
 
@@ -288,6 +289,9 @@ def test_a_confirmed_cause_is_history_for_a_similar_new_incident_and_the_cli_sho
     assert main(["incidents", "show", "1", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["root_cause"]["confirmed"] == "search" and data["root_cause"]["candidates"][0]["name"] == "frontend"
+    assert main(["incidents", "resolve", "2", "--cause", "Search", "--by", "cli:dana"]) == 0
+    assert capsys.readouterr().out.strip() == "Incident 2 resolved by cli:dana. Cause recorded: search."
+    assert confirmed(bot, 2) == ("search", 1, "cli:dana")  # named as the ranking names it
 
 
 def test_without_a_topology_candidates_are_named_by_the_service_label_never_a_pod(

@@ -8,10 +8,14 @@ import json
 import sys
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from bot.classification import picks
 from bot.incidents import views
 from bot.incidents.corrections import build_corrections
 from bot.incidents.errors import IncidentError
+from bot.incidents.service import Outcome
+from bot.rootcause import feedback
 from bot.rootcause.ranking import ranking_json, ranking_lines, stored_ranking
 from bot.runtime import build_incident_service, open_database
 from bot.settings import Settings
@@ -43,6 +47,9 @@ def register(commands: Any) -> None:
     resolve_parser.add_argument("id", type=int)
     resolve_parser.add_argument("--note", default=None, help="resolution note")
     resolve_parser.add_argument("--by", default=None, help="who resolves (default: cli:$USER)")
+    resolve_parser.add_argument(
+        "--cause", default=None, help="the confirmed cause (a service or node), also on an incident already resolved"
+    )
     resolve_parser.set_defaults(handler=resolve)
 
     merge_parser = sub.add_parser(
@@ -137,7 +144,15 @@ def acknowledge(settings: Settings, args: argparse.Namespace) -> int:
 
 def resolve(settings: Settings, args: argparse.Namespace) -> int:
     service = build_incident_service(settings)
-    return _act(settings, lambda session: service.resolve(session, args.id, _actor(args), args.note))
+
+    def act(session: Session) -> Outcome:
+        outcome = service.resolve(session, args.id, _actor(args), args.note)
+        if args.cause is None:
+            return outcome
+        confirmed = feedback.confirm(service, session, args.id, args.cause, _actor(args), _actor(args), args.note)
+        return Outcome(True, f"{outcome.message} Cause recorded: {confirmed.name}.")
+
+    return _act(settings, act)
 
 
 def merge(settings: Settings, args: argparse.Namespace) -> int:
