@@ -151,7 +151,7 @@ def test_post_summary_shows_the_likely_cause_and_a_late_root_alert_takes_the_top
     [note] = [r["text"] for r in post["replies"] if "Likely cause changed" in r["text"]]
     assert re.fullmatch(
         r"Likely cause changed: service checkout → service payments-db \(\d+%\), because explains 1 of the 3 alerts"
-        r" directly, 2 more on components that depend on it\.",
+        r" directly, 2 more on components that depend on it; its own alert PostgresDown says it failed\.",
         note,
     )
     # One delivery: the alerts joined edit and the ranking's share one coalesced edit at most each.

@@ -230,7 +230,7 @@ class LiveRootCause:
 
 def changed_text(before: CauseCandidate, after: CauseCandidate) -> str:
     """``likely cause changed: node k8s-worker-us06 → service checkout (91%), because …``."""
-    because = f", because {after.evidence[0].text}" if after.evidence else ""
+    because = f", because {'; '.join(e.text for e in after.evidence[:2])}" if after.evidence else ""
     return (
         f"Likely cause changed: {before.kind} {before.name} → {after.kind} {after.name}"
         f" ({after.confidence:.0%}){because}."
