@@ -118,7 +118,7 @@ class LiveRootCause:
         stays stale, so that the worker ranks it again with the history source (and the alerts that follow)."""
         alerts = incident_alerts(session, incident.id, limit=1)
         changes = incident_changes(session, incident, component_names(alerts, self._topology), now)
-        candidates = self._ranker.rank(alerts, changes, [], now) if alerts else []
+        candidates = self._safely_ranked(incident.id, alerts, changes, [], now) if alerts else []
         top = candidates[0].name[:NAME_LENGTH] if candidates else None
         session.add(
             RootCauseRanking(
@@ -186,7 +186,22 @@ class LiveRootCause:
         except Exception:  # search is a help, never a condition: rank without it
             log.exception("reading the history of incident %d's cause failed", item.incident_id)
             history = []
-        return self._ranker.rank(item.alerts, item.changes, history, now)
+        return self._safely_ranked(item.incident_id, item.alerts, item.changes, history, now)
+
+    def _safely_ranked(
+        self,
+        incident_id: int,
+        alerts: Sequence[IncidentAlert],
+        changes: Sequence[ChangeEvent],
+        history: Sequence[PastCause],
+        now: datetime,
+    ) -> list[CauseCandidate]:
+        """The ranking; none (logged) if the ranker fails: a suggestion never stops alert processing."""
+        try:
+            return self._ranker.rank(alerts, changes, history, now)
+        except Exception:
+            log.exception("ranking the causes of incident %d failed", incident_id)
+            return []
 
     def _store(self, session: Session, item: _Inputs, candidates: list[CauseCandidate], now: datetime) -> None:
         row = session.get(RootCauseRanking, item.incident_id, with_for_update=True)
