@@ -46,6 +46,11 @@ TOPOLOGY = {
                     ],
                 },
                 {"name": "cache", "pods": [{"name": "cache-0", "ip": "10.1.0.6", "node": "node-a"}]},
+                {"name": "mailer", "pods": [{"name": "mailer-6b7c8d9f4-mmmmm", "ip": "10.1.0.7", "node": "node-c"}]},
+                {"name": "search", "pods": [{"name": "search-0", "ip": "10.1.0.8", "node": "node-c"}]},
+                {"name": "reports", "depends_on": ["db"]},
+                {"name": "billing", "depends_on": ["db"]},
+                {"name": "coredns", "pods": [{"name": "coredns-5d78c9869d-ddddd", "ip": "10.1.0.9", "node": "node-a"}]},
                 {
                     "name": "node-exporter",
                     "pods": [
@@ -95,7 +100,7 @@ def test_database_down_with_failing_callers_that_alerted_first() -> None:
         alert("BlackboxProbeFailed", 1.5, job="blackbox", instance="https://shop.example.com/health"),
     ]
     ranking = RootCauseRanker(topology()).rank(alerts)
-    assert names(ranking)[:2] == ["db", "api"]
+    assert names(ranking)[0] == "db" and set(names(ranking)[1:3]) == {"api", "web"}  # its callers: symptoms
     assert ranking[0].kind == "service" and 0 < ranking[0].confidence <= 1
 
 
@@ -166,6 +171,46 @@ def test_candidates_are_named_as_the_topology_names_them() -> None:
     assert {c.name: c.kind for c in ranking}["node-b"] == "node"
     plain = RootCauseRanker().rank([alert("RedisDown", 0, job="redis-exporter", service="session-redis")])
     assert names(plain) == ["session-redis"]  # without a topology: the service label
+
+
+def test_a_node_with_no_alert_of_its_own_is_inferred_from_the_failing_pods_it_runs() -> None:
+    alerts = [
+        alert("KubernetesPodNotReady", 0, **{**KSM, "pod": "mailer-6b7c8d9f4-mmmmm"}),
+        alert("KubernetesPodCrashLooping", 0.5, **{**KSM, "pod": "search-0"}),
+    ]
+    ranking = RootCauseRanker(topology()).rank(alerts)
+    assert ranking[0].name == "node-c" and ranking[0].kind == "node"
+    assert any("no alert of its own" in e.text for e in ranking[0].evidence)
+    one = RootCauseRanker(topology()).rank(alerts[1:])  # one failing service on it: no reason to suspect the node
+    assert "node-c" not in names(one)
+
+
+def test_a_dependency_several_failing_callers_share_is_inferred_without_its_own_alert() -> None:
+    callers = [
+        alert("HighHttp5xxErrorRate", 0, job="api", service="api"),
+        alert("HighHttp5xxErrorRate", 0.3, job="reports", service="reports"),
+        alert("HighHttp5xxErrorRate", 0.6, job="billing", service="billing"),
+    ]
+    ranking = RootCauseRanker(topology()).rank(callers)
+    assert ranking[0].name == "db" and ranking[0].kind == "service"
+    assert any("3 alerting services depend on it" in e.text for e in ranking[0].evidence)
+    assert "db" not in names(RootCauseRanker(topology()).rank(callers[:1]))  # one caller is its own suspect
+
+
+def test_the_clusters_dns_is_suspected_when_many_independent_services_fail_at_once() -> None:
+    services = ["mailer", "search", "reports", "billing"]
+    failing = [alert("HighHttp5xxErrorRate", 0.4 * i, job=s, service=s) for i, s in enumerate(services)]
+    ranking = RootCauseRanker(topology()).rank(failing)
+    assert ranking[0].name == "coredns"
+    assert any("4 services that do not depend on each other failed" in e.text for e in ranking[0].evidence)
+    assert names(RootCauseRanker(topology()).rank(failing[:3]))[0] != "coredns"  # three may be a coincidence
+    spread = [alert("HighHttp5xxErrorRate", 3 * i, job=s, service=s) for i, s in enumerate(services)]
+    assert names(RootCauseRanker(topology()).rank(spread))[0] != "coredns"  # not at once
+
+
+def test_a_static_pod_is_named_by_its_service_without_a_topology() -> None:
+    fsync = alert("EtcdHighFsyncDurations", 0, job="etcd", service="etcd", pod="etcd-master-1")
+    assert names(RootCauseRanker().rank([fsync])) == ["etcd"]
 
 
 def test_learned_graph_stands_in_for_the_topology_and_survives_a_round_trip(tmp_path: Path) -> None:

@@ -7,6 +7,11 @@ Three sources add to each candidate's score, each with the evidence it gives:
   :data:`MAX_HOPS` hops), and a queue's backlog when it consumes that queue. It scores by the share of the
   incident's alerts it explains, whether its own alerts say it failed (rather than showing a symptom), and how
   early it began alerting. The topology is a file's, else the learned graph's (:mod:`knowledge.correlation.graph`).
+  The root's own alert may be late or in another incident, so candidates also include components with no alert
+  here: a node that pods of independent failing services run on, a dependency several alerting services share,
+  and the cluster's DNS (every service's implicit dependency) when many independent services fail at once. They
+  count :data:`SILENT` of what they explain. Each next candidate loses the part of its topology score for what
+  better ones already explain, so an incident holding two faults shows both.
 * **change**: a change to a suspected component shortly before the first alert.
 * **history**: causes confirmed on similar resolved incidents, weighted by similarity and recency.
 
@@ -17,6 +22,7 @@ and the dependency closure once per component.
 from __future__ import annotations
 
 import math
+import re
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -36,7 +42,7 @@ from knowledge.rootcause.model import (
     IncidentAlert,
     PastCause,
 )
-from knowledge.rootcause.semantics import RuleMeaning, rule_meaning
+from knowledge.rootcause.semantics import NEUTRAL, RuleMeaning, rule_meaning
 from knowledge.rootcause.subjects import Subject, subject_of
 
 MAX_HOPS = 4
@@ -51,7 +57,11 @@ CHANGE_WINDOW = timedelta(hours=2)  # changes this long before the first alert a
 CHANGE_MINUTES = 30.0
 HISTORY_WEIGHT = 0.6
 HISTORY_HALF_LIFE = timedelta(days=30)
-OVERLAP = 0.5  # how much of what better candidates already explain a next candidate loses
+SILENT = 0.6  # a service with no alert of its own in the incident gets this share of what it explains
+DNS_SPREAD = 4  # independent services failing together that make the cluster's DNS a suspect ...
+DNS_WINDOW = timedelta(minutes=5)  # ... when they began alerting within this of each other
+_DNS = re.compile(r"(^|-)(core|kube)?dns($|-)")  # coredns, kube-dns, node-local-dns
+OVERLAP = 0.75  # how much of what better candidates already explain a next candidate loses
 TEMPERATURE = 0.15  # softmax temperature turning scores into confidences
 LIMIT = 5
 _CACHE_LIMIT = 50_000
@@ -64,9 +74,13 @@ class _Candidate:
     score: float = 0.0
     evidence: list[Evidence] = field(default_factory=list)
     explains: dict[str, float] = field(default_factory=dict)  # alert fingerprint → share of the incident
+    share: float = 1.0  # how much of what it explains counts for it (less when it has no alert of its own)
+    topology: float = 0.0  # the part of the score the topology gave
 
     def add(self, source: str, weight: float, text: str) -> None:
         self.score += weight
+        if source == TOPOLOGY:
+            self.topology += weight
         if text:
             self.evidence.append(Evidence(source, text, round(weight, 3)))
 
@@ -134,28 +148,81 @@ class RootCauseRanker:
         by_component: dict[str, list[tuple[IncidentAlert, Subject, RuleMeaning]]] = {}
         for item in located:
             by_component.setdefault(item[1].component, []).append(item)
-        for component, own in by_component.items():
-            kind = own[0][1].kind
+        kinds = {component: own[0][1].kind for component, own in by_component.items()}
+        silent = self._silent(located, kinds)
+        for component, kind in [*kinds.items(), *((c, k) for c, (k, _) in silent.items())]:
             explains, direct, callers = self._explained(component, kind, located)
-            started = min(a.first_seen for a, _, _ in located if direct.get(a.fingerprint, 0.0) >= 1.0)
-            minutes = (started - first).total_seconds() / 60
-            failing = max(own, key=lambda item: item[2].failure)
-            failure = failing[2].failure
-            failure_text = f"its own alert {failing[0].labels.get('alertname', '?')} says it failed"
+            if not explains:
+                continue
+            own = by_component.get(component, [])
+            shown = [a for a, _, _ in located if direct.get(a.fingerprint, 0.0) >= 1.0] or [
+                a for a, _, _ in located if a.fingerprint in explains
+            ]
+            minutes = (min(a.first_seen for a in shown) - first).total_seconds() / 60
+            failure, failure_text = 0.0, ""
+            if own:
+                failing = max(own, key=lambda item: item[2].failure)
+                failure = failing[2].failure
+                failure_text = f"its own alert {failing[0].labels.get('alertname', '?')} says it failed"
             if kind == NODE and failure < 1.0:
                 hosted = self._failing_independent(component, located)
                 if len(hosted) >= 2:
                     failure = 1.0
                     failure_text = f"{len(hosted)} independent services running on it failed: {', '.join(hosted)}"
+            if failure < 1.0 and _DNS.search(_bare(component)):
+                spread = self._independent(component.split("/", 1)[0], located)
+                if len(spread) >= DNS_SPREAD:
+                    failure = 1.0
+                    failure_text = (
+                        f"{len(spread)} services that do not depend on each other failed: {', '.join(spread)}"
+                    )
             candidate = candidates.setdefault(component, _Candidate(component, kind))
+            candidate.share = 1.0 if own else SILENT
             candidate.explains = {fp: w / total for fp, w in explains.items()}
             detail = f"{len(direct)} of the {total} alerts directly"
             if callers:
                 detail += f", {callers} more on components that depend on it"
-            candidate.add(TOPOLOGY, COVERAGE_WEIGHT * sum(candidate.explains.values()), f"explains {detail}")
+            if not own:
+                detail += f"; no alert of its own in this incident ({silent[component][1]})"
+            coverage = COVERAGE_WEIGHT * candidate.share * sum(candidate.explains.values())
+            candidate.add(TOPOLOGY, coverage, f"explains {detail}")
             candidate.add(TOPOLOGY, FAILURE_WEIGHT * failure, failure_text if failure >= 1.0 else "")
-            when = f"began alerting {minutes:.0f} min after the first alert" if minutes >= 0.5 else "alerted first"
+            verb = "began alerting" if own else "its first explained alert came"
+            when = (
+                f"{verb} {minutes:.0f} min after the first alert" if minutes >= 0.5 else "alerted first" if own else ""
+            )
             candidate.add(TOPOLOGY, EARLY_WEIGHT * math.exp(-minutes / EARLY_MINUTES), when)
+
+    def _silent(
+        self, located: list[tuple[IncidentAlert, Subject, RuleMeaning]], alerting: dict[str, str]
+    ) -> dict[str, tuple[str, str]]:
+        """Components with no alert in the incident that may still be its cause → (kind, why): a node that pods
+        of independent failing services run on, a dependency that several alerting services share, and (with a
+        topology file) the cluster's DNS when many services that do not depend on each other fail at once."""
+        silent: dict[str, tuple[str, str]] = {}
+        for node in {s.node for _, s, _ in located if s.node and s.node not in alerting}:
+            if len(self._failing_independent(node, located)) >= 2:
+                silent[node] = (NODE, "failing pods of independent services run on it")
+        world = self._world
+        if world is None:
+            return silent
+        sharing: dict[str, set[str]] = {}
+        for component, kind in alerting.items():
+            if kind == SERVICE:
+                for dependency in world.services.get(component, ()):
+                    if dependency not in alerting:
+                        sharing.setdefault(dependency, set()).add(component)
+        for dependency, users in sharing.items():
+            if len(users) >= 2:
+                silent[dependency] = (SERVICE, f"{len(users)} alerting services depend on it")
+        if self.topology is None:
+            return silent  # a learned graph knows too few dependencies to tell independent services apart
+        for cluster in {c.split("/", 1)[0] for c, kind in alerting.items() if kind == SERVICE}:
+            if len(self._independent(cluster, located)) >= DNS_SPREAD:
+                for dns in world.services:
+                    if dns.startswith(cluster + "/") and _DNS.search(_bare(dns)) and dns not in alerting:
+                        silent[dns] = (SERVICE, "every service of the cluster resolves names through it")
+        return silent
 
     def _explained(
         self, component: str, kind: str, located: list[tuple[IncidentAlert, Subject, RuleMeaning]]
@@ -172,7 +239,8 @@ class RootCauseRanker:
             elif kind == NODE and world is not None and component in world.service_nodes.get(subject.component, ()):
                 weight = LOOSE_NODE
             elif meaning.backlog and subject.component in self._consumed_by(component):
-                weight = 1.0
+                direct[alert.fingerprint] = 1.0  # its consumer's symptom: what depends on the queue is not
+                continue
             if weight:
                 direct[alert.fingerprint] = weight
                 if subject.kind == SERVICE:
@@ -190,6 +258,27 @@ class RootCauseRanker:
                 explains[alert.fingerprint] = best
         return explains, direct, callers
 
+    def _independent(self, cluster: str, located: list[tuple[IncidentAlert, Subject, RuleMeaning]]) -> list[str]:
+        """The most services of ``cluster`` that began alerting within :data:`DNS_WINDOW` of each other while
+        none of them depends on another (what a failure every service shares looks like)."""
+        started: dict[str, datetime] = {}
+        for alert, subject, meaning in located:
+            broken = meaning.failure != NEUTRAL and not meaning.backlog  # not a resource warning
+            if broken and subject.kind == SERVICE and subject.component.startswith(cluster + "/"):
+                started.setdefault(subject.component, alert.first_seen)
+        services = [s for s in started if not _DNS.search(_bare(s))]
+        alone = sorted(
+            (started[s], s)
+            for s in services
+            if not any(s in self._dependents_of(o, plain=True) for o in services if o != s)
+        )
+        best: list[str] = []
+        for i, (at, _) in enumerate(alone):
+            near = [s for when, s in alone[i:] if when - at <= DNS_WINDOW]
+            if len(near) > len(best):
+                best = near
+        return sorted(_bare(s) for s in best)
+
     def _failing_independent(self, node: str, located: list[tuple[IncidentAlert, Subject, RuleMeaning]]) -> list[str]:
         """Services with a failed pod on ``node`` that none of the others explains (a node's failure signature)."""
         failing = {s.component for _, s, m in located if s.kind == SERVICE and s.node == node and m.failure >= 1.0}
@@ -197,8 +286,18 @@ class RootCauseRanker:
             _bare(s) for s in failing if not any(s in self._dependents_of(other) for other in failing if other != s)
         )
 
-    def _dependents_of(self, component: str) -> dict[str, int]:
-        """Components that depend on ``component`` (transitively, up to :data:`MAX_HOPS`) → hops."""
+    def _dependents_of(self, component: str, plain: bool = False) -> dict[str, int]:
+        """Components that depend on ``component`` (transitively, up to :data:`MAX_HOPS`) → hops; the cluster's
+        DNS is one hop from every service of its cluster (unless ``plain``: only what the topology says)."""
+        if not plain and _DNS.search(_bare(component)):
+            cluster = component.split("/", 1)[0]
+            cached = self._dependents.get("dns:" + component)
+            if cached is None:
+                world = self._world.services if self._world is not None else {}
+                cached = {s: 1 for s in world if s.startswith(cluster + "/") and s != component}
+                cached.update(self._dependents_of(component, plain=True))
+                self._dependents["dns:" + component] = cached
+            return cached
         cached = self._dependents.get(component)
         if cached is not None:
             return cached
@@ -268,9 +367,14 @@ class RootCauseRanker:
             candidates[key].add(HISTORY, weight, text)
 
 
-def _overlap(candidate: _Candidate, covered: dict[str, float]) -> float:
-    """The part of ``candidate``'s coverage already explained by better candidates."""
-    return OVERLAP * COVERAGE_WEIGHT * sum(min(w, covered.get(fp, 0.0)) for fp, w in candidate.explains.items())
+def _left(candidate: _Candidate, covered: dict[str, float]) -> float:
+    """``candidate``'s score, its topology part cut by the share of what it explains that better candidates
+    already explain (a symptom of the top cause is no second cause)."""
+    mass = sum(candidate.explains.values())
+    if not mass or not covered:
+        return candidate.score
+    overlap = sum(min(w, covered.get(fp, 0.0)) for fp, w in candidate.explains.items())
+    return candidate.score - candidate.topology * OVERLAP * overlap / mass
 
 
 def _bare(component: str) -> str:
@@ -300,7 +404,7 @@ def _ranked(candidates: dict[str, _Candidate], limit: int) -> list[CauseCandidat
     chosen: list[tuple[str, _Candidate, float]] = []
     left = dict(merged)
     while left and len(chosen) < limit:
-        scores = {name: c.score - _overlap(c, covered) for name, c in left.items()}
+        scores = {name: _left(c, covered) for name, c in left.items()}
         name = min(scores, key=lambda n: (-scores[n], n))
         candidate = left.pop(name)
         chosen.append((name, candidate, scores[name]))

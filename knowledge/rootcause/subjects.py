@@ -10,7 +10,7 @@ own alert (its pods run on every node, at the node's address) is about the node 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from knowledge.correlation.facts import instance_host
@@ -52,7 +52,7 @@ def subject_of(labels: Mapping[str, str], topology: Topology | None) -> Subject 
     node = next((labels[k].lower() for k in NODE_LABELS if labels.get(k)), "")
     host = instance_host(labels.get("instance", ""))
     if pod and workload_name(pod) not in own:
-        service, pod_node = _pod(cluster, pod, topology)
+        service, pod_node = _pod(cluster, pod, topology, own)
         return Subject(service, SERVICE, pod_node or (f"{cluster}/{node}" if node else None))
     if node:
         return Subject(f"{cluster}/{node}", NODE)
@@ -76,11 +76,13 @@ def subject_of(labels: Mapping[str, str], topology: Topology | None) -> Subject 
     return Subject((listed or resolved)[0], SERVICE) if resolved else None
 
 
-def _pod(cluster: str, pod: str, topology: Topology | None) -> tuple[str, str | None]:
+def _pod(cluster: str, pod: str, topology: Topology | None, own: Collection[str] = ()) -> tuple[str, str | None]:
     known = topology.pods.get(f"{cluster}/{pod}") if topology is not None else None
     if known:
         return known
-    return _service(cluster, workload_name(pod), topology), None
+    name = workload_name(pod)
+    static = [o for o in own if name.startswith(o + "-")]  # a static pod is named <its service>-<its node>
+    return _service(cluster, static[0] if static else name, topology), None
 
 
 def _service(cluster: str, name: str, topology: Topology | None) -> str:
