@@ -65,9 +65,8 @@ def _strings(value: object) -> tuple[str, ...]:
     return (str(value),)
 
 
-def parse_runbook(doc_id: str, text: str, *, digest: str = "") -> Runbook:
-    """Parse one runbook's Markdown (front matter optional; malformed front matter is treated as absent)."""
-    meta: dict[str, object] = {}
+def read_front_matter(text: str) -> tuple[dict[str, object], str]:
+    """The front matter's keys (lower-cased) and the text after it; ``({}, text)`` when absent or malformed."""
     match = _FRONT_MATTER.match(text)
     if match:
         try:
@@ -75,8 +74,13 @@ def parse_runbook(doc_id: str, text: str, *, digest: str = "") -> Runbook:
         except yaml.YAMLError:
             loaded = None
         if isinstance(loaded, dict):
-            meta = {str(k).lower(): v for k, v in loaded.items()}
-            text = text[match.end() :]
+            return {str(k).lower(): v for k, v in loaded.items()}, text[match.end() :]
+    return {}, text
+
+
+def parse_runbook(doc_id: str, text: str, *, digest: str = "") -> Runbook:
+    """Parse one runbook's Markdown (front matter optional; malformed front matter is treated as absent)."""
+    meta, text = read_front_matter(text)
     stem = doc_id.rsplit("/", 1)[-1]
     sections: list[Section] = []
     heading: str | None = None
