@@ -1,5 +1,6 @@
 """Imports every model module so that ``Base.metadata`` is complete (for Alembic and tests)."""
 
+from bot.agent import handover_models as agent_handover
 from bot.agent import models as agent
 from bot.changes import models as changes
 from bot.db.base import Base
@@ -15,6 +16,7 @@ from bot.slack import models as slack
 __all__ = [
     "Base",
     "agent",
+    "agent_handover",
     "changes",
     "incidents",
     "ingest",
