@@ -12,11 +12,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import delete, text, update
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
 from bot.cli.main import main
 from bot.db.database import Database
 from bot.remediation.catalogue import CatalogueError
 from bot.remediation.models import ActionRequest, AuditEntry, RequestState
+from bot.remediation.requests import RequestView
 from bot.remediation.runner import MAX_TARGET_CALLS, TRIES_PER_RUN
 from bot.remediation.service import RemediationError
 from bot.remediation.wiring import build_remediation
@@ -34,7 +36,7 @@ from tests.remediation_support import (
     recording_target,
     write_catalogue,
 )
-from tests.support import FakeClock, wait_for
+from tests.support import T0, FakeClock, wait_for
 
 pytestmark = pytest.mark.db
 
@@ -194,6 +196,43 @@ def test_lost_runs_of_an_idempotent_action_call_the_target_at_most_max_target_ca
     assert flow.service.get(request.id).state == RequestState.UNKNOWN  # no calls left: a person decides
     assert [n.event for n in flow.notices] == ["unknown", "unknown"] and "re-run it" in flow.notices[-1].text
     assert flow.runner.run_pending() == 0 and target.count() == 3
+
+
+def test_the_requester_or_an_approver_cancels_and_nothing_runs(flow: Flow, db: Database, target: Target) -> None:
+    incident = add_incident(db)
+    request = flow.service.request(incident, "restart", {"service": "checkout"}, REQUESTER)
+    with pytest.raises(RemediationError, match="Only the requester or the action's approver group can cancel it"):
+        flow.service.cancel(request.id, MALLORY)
+    assert flow.service.cancel(request.id, REQUESTER).state == RequestState.CANCELLED
+    with pytest.raises(RemediationError, match="is cancelled: nothing more to do"):
+        flow.service.approve(request.id, ALICE, request.fingerprint)
+    other = flow.service.request(incident, "restart", {"service": "cart"}, REQUESTER)
+    flow.service.approve(other.id, ALICE, other.fingerprint)  # approved, not yet running: an approver may cancel
+    assert flow.service.cancel(other.id, BOB).state == RequestState.CANCELLED
+    assert flow.runner.run_pending() == 0 and target.count() == 0
+    assert events(db, request.id) == ["requested", "cancelled"]
+
+
+def test_a_request_and_its_announcement_commit_together(flow: Flow, db: Database) -> None:
+    incident = add_incident(db)
+
+    def announce_then_fail(session: Session, view: RequestView) -> None:
+        session.add(AuditEntry(at=T0, incident_id=incident, actor="thread", event="said"))  # e.g. the thread post
+        raise RuntimeError("the process dies before the commit")
+
+    with pytest.raises(RuntimeError):
+        flow.service.request(incident, "restart", {"service": "checkout"}, REQUESTER, announce_then_fail)
+    with db.read() as session:  # neither the request nor what announced it
+        assert session.query(ActionRequest).count() == 0 and session.query(AuditEntry).count() == 0
+    said: list[RequestView] = []
+    request = flow.service.request(
+        incident, "restart", {"service": "checkout"}, REQUESTER, lambda _s, v: said.append(v)
+    )
+    assert said == [request]
+    assert flow.service.approve(request.id, ALICE, request.fingerprint, lambda _s, v: said.append(v)).state == (
+        RequestState.APPROVED
+    )
+    assert [v.state for v in said] == [RequestState.REQUESTED, RequestState.APPROVED]
 
 
 def test_replayed_and_concurrent_approvals_and_runners_run_it_once(flow: Flow, db: Database, target: Target) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from bot.incidents.models import Incident
 from bot.knowledge.models import IncidentDocument
@@ -18,9 +19,9 @@ from bot.remediation.models import RequestState
 from bot.remediation.wiring import Remediation
 from bot.settings import Settings
 from bot.slack.listeners.remediation import NOT_OURS, TRIGGER_LOST
-from bot.slack.models import OutboxKind
+from bot.slack.models import OutboxItem, OutboxKind, OutboxStatus
 from bot.slack.notifier import enqueue_coalesced
-from bot.slack.remediation_blocks import APPROVE_ACTION, DENY_ACTION, RERUN_ACTION, RUN_ACTION
+from bot.slack.remediation_blocks import APPROVE_ACTION, CANCEL_ACTION, DENY_ACTION, RERUN_ACTION, RUN_ACTION
 from bot.standin.driver import Delivery
 from tests.remediation_support import Target, recording_target
 from tests.slack_support import SlackBot, running_bot
@@ -111,6 +112,10 @@ def _request_message(bot: SlackBot) -> dict[str, Any]:
     return message
 
 
+def _buttons(message: dict[str, Any]) -> list[str]:
+    return [e["action_id"] for b in message.get("blocks", []) if b["type"] == "actions" for e in b["elements"]]
+
+
 def _errors(delivery: Delivery) -> dict[str, str]:
     assert delivery.view_outcome is not None and delivery.view_outcome["ok"], delivery.view_outcome
     errors: dict[str, str] = delivery.view_outcome.get("errors") or {}
@@ -153,7 +158,7 @@ def test_request_approve_by_another_person_and_dry_run_result_in_the_thread(bot:
     assert "Needs 1 approval from the action's approvers (not the requester) by 09:15 UTC." in message["text"]
     assert "dry run: would POST" in message["text"]
     [buttons] = [b["elements"] for b in message["blocks"] if b["type"] == "actions"]
-    assert [b["action_id"] for b in buttons] == [APPROVE_ACTION, DENY_ACTION]
+    assert [b["action_id"] for b in buttons] == [APPROVE_ACTION, DENY_ACTION, CANCEL_ACTION]
 
     refused = _click(bot, message, APPROVE_ACTION, "U0ALICE")
     assert refused == "You requested this action, so your approval does not count: someone else must approve."
@@ -171,6 +176,13 @@ def test_request_approve_by_another_person_and_dry_run_result_in_the_thread(bot:
     assert "would POST" in texts[-1]
     assert target.count() == 0  # dry run: the executor is never called
     assert _remediation(bot).service.get(1).state == RequestState.DRY_RUN
+    edited = _request_message(bot)  # the request itself: its buttons gone, its state said
+    assert edited["ts"] == message["ts"] and _buttons(edited) == []
+    assert edited["text"].startswith("*alice* requests *restart-checkout* (request #1)\n")
+    assert edited["text"].endswith(":memo: *Dry run*: recorded, nothing was executed.")
+    with bot.runtime.database.read() as session:  # the approval's edit and the dry run's became one
+        edits = session.scalars(select(OutboxItem.status).where(OutboxItem.kind == OutboxKind.REMEDIATION_EDIT))
+        assert list(edits) == [OutboxStatus.DONE]
 
 
 def test_on_mode_runs_the_target_once_for_replayed_approvals(
@@ -192,13 +204,17 @@ def test_on_mode_runs_the_target_once_for_replayed_approvals(
         assert target.count() == 1
         [call] = target.calls
         assert call.json() == {"service": "checkout", "replicas": 4, "how": "rolling"} and call.key
+        late = _click(bot, message, DENY_ACTION, "U0BOB")  # clicked before the edit removing it reached Slack
+        assert late == "Request #1 is succeeded: nothing more to do."
         bot.drain()
         assert _texts(bot)[-1].startswith(":white_check_mark: Request #1 *restart-checkout* on `checkout`: ")
         shown = bot.driver.slash_command("/incident", "show 1", user="U0CAROL", wait_responses=5).responses[0]["text"]
         for event in ("requested", "approved", "running", "succeeded"):  # the audit log, in the incident's timeline
             assert f"remediation #1 restart-checkout on checkout: {event}" in shown, shown
-        denied = _click(bot, message, DENY_ACTION, "U0BOB")
-        assert denied.startswith("Request #1 is succeeded") or "nothing more to do" in denied
+        edited = _request_message(bot)
+        assert _buttons(edited) == [] and edited["text"].endswith(
+            "\n:white_check_mark: *Succeeded* (the result is below)."
+        )
         assert target.count() == 1
 
 
@@ -220,6 +236,25 @@ def test_deny_by_an_approver_and_a_non_member_is_refused(bot: SlackBot) -> None:
     bot.drain()
     assert _texts(bot)[-1] == ":no_entry_sign: carol denied request #1 (restart-checkout): nothing runs."
     assert _remediation(bot).runner.run_pending() == 0
+    edited = _request_message(bot)
+    assert _buttons(edited) == [] and edited["text"].endswith(
+        "carol denied request #1 (restart-checkout): nothing runs."
+    )
+
+
+def test_cancel_by_the_requester_withdraws_the_request_and_later_clicks_are_refused(bot: SlackBot) -> None:
+    bot.driver.slash_command("/incident", "run 1 restart-checkout", user="U0ALICE", wait_responses=5)
+    message = _request_message(bot)
+    assert _click(bot, message, CANCEL_ACTION, "U0ALICE") == "You cancelled request #1."
+    assert _click(bot, message, APPROVE_ACTION, "U0BOB") == "Request #1 is cancelled: nothing more to do."
+    assert _remediation(bot).service.get(1).state == RequestState.CANCELLED
+    assert _remediation(bot).runner.run_pending() == 0
+    bot.drain()
+    edited = _request_message(bot)
+    assert _buttons(edited) == [] and edited["text"].endswith(
+        "alice cancelled request #1 (restart-checkout): nothing runs."
+    )
+    assert len(_texts(bot)) == 2  # the request and the cancellation: the refused click said nothing in the thread
 
 
 def test_actions_command_lists_what_applies(bot: SlackBot) -> None:

@@ -1,8 +1,10 @@
 """The remediation service: request an action on an incident, approve, deny, cancel or re-run it.
 
 Every state change is a compare-and-set in one transaction with its audit entry, so double clicks, replayed
-clicks and two processes change a request once. Every refusal raises :class:`RemediationError` whose message is
-shown to the person as is. Runs happen in :mod:`bot.remediation.runner`, never here.
+clicks and two processes change a request once. A caller's ``announce`` runs in that transaction too (the Slack
+side queues its thread messages there), so a committed change is never left unsaid and nothing is said of a
+change that rolled back. Every refusal raises :class:`RemediationError` whose message is shown to the person as
+is. Runs happen in :mod:`bot.remediation.runner`, never here.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from bot.remediation.requests import RequestView, approvals_of, load_for_update,
 
 Mode = Literal["off", "dry-run", "on"]
 Clock = Callable[[], datetime]
+Announce = Callable[[Session, "RequestView"], None]  # told the request as a change left it, in its transaction
 OPEN_STATES = (RequestState.REQUESTED, RequestState.APPROVED, RequestState.RUNNING, RequestState.UNKNOWN)
 RERUNNABLE = (RequestState.UNKNOWN, RequestState.FAILED)
 
@@ -126,7 +129,14 @@ class RemediationService:
 
     # Changing --------------------------------------------------------------------------------------------------
 
-    def request(self, incident_id: int, action: str, given: Mapping[str, str], requester: str) -> RequestView:
+    def request(
+        self,
+        incident_id: int,
+        action: str,
+        given: Mapping[str, str],
+        requester: str,
+        announce: Announce | None = None,
+    ) -> RequestView:
         """Record a request (audited); one needing no approval is approved at once. The same parameters
         already requested on the incident and not finished are refused."""
         preview = self.preview(incident_id, action, given)
@@ -158,12 +168,14 @@ class RemediationService:
             session.flush()
             audit.record(session, request, "requested", requester, now, detail=_params_text(request.params))
             approved = self._approve_if_enough(session, request, preview.action, now)
-            result = self.snapshot(session, request)
+            result = self._announced(session, request, announce)
         if approved:
             self.on_approved()
         return result
 
-    def approve(self, request_id: int, approver: str, fingerprint: str) -> RequestView:
+    def approve(
+        self, request_id: int, approver: str, fingerprint: str, announce: Announce | None = None
+    ) -> RequestView:
         """Approve the request as ``approver`` saw it (``fingerprint`` from the button). Refused: the requester,
         anyone outside the approver group, other parameters than the request's now, an expired request, a
         request no longer waiting. A repeated click by the same person changes nothing."""
@@ -203,14 +215,19 @@ class RemediationService:
                 session.flush()
                 audit.record(session, request, "approved", approver, now)
                 approved = self._approve_if_enough(session, request, spec, now)
-            result = self.snapshot(session, request)
+            if request.state == RequestState.REQUESTED and refusal is not None:
+                result = self.snapshot(session, request)  # refused, nothing changed: nothing to announce
+            else:
+                result = self._announced(session, request, announce)  # approved, or expired at this click
         if refusal is not None:
             raise RemediationError(refusal)
         if approved:
             self.on_approved()
         return result
 
-    def deny(self, request_id: int, actor: str, reason: str | None = None) -> RequestView:
+    def deny(
+        self, request_id: int, actor: str, reason: str | None = None, announce: Announce | None = None
+    ) -> RequestView:
         """An approver denies a request that has not started running."""
         self._require_enabled()
         now = self.clock()
@@ -226,9 +243,9 @@ class RemediationService:
                 raise RemediationError(str(exc)) from None
             self._move(session, request, RequestState.DENIED, now, (RequestState.REQUESTED, RequestState.APPROVED))
             audit.record(session, request, "denied", actor, now, detail=reason)
-            return self.snapshot(session, request)
+            return self._announced(session, request, announce)
 
-    def cancel(self, request_id: int, actor: str) -> RequestView:
+    def cancel(self, request_id: int, actor: str, announce: Announce | None = None) -> RequestView:
         """The requester or an approver withdraws a request that has not started running."""
         self._require_enabled()
         now = self.clock()
@@ -243,9 +260,9 @@ class RemediationService:
                 raise RemediationError("Only the requester or the action's approver group can cancel it.")
             self._move(session, request, RequestState.CANCELLED, now, (RequestState.REQUESTED, RequestState.APPROVED))
             audit.record(session, request, "cancelled", actor, now)
-            return self.snapshot(session, request)
+            return self._announced(session, request, announce)
 
-    def rerun(self, request_id: int, actor: str) -> RequestView:
+    def rerun(self, request_id: int, actor: str, announce: Announce | None = None) -> RequestView:
         """A person asks to run an ``unknown`` or ``failed`` request again (same parameters, same idempotency
         key): it becomes a new request by ``actor`` that needs fresh approvals."""
         self._require_enabled()
@@ -269,7 +286,7 @@ class RemediationService:
             )
             audit.record(session, request, "rerun", actor, now, detail=f"round {request.attempt}")
             approved = self._approve_if_enough(session, request, spec, now)
-            result = self.snapshot(session, request)
+            result = self._announced(session, request, announce)
         if approved:
             self.on_approved()
         return result
@@ -368,6 +385,12 @@ class RemediationService:
         if moved and spec.approvals_required == 0:
             audit.record(session, request, "approved", audit.SYSTEM_ACTOR, now, detail="no approval required")
         return moved
+
+    def _announced(self, session: Session, request: ActionRequest, announce: Announce | None) -> RequestView:
+        result = self.snapshot(session, request)
+        if announce is not None:
+            announce(session, result)
+        return result
 
     def snapshot(self, session: Session, request: ActionRequest) -> RequestView:
         spec = self.catalogue.get(request.action)

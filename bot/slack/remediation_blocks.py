@@ -1,5 +1,6 @@
 """Block Kit for remediation: the incident post's action lines and "Run…" buttons, the modal that asks for an
-action's parameters with a dry-run preview, and the request posted in the thread with Approve / Deny.
+action's parameters with a dry-run preview, and the request posted in the thread with Approve / Deny / Cancel
+(edited once it is decided: the buttons go, its state is said).
 
 Button values are parsed strictly (:func:`parse_run_value`, :func:`parse_request_value`): a value incibot did not
 make is refused before anything is looked up. The Approve button carries the request's fingerprint (action +
@@ -26,6 +27,7 @@ from bot.slack.mrkdwn import escape, plain
 RUN_ACTION = "remediation_run"  # "Run…" on the incident post: opens the modal
 APPROVE_ACTION = "remediation_approve"
 DENY_ACTION = "remediation_deny"
+CANCEL_ACTION = "remediation_cancel"  # the requester or an approver withdraws a request still waiting
 RERUN_ACTION = "remediation_rerun"  # on a request whose outcome is unknown: a new round of approvals
 MODAL_CALLBACK = "remediation_request"
 PARAM_BLOCK = "param-"  # an input block's id: PARAM_BLOCK + the parameter's name
@@ -193,26 +195,32 @@ def params_text(params: Mapping[str, Any]) -> str:
 
 def request_message(text: str, buttons: Mapping[str, Any] | None) -> dict[str, Any]:
     """A remediation message in the thread (``text`` is mrkdwn already). ``buttons``: ``{"request", "fingerprint"}``
-    and ``"kind"``: ``decide`` (Approve / Deny, while it waits for approvals) or ``rerun`` (its outcome is unknown:
-    a person may run it again); None for none."""
+    and ``"kind"``: ``decide`` (Approve / Deny / Cancel, while it waits for approvals) or ``rerun`` (its outcome is
+    unknown: a person may run it again); None for none."""
     blocks: list[dict[str, Any]] = [{"type": "section", "text": _mrkdwn(text[:3000])}]
     if buttons:
         value = request_value(int(buttons["request"]), str(buttons["fingerprint"]))
-        shown = [("Approve", APPROVE_ACTION, "primary"), ("Deny", DENY_ACTION, "danger")]
+        shown = [("Approve", APPROVE_ACTION, "primary"), ("Deny", DENY_ACTION, "danger"), ("Cancel", CANCEL_ACTION, "")]
         if buttons.get("kind") == "rerun":
             shown = [("Run again…", RERUN_ACTION, "primary")]
         elements = [
             {
                 "type": "button",
                 "text": {"type": "plain_text", "text": label},
-                "style": style,
                 "action_id": aid,
                 "value": value,
+                **({"style": style} if style else {}),
             }
             for label, aid, style in shown
         ]
         blocks.append({"type": "actions", "block_id": f"request-{buttons['request']}", "elements": elements})
     return {"text": text, "blocks": blocks}
+
+
+def edited_request(original: str, status: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+    """A request's message as first posted (``original``, mrkdwn) with its state now (``status``, mrkdwn) and the
+    buttons still useful (``payload["remediation"]`` as :func:`request_message` takes them; absent: none)."""
+    return request_message(f"{original[:2400]}\n{status[:500]}", payload.get("remediation"))
 
 
 def _mrkdwn(text: str) -> dict[str, Any]:

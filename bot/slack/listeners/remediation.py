@@ -1,7 +1,7 @@
 """Remediation's buttons and modal: "Run…" on the incident post opens the modal (``views.open`` from this click
 handler, within the trigger's 3 seconds, never through the outbox); its submission becomes a request, or comes
-back with the refused field marked; Approve / Deny / Run again decide a request. The service enforces the rules
-at click time; every refusal is an ephemeral message to the person who clicked, and nothing else happens."""
+back with the refused field marked; Approve / Deny / Cancel / Run again decide a request. The service enforces the
+rules at click time; every refusal is an ephemeral message to the person who clicked, and nothing else happens."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from bot.slack.mrkdwn import escape
 from bot.slack.remediation import OFF, refused_field, requested_answer
 from bot.slack.remediation_blocks import (
     APPROVE_ACTION,
+    CANCEL_ACTION,
     DENY_ACTION,
     INPUT_ACTION,
     MODAL_CALLBACK,
@@ -53,7 +54,7 @@ def register(app: App, services: SlackServices) -> None:
     def submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         _submit(services, ack, body, view)
 
-    for action_id in (APPROVE_ACTION, DENY_ACTION, RERUN_ACTION):
+    for action_id in (APPROVE_ACTION, DENY_ACTION, CANCEL_ACTION, RERUN_ACTION):
 
         @app.action(action_id)
         def decide(ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
@@ -120,15 +121,15 @@ def _submit(services: SlackServices, ack: Ack, body: dict[str, Any], view: dict[
             given[name] = str(value)
     user = body.get("user") or {}
     user_id, user_name = str(user.get("id", "")), str(user.get("username") or user.get("name") or user.get("id"))
+    thread = services.remediation_thread
+    assert thread is not None
     try:
-        request = service.request(incident_id, action, given, user_id)
+        service.request(incident_id, action, given, user_id, thread.requested(service, user_name))
     except RemediationError as exc:
         ack(**_errors(exc, [str(block_id) for block_id in values]))
         return
-    ack()
-    assert services.remediation_thread is not None
-    services.remediation_thread.requested(service, request, user_name)
-    del request  # the thread says what was requested; the modal simply closes
+    ack()  # the thread says what was requested; the modal simply closes
+    thread.wake()
 
 
 def _errors(error: RemediationError, blocks: list[str]) -> dict[str, Any]:
@@ -165,21 +166,23 @@ def _decide(services: SlackServices, body: dict[str, Any], action: dict[str, Any
     user_id, user_name = str(user.get("id", "")), str(user.get("username") or user.get("name") or user.get("id"))
     thread = services.remediation_thread
     assert thread is not None
+    action_id = action.get("action_id")
     try:
-        if action.get("action_id") == APPROVE_ACTION:
-            request = service.approve(request_id, user_id, fingerprint)
-            thread.decided(request, user_name, "approved")
-            _say(respond, f"You approved request #{request_id}.")
-            return
-        if service.get(request_id).fingerprint != fingerprint:
-            _say(respond, f"That button does not match request #{request_id} as it stands now; nothing was done.")
-            return
-        if action.get("action_id") == DENY_ACTION:
-            thread.decided(service.deny(request_id, user_id), user_name, "denied")
-            _say(respond, f"You denied request #{request_id}.")
-            return
-        request = service.rerun(request_id, user_id)
-        thread.requested(service, request, user_name)
-        _say(respond, requested_answer(request))
+        if action_id == APPROVE_ACTION:
+            service.approve(request_id, user_id, fingerprint, thread.decided(user_name, "approved"))
+            answer = f"You approved request #{request_id}."
+        elif service.get(request_id).fingerprint != fingerprint:
+            answer = f"That button does not match request #{request_id} as it stands now; nothing was done."
+        elif action_id == DENY_ACTION:
+            service.deny(request_id, user_id, announce=thread.decided(user_name, "denied"))
+            answer = f"You denied request #{request_id}."
+        elif action_id == CANCEL_ACTION:
+            service.cancel(request_id, user_id, thread.decided(user_name, "cancelled"))
+            answer = f"You cancelled request #{request_id}."
+        else:
+            answer = requested_answer(service.rerun(request_id, user_id, thread.requested(service, user_name)))
     except RemediationError as exc:
-        _say(respond, escape(str(exc), 600))
+        answer = escape(str(exc), 600)
+    finally:
+        thread.wake()
+    _say(respond, answer)

@@ -16,8 +16,8 @@ from bot.incidents.models import Incident
 from bot.rootcause.ranking import ranking_fingerprint, stored_ranking
 from bot.slack import blocks, mrkdwn
 from bot.slack.cards import alert_counts, alert_id_span, alert_lines, join_reasons, stored_suggestions
-from bot.slack.models import OutboxItem, OutboxKind
-from bot.slack.remediation_blocks import request_message
+from bot.slack.models import OutboxItem, OutboxKind, OutboxStatus
+from bot.slack.remediation_blocks import edited_request, request_message
 from bot.slack.summary_blocks import CAUSE_QUESTION, cause_question
 
 METADATA_EVENT = "incibot_outbox"
@@ -89,6 +89,7 @@ class Kind:
     in_channel: bool = True  # the call targets a channel the bot must be able to read
     invites_responders: bool = False
     recoveries: Mapping[str, Recovery] = field(default_factory=dict)
+    waits: Callable[[Session, OutboxItem], bool] = lambda *_: False  # True: something it needs is not sent yet
 
 
 def fingerprint(session: Session, incident: Incident) -> list[Any]:
@@ -127,6 +128,31 @@ def _prepare_reply(r: Render) -> Call:
         message = cause_question(text, r.incident.id, stored.candidates if stored is not None else ())
     args = {"channel": r.channel, "thread_ts": r.incident.slack_ts, **message, "metadata": r.metadata}
     return r.call("chat.postMessage", args, thread_ts=r.incident.slack_ts)
+
+
+def _complete_reply(session: Session, incident: Incident, call: Call, response: dict[str, Any]) -> bool:
+    item = session.get(OutboxItem, call.item_id)
+    if item is not None and "remediation" in item.payload:  # a remediation request's message: its edits need it
+        item.payload = {**item.payload, "ts": str(response["ts"])}
+    return False
+
+
+def _request_post(session: Session, item: OutboxItem) -> OutboxItem | None:
+    return session.get(OutboxItem, int(item.payload.get("post", 0)))
+
+
+def _request_not_posted(session: Session, item: OutboxItem) -> bool:
+    post = _request_post(session, item)
+    return post is not None and post.status == OutboxStatus.PENDING
+
+
+def _prepare_request_edit(r: Render) -> Call:
+    """The request's message as first posted, its buttons replaced and its state said (a message that never
+    went out has no ``ts``: Slack refuses the edit and the item fails, which is all there is to do)."""
+    post = _request_post(r.session, r.item)
+    original = post.payload if post is not None else {}
+    message = edited_request(str(original.get("text", "")), str(r.item.payload.get("status", "")), r.item.payload)
+    return r.call("chat.update", {"channel": r.channel, "ts": str(original.get("ts", "")), **message})
 
 
 def _prepare_joined(r: Render) -> Call:
@@ -181,7 +207,20 @@ KINDS: Mapping[OutboxKind, Kind] = {
         "chat.update", _prepare_update, needs_post=True, coalesced=True, recoveries={**_GONE, **_IN_CHANNEL}
     ),
     OutboxKind.THREAD_REPLY: Kind(
-        "chat.postMessage", _prepare_reply, creates_message=True, needs_post=True, recoveries={**_GONE, **_IN_CHANNEL}
+        "chat.postMessage",
+        _prepare_reply,
+        _complete_reply,
+        creates_message=True,
+        needs_post=True,
+        recoveries={**_GONE, **_IN_CHANNEL},
+    ),
+    OutboxKind.REMEDIATION_EDIT: Kind(
+        "chat.update",
+        _prepare_request_edit,
+        needs_post=True,
+        coalesced=True,
+        recoveries=_IN_CHANNEL,
+        waits=_request_not_posted,
     ),
     OutboxKind.ALERTS_JOINED: Kind(
         "chat.postMessage",

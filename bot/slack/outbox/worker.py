@@ -165,7 +165,7 @@ class OutboxWorker(BackgroundLoop):
         """When ``item`` may be sent, if not now: after its main message; a first post after its suggestions,
         or when they have had their time (``Suggester.budget`` after the incident opened)."""
         spec = KINDS[OutboxKind(item.kind)]
-        if spec.needs_post and incident.slack_ts is None:
+        if (spec.needs_post and incident.slack_ts is None) or spec.waits(session, item):
             return now + WAIT_FOR_POST
         if item.kind == OutboxKind.POST_INCIDENT and self._suggester is not None:
             deadline = item.created_at + timedelta(seconds=self._suggester.budget)
