@@ -5,6 +5,7 @@ Every field here appears once in the README's configuration table.
 
 from __future__ import annotations
 
+import re
 from datetime import time, timedelta
 from pathlib import Path
 from typing import Annotated, Literal, NamedTuple
@@ -37,6 +38,27 @@ Duration = Annotated[timedelta, BeforeValidator(_parse_duration)]
 def secret_value(value: SecretStr | None) -> str | None:
     """A credential's value; None when it is unset or blank (``SLACK_SIGNING_SECRET=`` configures nothing)."""
     return value.get_secret_value() if value is not None and value.get_secret_value().strip() else None
+
+
+class Rate(NamedTuple):
+    """``limit`` per ``per`` (``INCIBOT_AGENT_RATE=5/min``)."""
+
+    limit: int
+    per: timedelta
+
+
+_RATE_UNITS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600}
+_RATE = re.compile(r"\s*(\d+)\s*/\s*(\d*)\s*([a-z]+)\s*")
+
+
+def _parse_rate(raw: object) -> object:
+    """``5/min``, ``20/hour``, ``3/30s``; anything else goes to pydantic."""
+    if not isinstance(raw, str):
+        return raw
+    match = _RATE.fullmatch(raw.lower())
+    if match is None or int(match[1]) < 1 or match[3] not in _RATE_UNITS or match[2] == "0":
+        raise ValueError(f"rate {raw!r} is not COUNT/PERIOD (e.g. 5/min, 20/hour, 3/30s)")
+    return Rate(int(match[1]), timedelta(seconds=int(match[2] or 1) * _RATE_UNITS[match[3]]))
 
 
 CATEGORY_ROUTE = "category"  # a route on ``category=KEY`` matches the incident's category, not an alert label
@@ -107,6 +129,17 @@ class Settings(BaseSettings):
     responders: Annotated[frozenset[str], NoDecode] = frozenset()
     unacked_reminder: Duration = timedelta(minutes=15)
     incident_channels: bool = False
+    # The virtual agent (DMs, @-mentions, /ask): answers from open incidents and the knowledge base.
+    agent: bool = True
+    agent_rate: Annotated[Rate, NoDecode, BeforeValidator(_parse_rate)] = Rate(5, timedelta(minutes=1))  # per user
+    agent_threshold: float | None = Field(default=None, ge=0, le=1)  # None: knowledge.qa's DEFAULT_QA_THRESHOLD
+    faq_dir: Path | None = None  # None: the sample FAQ articles shipped in knowledge/samples/faq
+    help_channel: str | None = None  # where "Ask a human" posts questions (a channel the bot is in); None: off
+    # Optional generated answers (the extractive answer whenever the model is late, fails or strays).
+    llm_url: str | None = None  # an OpenAI-compatible server ({url}/v1/chat/completions); None: extractive answers only
+    llm_timeout: float = Field(default=5.0, gt=0)  # seconds for the whole exchange; later: the extractive answer
+    llm_api_key: SecretStr | None = None
+    llm_model: str = "default"
 
     @field_validator("ingest_tokens", mode="before")
     @classmethod
@@ -171,6 +204,10 @@ class Settings(BaseSettings):
     @property
     def effective_runbooks_dir(self) -> Path:
         return self.runbooks_dir or SAMPLE_RUNBOOKS
+
+    @property
+    def effective_faq_dir(self) -> Path:
+        return self.faq_dir or SAMPLE_RUNBOOKS.parent / "faq"
 
     @property
     def token_file(self) -> Path:

@@ -16,6 +16,7 @@ from bot.settings import Settings
 from bot.slack.models import OutboxItem, OutboxStatus
 from bot.standin.driver import SlackDriver
 from bot.standin.server import StandinServer
+from bot.standin.workspace import Workspace
 from knowledge.embeddings import Embedder
 from tests.conftest import auth
 from tests.support import FakeClock, serve_in_thread, wait_for
@@ -103,16 +104,22 @@ def drain(runtime: Runtime, clock: FakeClock, *, step: float = 1.0, limit: float
 
 @contextmanager
 def running_bot(
-    settings: Settings, embedder: Embedder | None = None, *, clock: FakeClock | None = None
+    settings: Settings,
+    embedder: Embedder | None = None,
+    *,
+    clock: FakeClock | None = None,
+    workspace: Workspace | None = None,
 ) -> Iterator[SlackBot]:
     """The whole bot over HTTP on loopback, with its stand-in and a driver. With ``clock``, only the web side
     runs (ingest, Slack requests, the stand-in) and the worker and the outbox run in ``bot.drain()``; without,
-    everything runs in its threads on the real clock."""
-    runtime = Runtime.build(settings, embedder=embedder, clock=clock or utc_now)
+    everything runs in its threads on the real clock. ``workspace``: what the stand-in starts with."""
+    runtime = Runtime.build(settings, embedder=embedder, clock=clock or utc_now, standin_workspace=workspace)
     with (
         serve_in_thread(runtime.asgi_app(frozenset({"web"}) if clock else ALL_ROLES)) as url,
         httpx.Client(base_url=url, timeout=10) as http,
     ):
         assert runtime.slack.standin is not None
-        with SlackDriver(runtime.slack.standin.url, bot_url=url, signing_secret=runtime.slack.signing_secret) as driver:
+        with SlackDriver(
+            runtime.slack.standin.url, bot_url=url, signing_secret=runtime.slack.signing_secret, workspace=workspace
+        ) as driver:
             yield SlackBot(runtime, url, http, driver, clock)

@@ -36,7 +36,7 @@ def test_help_lists_every_row_of_its_command_with_its_arguments() -> None:
 def test_every_row_parses_its_own_usage_example_and_refuses_extra_words() -> None:
     samples = {"ID": "42", "@user": "<@U0BOB|bob>", "note": "rolled back", "TITLE": "DB down", "QUERY": "disk full"}
     samples |= {"A": "42", "B": "#43", "ALERTNAME|ALERT_ID": "KubePodCrashLooping", "CATEGORY": "database"}
-    samples |= {"ACTION key=value…": "restart-deployment namespace=shop"}
+    samples |= {"ACTION key=value…": "restart-deployment namespace=shop", "QUESTION": "is checkout down?"}
     for row in SLASH_COMMANDS:
         text = " ".join([row.name, *(samples[p.label] for p in row.params)]).strip()
         parsed = commands.parse(row.command, text)

@@ -2,7 +2,8 @@
 
 The Web API methods come from a scan of ``bot/``: every identifier or string naming a slack_sdk ``WebClient``
 method, as an attribute (``chat_postMessage``) or as Slack names it (``"chat.postMessage"``, e.g. passed to
-``api_call``); the events come from the ``app.event("…")`` registrations;
+``api_call``); the events come from the ``app.event("…")`` registrations (a ``message`` listener's module names its
+``message.*`` subscriptions);
 Slack's method → scope table (:mod:`bot.slack.scopes`) turns them into scopes.
 """
 
@@ -24,7 +25,8 @@ from bot.slack import scopes
 ROOT = Path(__file__).resolve().parents[1]
 MANIFESTS = sorted((ROOT / "deploy").glob("slack-manifest*.yml"))
 NOT_CALLERS = {ROOT / "bot" / "slack" / "scopes.py"}  # the table names every method it knows
-_EVENT = re.compile(r"""\.event\(\s*["']([A-Za-z_.]+)["']""")
+_EVENT = re.compile(r"""\.event\(\s*(?:["']|\{\s*["']type["']\s*:\s*["'])([A-Za-z_.]+)["']""")
+_MESSAGE_SUBSCRIPTION = re.compile(r"""["'](message\.(?:im|mpim|channels|groups))["']""")
 _COMMAND = re.compile(r"\.command\(")
 
 
@@ -52,7 +54,16 @@ def called_methods() -> set[str]:
 
 
 def subscribed_events() -> set[str]:
-    return {event for path in _sources() for event in _EVENT.findall(path.read_text())}
+    """Events registered as ``app.event("name")`` or ``app.event({"type": "name", …})``; a ``message`` listener
+    stands for the ``message.*`` subscriptions its module names (``"message.im"``: Bolt sees one event type)."""
+    events: set[str] = set()
+    for path in _sources():
+        code = path.read_text()
+        registered = set(_EVENT.findall(code))
+        if "message" in registered:
+            registered = (registered - {"message"}) | set(_MESSAGE_SUBSCRIPTION.findall(code))
+        events |= registered
+    return events
 
 
 def has_commands() -> bool:
@@ -68,7 +79,7 @@ def _manifest(path: Path) -> dict[str, Any]:
 def test_the_scan_finds_the_calls_it_must() -> None:
     """A sanity check of the scan itself: the outbox posts and edits, a mention is answered."""
     assert {"chat.postMessage", "chat.update"} <= called_methods()
-    assert "app_mention" in subscribed_events()
+    assert {"app_mention", "message.im"} <= subscribed_events()
 
 
 def test_every_called_method_is_in_slacks_scope_table() -> None:

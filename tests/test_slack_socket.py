@@ -20,7 +20,7 @@ from sqlalchemy import select
 from bot.incidents.models import Incident, IncidentStatus, TimelineEntry
 from bot.runtime import Runtime
 from bot.settings import Settings
-from bot.slack.listeners.events import MENTION_HELP
+from bot.slack.listeners.agent import HELP
 from bot.standin.driver import ACK_DEADLINE, Delivery, SlackDriver
 from bot.standin.server import StandinServer
 from bot.standin.signing import signed_headers
@@ -164,7 +164,7 @@ def test_event_retry_is_processed_when_the_first_delivery_never_arrived(live: Li
 
     assert deliver("Ev0RETRIED01", first, retry_num=1).status_code == 200  # Slack's first try was lost
     [reply] = wait_for(lambda: replies(first))
-    assert reply["text"] == MENTION_HELP
+    assert reply["text"] == HELP
 
     assert deliver("Ev0RETRIED01", first, retry_num=2).status_code == 200  # the same event once more
     assert deliver("Ev0ANOTHER02", second, retry_num=0).status_code == 200  # a new one, as a marker

@@ -118,7 +118,8 @@ def test_manifests_declare_the_command_events_and_minimal_scopes(name: str) -> N
     manifest = yaml.safe_load((ROOT / "deploy" / name).read_text())
     declared = [c["command"] for c in manifest["features"]["slash_commands"]]
     assert declared == list(commands.COMMANDS)  # every command the bot registers
-    assert manifest["settings"]["event_subscriptions"]["bot_events"] == ["app_mention"]
+    events = manifest["settings"]["event_subscriptions"]["bot_events"]
+    assert set(events) == {"app_mention", "message.im", "message.channels", "message.groups"}  # the agent's too
     assert manifest["settings"]["interactivity"]["is_enabled"] is True
     scopes = set(manifest["oauth_config"]["scopes"]["bot"])
     assert {"chat:write", "commands"} <= scopes

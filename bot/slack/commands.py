@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from bot.slack import cause_operations, operations, remediation
+from bot.slack import agent_operations, cause_operations, operations, remediation
 from bot.slack.errors import UsageError
 from bot.slack.grammar import (
     CATEGORY,
@@ -25,6 +25,7 @@ from bot.slack.grammar import (
     MERGED,
     NOTE,
     QUERY,
+    QUESTION,
     RUN_REQUEST,
     SELECTOR,
     TARGET,
@@ -39,6 +40,7 @@ from bot.slack.operations import Invocation
 from bot.slack.services import SlackServices
 
 RUNBOOK_COMMAND = "/runbook"
+ASK_COMMAND = "/ask"
 ALREADY_DONE = "Already done (this request was received twice)."
 
 
@@ -190,12 +192,21 @@ SLASH_COMMANDS: tuple[SlashCommand, ...] = (
         operations.runbooks,
         example="disk almost full",
     ),
+    SlashCommand(
+        ASK_COMMAND,
+        "",
+        (QUESTION,),
+        "ask the virtual agent (answered in a direct message, with its sources)",
+        agent_operations.ask,
+        example="is checkout down?",
+    ),
 )
 
 DESCRIPTIONS = {
     INCIDENT_COMMAND: "List, show, find similar, acknowledge, resolve, declare, assign, merge, split, classify and "
     "explain incidents, and run actions on them",
     RUNBOOK_COMMAND: "Runbooks for a symptom or an alert name",
+    ASK_COMMAND: "Ask whether something is down, or how to do something",
 }
 """What Slack shows beside each command in its menu (the manifests' ``description``)."""
 

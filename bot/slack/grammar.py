@@ -53,6 +53,7 @@ USER = Param(Kind.USER, "@user")
 NOTE = Param(Kind.TEXT, "note", optional=True, max_length=MAX_NOTE, noun="resolution note")
 TITLE = Param(Kind.TEXT, "TITLE", max_length=MAX_TITLE, noun="title")
 QUERY = Param(Kind.TEXT, "QUERY", max_length=MAX_QUERY, noun="query", collapse=True)
+QUESTION = Param(Kind.TEXT, "QUESTION", max_length=MAX_QUERY, noun="question", collapse=True)
 TARGET = Param(Kind.INCIDENT_ID, "A")  # merge A B: A keeps the alerts
 MERGED = Param(Kind.INCIDENT_ID, "B")  # a second incident ID fills ``other_id``
 SELECTOR = Param(Kind.TEXT, "ALERTNAME|ALERT_ID", max_length=MAX_SELECTOR, noun="name or ID of an alert")

@@ -19,6 +19,7 @@ class OutboxKind(enum.StrEnum):
     ALERTS_JOINED = "alerts_joined"  # alerts that joined since the last such reply (coalesced)
     CREATE_CHANNEL = "create_channel"  # the optional per-incident channel
     POINTER = "pointer"  # an alert of this channel's route joined an incident posted in another channel
+    AGENT_DM = "agent_dm"  # the virtual agent tells a subscriber by DM that the incident resolved
     REMEDIATION_EDIT = "remediation_edit"  # a remediation request's message in the thread, edited (coalesced)
 
 

@@ -52,6 +52,7 @@ METHODS: Final[Mapping[str, MethodScopes]] = {
     "conversations.join": MethodScopes(by_channel_type={"public_channel": "channels:join"}),
     "conversations.info": MethodScopes(by_channel_type=_per_type("read")),
     "conversations.list": MethodScopes(by_channel_type=_per_type("read")),
+    "conversations.open": MethodScopes(by_channel_type={"im": "im:write", "mpim": "mpim:write"}),
     "conversations.history": MethodScopes(by_channel_type=_per_type("history")),
     "conversations.replies": MethodScopes(by_channel_type=_per_type("history")),
     "usergroups.users.list": MethodScopes(scope="usergroups:read"),
@@ -85,6 +86,8 @@ USED_CHANNEL_TYPES: Final[tuple[ChannelType, ...]] = ("public_channel", "private
 """Where incibot reads and posts: a configured channel may be public, or private with the bot invited."""
 MANAGED_CHANNEL_TYPES: Final[tuple[ChannelType, ...]] = ("public_channel",)
 """The channels incibot creates (per-incident channels) and invites people to are public."""
+DM_METHODS: Final[frozenset[str]] = frozenset({"conversations.open"})
+"""Methods incibot calls on direct messages only (the virtual agent's DMs to one user)."""
 
 BOT_SCOPES: Final[Mapping[str, str]] = {
     "chat:write": "incident posts, thread replies and edits (chat.postMessage, chat.update)",
@@ -95,8 +98,10 @@ BOT_SCOPES: Final[Mapping[str, str]] = {
     "channels:join": "join a public alerts or route channel it is not in yet (conversations.join)",
     "channels:manage": "per-incident channels (INCIBOT_INCIDENT_CHANNELS=true) and inviting responders to them",
     "usergroups:read": "INCIBOT_RESPONDERS may name a user group (usergroups.users.list)",
-    "commands": "the slash commands /incident and /runbook",
+    "commands": "the slash commands /incident, /runbook and /ask",
     "app_mentions:read": "answer @incibot (the app_mention event)",
+    "im:history": "the virtual agent reads questions sent to it in a direct message (the message.im event)",
+    "im:write": 'the virtual agent\'s direct messages: /ask answers, "notify me when resolved" (conversations.open)',
 }
 """Every bot scope incibot's code needs, with why; both manifests in ``deploy/`` list exactly these."""
 
@@ -117,6 +122,8 @@ def needed_scopes(method: str, channel_types: Collection[str] = ("public_channel
 
 def incibot_channel_types(method: str) -> tuple[ChannelType, ...]:
     """The channel types incibot calls ``method`` on."""
+    if method in DM_METHODS:
+        return ("im",)
     return MANAGED_CHANNEL_TYPES if METHODS[method].manages_channels else USED_CHANNEL_TYPES
 
 

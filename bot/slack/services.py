@@ -22,6 +22,8 @@ from bot.knowledge.service import KnowledgeService
 from bot.slack.errors import NotAllowed
 
 if TYPE_CHECKING:
+    from bot.agent.exchange import AgentExchange
+    from bot.agent.handover import Handover
     from bot.remediation.service import RemediationService
     from bot.slack.remediation import RemediationThread
 
@@ -50,6 +52,10 @@ class Permissions:
             return
         raise NotAllowed(f"Only incident responders may {what}. Ask one of them, or an admin to add you.")
 
+    def is_responder(self, user_id: str) -> bool:
+        """``user_id`` is named in ``INCIBOT_RESPONDERS`` (directly or by a group); never when it is unset."""
+        return user_id in self._users or any(user_id in self._members(group) for group in self._groups)
+
     def _members(self, group: str) -> frozenset[str]:
         cached = self._group_members.get(group)
         if cached is not None and time.monotonic() - cached[0] < GROUP_CACHE_SECONDS:
@@ -75,6 +81,8 @@ class SlackServices:
     route_channels: frozenset[str] = frozenset()  # the alerts channel and every route's (names): where to re-post
     remediation: RemediationService | None = None  # attached by the composition root (None: not built)
     remediation_thread: RemediationThread | None = None  # remediation's posts in incidents' threads
+    agent: AgentExchange | None = None  # the virtual agent (attached by the runtime; None: INCIBOT_AGENT=false)
+    handover: Handover | None = None  # the agent's "Report a problem" and "Ask a human" (attached by the runtime)
 
     def first_time(self, session: Session, key: str) -> bool:
         """Record that request ``key`` was handled; False if it already was (a retry or a replay)."""

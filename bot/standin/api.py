@@ -114,6 +114,7 @@ class WebApi:
             "conversations.invite": self._invite,
             "conversations.join": self._join,
             "conversations.list": self._list,
+            "conversations.open": self._open,
             "usergroups.users.list": self._group_users,
             "users.info": self._user_info,
             "apps.connections.open": self._connections_open,
@@ -186,6 +187,16 @@ class WebApi:
         }
 
     def channel_json(self, channel: Channel) -> dict[str, Any]:
+        if channel.im_user is not None:  # a direct message, as Slack shows one
+            return {
+                "id": channel.id,
+                "created": channel.created,
+                "is_im": True,
+                "is_org_shared": False,
+                "user": channel.im_user,
+                "is_user_deleted": False,
+                "priority": 0,
+            }
         members = self._store.members(channel.id)
         return {
             "id": channel.id,
@@ -415,7 +426,8 @@ class WebApi:
         visible = [
             channel
             for channel in self._store.all_channels()
-            if ("private_channel" if channel.is_private else "public_channel") in types
+            if not channel.is_im
+            and ("private_channel" if channel.is_private else "public_channel") in types
             and (not channel.is_private or self._bot in self._store.members(channel.id))
         ]
         start = int(args.text("cursor") or 0) if args.text("cursor").isdigit() else 0
@@ -423,6 +435,17 @@ class WebApi:
         page = visible[start : start + limit]
         cursor = str(start + limit) if start + limit < len(visible) else ""
         return {"channels": [self.channel_json(c) for c in page], "response_metadata": {"next_cursor": cursor}}
+
+    def _open(self, args: Args) -> dict[str, Any]:
+        """A direct message with one user (``users``); a group DM is not supported here."""
+        users = [user.strip() for user in args.text("users").split(",") if user.strip()]
+        if not users:
+            raise ApiError("users_list_not_supplied")
+        if len(users) > 1:
+            raise ApiError("method_not_supported_for_channel_type")
+        channel, existed = self._store.open_im(self._user(users[0]), self._bot)
+        shown = self.channel_json(channel) if args.flag("return_im") else {"id": channel.id}
+        return ({"no_op": True, "already_open": True} if existed else {}) | {"channel": shown}
 
     def _group_users(self, args: Args) -> dict[str, Any]:
         groups = dict(self._ws.user_groups)

@@ -26,6 +26,7 @@ from bot.standin.faults import Fault, FaultBook
 from bot.standin.grants import Grants
 from bot.standin.inspection import Inspector
 from bot.standin.manifest import AppManifest
+from bot.standin.people import NotMember, People
 from bot.standin.ratelimits import RateLimiter
 from bot.standin.response_urls import ResponseUrls
 from bot.standin.socket_mode import SOCKET_PATH, NoConnection, SocketHub
@@ -229,6 +230,34 @@ def build_app(standin: Standin, drop_connection: Callable[[Scope], None]) -> Sta
         ack = ack if isinstance(ack, dict) else None
         return json_response(200, standin.views.answer(request.path_params["view_id"], user, ack))
 
+    people = People(standin.store, standin.workspace)
+
+    async def user_message(request: Request) -> Response:
+        try:
+            body = _object(await request.body())
+            channel, user, text = str(body["channel"]), str(body["user"]), str(body["text"])
+        except (ValueError, KeyError, TypeError):
+            return json_response(400, {"ok": False, "error": 'give {"channel", "user", "text", "thread_ts"?}'})
+        thread_ts = str(body["thread_ts"]) if body.get("thread_ts") else None
+        try:
+            said = await run_in_threadpool(people.say, channel, user, text, thread_ts)
+        except NotMember as exc:
+            return json_response(403, {"ok": False, "error": str(exc)})
+        except LookupError as exc:
+            return _not_found(str(exc))
+        return json_response(200, {"ok": True, **said})
+
+    async def open_im(request: Request) -> Response:
+        try:
+            user = str(_object(await request.body())["user"])
+        except (ValueError, KeyError, TypeError):
+            return json_response(400, {"ok": False, "error": 'give {"user": ID}'})
+        try:
+            opened = await run_in_threadpool(people.open_im, user)
+        except LookupError as exc:
+            return _not_found(str(exc))
+        return json_response(200, {"ok": True, **opened})
+
     async def socket_disconnect(request: Request) -> Response:
         try:
             reason = str(_object(await request.body() or b"{}").get("reason", "refresh_requested"))
@@ -243,6 +272,8 @@ def build_app(standin: Standin, drop_connection: Callable[[Scope], None]) -> Sta
             ApiEndpoint(standin.api, standin.store, standin.faults, standin.rate_limits, drop_connection),
         ),
         Route("/_standin/messages", messages, methods=["GET"]),
+        Route("/_standin/user_messages", user_message, methods=["POST"]),
+        Route("/_standin/ims", open_im, methods=["POST"]),
         Route("/_standin/messages/{channel}/{ts}", message, methods=["GET", "DELETE"]),
         Route("/_standin/channels/{channel}", channel, methods=["GET"]),
         Route("/_standin/ephemerals", ephemerals, methods=["GET"]),

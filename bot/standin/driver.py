@@ -31,6 +31,7 @@ from urllib.parse import quote, urlencode
 import httpx
 import orjson
 
+from bot.standin.manifest import AppManifest
 from bot.standin.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, signed_headers
 from bot.standin.workspace import Workspace
 
@@ -116,6 +117,23 @@ class EventDelivery:
     @property
     def acked(self) -> bool:
         return self.attempts[-1].acked
+
+
+@dataclass
+class Said:
+    """A message a person wrote, and the events Slack sent the bot about it."""
+
+    channel: str
+    ts: str
+    thread_ts: str | None
+    events: list[EventDelivery]
+
+    @property
+    def acked(self) -> bool:
+        return all(event.acked for event in self.events)
+
+
+MESSAGE_SUBSCRIPTIONS = {"im": "message.im", "channel": "message.channels", "group": "message.groups"}
 
 
 class SlackDriver:
@@ -360,6 +378,61 @@ class SlackDriver:
             attempts.append(self._deliver_event(callback, via_socket, signing, number, _retry_reason(last)))
         return EventDelivery(event_id, attempts)
 
+    def say(
+        self,
+        channel: str,
+        text: str,
+        *,
+        user: str = "U0ALICE",
+        thread_ts: str | None = None,
+        via_socket: bool = False,
+        signing: Signing | None = None,
+    ) -> Said:
+        """``user`` writes ``text`` in ``channel`` (a name or id; in ``thread_ts``'s thread), and Slack tells the
+        bot as it would: a ``message`` event when the app subscribes to messages of that kind of conversation
+        (``message.im``, ``message.channels``, ``message.groups``) and is in it, and an ``app_mention`` event
+        when the text mentions the bot outside a DM. LookupError for an unknown channel or user, PermissionError
+        when the user is not in the channel."""
+        answer = self._standin.post(
+            "/_standin/user_messages", json={"channel": channel, "user": user, "text": text, "thread_ts": thread_ts}
+        )
+        if answer.status_code == 404:
+            raise LookupError(answer.json()["error"])
+        if answer.status_code == 403:
+            raise PermissionError(answer.json()["error"])
+        said = answer.raise_for_status().json()
+        subscribed = set(AppManifest.load(self.workspace.manifest).bot_events)
+        event: dict[str, Any] = {
+            "user": user,
+            "text": text,
+            "ts": said["ts"],
+            "channel": said["channel"],
+            "team": self.workspace.team_id,
+            "client_msg_id": _random(string.hexdigits.lower(), 32),
+            **({"thread_ts": said["thread_ts"]} if said["thread_ts"] else {}),
+        }
+        events = []
+        if said["bot_member"] and MESSAGE_SUBSCRIPTIONS[said["channel_type"]] in subscribed:
+            message = {"type": "message", **event, "channel_type": said["channel_type"]}
+            events.append(self.event(message, via_socket=via_socket, signing=signing))
+        mentioned = f"<@{self.workspace.bot_user.id}>" in text
+        if mentioned and said["channel_type"] != "im" and said["bot_member"] and "app_mention" in subscribed:
+            events.append(self.event({"type": "app_mention", **event}, via_socket=via_socket, signing=signing))
+        return Said(said["channel"], said["ts"], said["thread_ts"], events)
+
+    def direct_message(self, text: str, *, user: str = "U0ALICE", thread_ts: str | None = None) -> Said:
+        """``user`` writes ``text`` to the app in their direct message with it (opened first if need be)."""
+        channel = self.im_channel(user)
+        return self.say(channel, text, user=user, thread_ts=thread_ts)
+
+    def im_channel(self, user: str = "U0ALICE") -> str:
+        """The id of ``user``'s direct message with the app (opened if it was not)."""
+        opened = self._standin.post("/_standin/ims", json={"user": user})
+        if opened.status_code == 404:
+            raise LookupError(opened.json()["error"])
+        channel: str = opened.raise_for_status().json()["channel"]
+        return channel
+
     def url_verification(self, challenge: str | None = None, *, signing: Signing | None = None) -> Delivery:
         """The handshake Slack sends when the request URL is set; the bot must echo ``challenge``."""
         challenge = challenge or _random(string.ascii_letters + string.digits, 48)
@@ -455,7 +528,7 @@ class SlackDriver:
         if answer.status_code == 404:
             raise LookupError(f"no channel {channel} in the stand-in")
         found: dict[str, Any] = answer.raise_for_status().json()
-        return found
+        return found if "name" in found else {**found, "name": "directmessage"}  # as Slack names a DM in payloads
 
     def _mint_trigger(self, user: str, age: float) -> str:
         minted = self._standin.post("/_standin/triggers", json={"user": user, "issued_ago": age})

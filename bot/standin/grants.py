@@ -49,8 +49,12 @@ def channel_types(method: str, params: Mapping[str, Any], store: Store, bot_user
     if method == "conversations.create":
         private = params.get("is_private")
         return ("private_channel",) if private is True or str(private).lower() in {"1", "true"} else PUBLIC
+    if method == "conversations.open":
+        return ("im",)
     ref = params.get("channel")
     channel = store.channel(str(ref)) if ref else None
+    if channel is not None and channel.is_im:
+        return ("im",)
     if channel is None or not channel.is_private or bot_user not in store.members(channel.id):
         return PUBLIC
     return ("private_channel",)

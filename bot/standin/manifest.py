@@ -25,10 +25,12 @@ class ManifestError(ValueError):
 
 @dataclass(frozen=True)
 class AppManifest:
-    """What the stand-in takes from a manifest: the bot scopes, in the manifest's order, and where from."""
+    """What the stand-in takes from a manifest: the bot scopes, in the manifest's order, where from, and the bot
+    events the app subscribes to (what the driver delivers; none without a manifest file)."""
 
     bot_scopes: tuple[str, ...]
     source: str = "bot.slack.scopes.BOT_SCOPES"
+    bot_events: tuple[str, ...] = ()
 
     @classmethod
     def load(cls, path: Path | None = None) -> AppManifest:
@@ -44,7 +46,8 @@ class AppManifest:
         scopes = _at(data, "oauth_config", "scopes", "bot")
         if not isinstance(scopes, list) or not all(isinstance(scope, str) for scope in scopes):
             raise ManifestError(f"{path}: oauth_config.scopes.bot must be a list of scopes")
-        return cls(tuple(dict.fromkeys(scopes)), str(path))
+        events = _at(data, "settings", "event_subscriptions", "bot_events") or []
+        return cls(tuple(dict.fromkeys(scopes)), str(path), tuple(str(event) for event in events))
 
 
 def _at(data: Any, *keys: str) -> Any:

@@ -28,6 +28,7 @@ METHOD_TIERS: Final = {
     "conversations.history": 3,
     "conversations.replies": 3,
     "conversations.info": 3,
+    "conversations.open": 3,
     "conversations.invite": 3,
     "conversations.join": 3,
     "auth.test": 4,  # "special" at Slack, generous

@@ -10,6 +10,7 @@ increasing across the whole workspace, restarts included. It stays whole: one sc
 
 from __future__ import annotations
 
+import secrets
 import sqlite3
 import threading
 import time
@@ -31,7 +32,7 @@ CREATE TABLE IF NOT EXISTS users (
 );
 CREATE TABLE IF NOT EXISTS channels (
     id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, is_private INTEGER NOT NULL,
-    created INTEGER NOT NULL, creator TEXT NOT NULL
+    created INTEGER NOT NULL, creator TEXT NOT NULL, im_user TEXT
 );
 CREATE TABLE IF NOT EXISTS members (
     channel_id TEXT NOT NULL, user_id TEXT NOT NULL, PRIMARY KEY (channel_id, user_id)
@@ -88,11 +89,18 @@ class Content:
 
 @dataclass(frozen=True)
 class Channel:
+    """A conversation; ``im_user`` is set for a direct message between the bot and that user (``D…``)."""
+
     id: str
     name: str
     is_private: bool
     created: int
     creator: str
+    im_user: str | None = None
+
+    @property
+    def is_im(self) -> bool:
+        return self.im_user is not None
 
 
 @dataclass(frozen=True)
@@ -165,7 +173,7 @@ def _user(row: sqlite3.Row) -> User:
 
 
 def _channel(row: sqlite3.Row) -> Channel:
-    return Channel(row["id"], row["name"], bool(row["is_private"]), row["created"], row["creator"])
+    return Channel(row["id"], row["name"], bool(row["is_private"]), row["created"], row["creator"], row["im_user"])
 
 
 class NameTaken(Exception):
@@ -186,6 +194,8 @@ class Store:
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(messages)")}
         if "deleted" not in columns:  # a file from before tombstones
             self._db.execute("ALTER TABLE messages ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0")
+        if "im_user" not in {row[1] for row in self._db.execute("PRAGMA table_info(channels)")}:  # before DMs
+            self._db.execute("ALTER TABLE channels ADD COLUMN im_user TEXT")
 
     def close(self) -> None:
         with self._lock:
@@ -271,6 +281,22 @@ class Store:
         except sqlite3.IntegrityError:
             raise NameTaken(name) from None
         return channel
+
+    def open_im(self, user: str, bot: str) -> tuple[Channel, bool]:
+        """The direct message between ``bot`` and ``user`` (its id is its name), created on first use; True when
+        it existed already."""
+        with self._write() as db:
+            row = db.execute("SELECT * FROM channels WHERE im_user = ?", (user,)).fetchone()
+            if row is not None:
+                return _channel(row), True
+            im_id = "D" + secrets.token_hex(5).upper()
+            channel = Channel(im_id, im_id, True, int(time.time()), bot, user)
+            db.execute(
+                "INSERT INTO channels (id, name, is_private, created, creator, im_user) VALUES (?, ?, 1, ?, ?, ?)",
+                (channel.id, channel.name, channel.created, bot, user),
+            )
+            db.executemany("INSERT INTO members (channel_id, user_id) VALUES (?, ?)", [(im_id, bot), (im_id, user)])
+        return channel, False
 
     def members(self, channel_id: str) -> list[str]:
         rows = self._rows("SELECT user_id FROM members WHERE channel_id = ? ORDER BY rowid", channel_id)

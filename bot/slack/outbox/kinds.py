@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from bot.agent.notify import resolved_text
 from bot.incidents.models import Incident
 from bot.rootcause.ranking import ranking_fingerprint, stored_ranking
 from bot.slack import blocks, mrkdwn
@@ -186,6 +187,10 @@ def _prepare_pointer(r: Render) -> Call:
     return r.call("chat.postMessage", args)
 
 
+def _prepare_agent_dm(r: Render) -> Call:
+    return r.call("chat.postMessage", {"channel": r.item.channel, "text": resolved_text(r.incident)})
+
+
 def _prepare_channel(r: Render) -> Call:
     suffix = int(r.item.payload.get("suffix", 0))
     return r.call("conversations.create", {"name": channel_name(r.incident, suffix)}, extra={"suffix": suffix})
@@ -233,6 +238,7 @@ KINDS: Mapping[OutboxKind, Kind] = {
     OutboxKind.POINTER: Kind(
         "chat.postMessage", _prepare_pointer, creates_message=True, needs_post=True, recoveries=_IN_CHANNEL
     ),
+    OutboxKind.AGENT_DM: Kind("chat.postMessage", _prepare_agent_dm, in_channel=False),
     OutboxKind.CREATE_CHANNEL: Kind(
         "conversations.create",
         _prepare_channel,
