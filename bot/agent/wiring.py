@@ -31,7 +31,7 @@ def build_agent(
 ) -> AgentExchange | None:
     """The agent, or None when ``INCIBOT_AGENT=false``. Without an embedder (``INCIBOT_KNOWLEDGE=false``) it
     matches words only. A configured FAQ folder that does not exist stops start-up; a missing sample one is
-    left out (the runbooks remain)."""
+    left out (the runbooks remain). With ``INCIBOT_LLM_URL`` a model writes the answers from the passages."""
     if not settings.agent:
         return None
     faq = settings.effective_faq_dir
