@@ -21,6 +21,8 @@ from typing import Any, Protocol
 import httpx
 import orjson
 
+from bot.settings import Settings, secret_value
+
 log = logging.getLogger(__name__)
 
 MAX_PASSAGE_CHARS = 1500  # each passage as quoted in the prompt
@@ -53,6 +55,14 @@ class LlmConfig:
     timeout: float
     api_key: str | None = None
     model: str = "default"
+
+
+def llm_writer(settings: Settings) -> LlmWriter | None:
+    """The writer ``INCIBOT_LLM_URL`` configures; None when it is unset (extractive answers only)."""
+    if not settings.llm_url:
+        return None
+    config = LlmConfig(settings.llm_url, settings.llm_timeout, secret_value(settings.llm_api_key), settings.llm_model)
+    return LlmWriter(config)
 
 
 def cited(answer: str, given: int) -> list[int] | None:
@@ -96,7 +106,7 @@ class LlmWriter:
     def close(self) -> None:
         self._client.close()
 
-    def __call__(self, question: str, passages: Sequence[PassageLike]) -> str | None:
+    def __call__(self, passages: Sequence[PassageLike], question: str) -> str | None:
         if not passages:
             return None
         request = {"model": self._config.model, "messages": prompt(question, passages), "temperature": 0}
