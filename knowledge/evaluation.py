@@ -10,13 +10,25 @@ from __future__ import annotations
 import gzip
 import itertools
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from knowledge.retrieval import Ranker, RunbookIndex, SearchResult
 from knowledge.text import alert_from_mapping
+
+T = TypeVar("T")
+
+
+class Judged(Protocol):
+    """An item to score: its id and the documents that answer it (none: the right behaviour is to abstain)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def expected(self) -> tuple[str, ...]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,17 +64,26 @@ def open_text(path: str | Path) -> Iterator[str]:
             yield from handle
 
 
-def read_queries(path: str | Path) -> list[Query]:
-    queries = []
+def read_lines(path: str | Path, parse: Callable[[dict[str, Any]], T], what: str) -> list[T]:
+    """Every non-blank JSON line of ``path`` through ``parse``; ``ValueError`` naming the line when one is not
+    ``what`` (a missing key, a wrong type)."""
+    items = []
     for number, line in enumerate(open_text(path), 1):
         if not line.strip():
             continue
         try:
-            item = json.loads(line)
-            queries.append(Query(str(item["id"]), dict(item["alert"]), tuple(str(d) for d in item["expected"])))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ValueError(f"{path}:{number}: not a retrieval query: {exc}") from exc
-    return queries
+            items.append(parse(json.loads(line)))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"{path}:{number}: not {what}: {exc}") from exc
+    return items
+
+
+def read_queries(path: str | Path) -> list[Query]:
+    return read_lines(
+        path,
+        lambda item: Query(str(item["id"]), dict(item["alert"]), tuple(str(d) for d in item["expected"])),
+        "a retrieval query",
+    )
 
 
 def without_alertname(alert: Mapping[str, Any]) -> dict[str, Any]:
@@ -96,14 +117,14 @@ def auroc(positives: Sequence[float], negatives: Sequence[float]) -> float:
     return wins / (len(positives) * len(negatives))
 
 
-def _correct(query: Query, result: SearchResult, threshold: float) -> bool:
+def _correct(query: Judged, result: SearchResult, threshold: float) -> bool:
     answered = result.confidence >= threshold
     if not query.expected:
         return not answered
     return answered and bool(result.hits) and result.hits[0].doc in query.expected
 
 
-def choose_threshold(queries: Sequence[Query], results: Sequence[SearchResult]) -> float:
+def choose_threshold(queries: Sequence[Judged], results: Sequence[SearchResult]) -> float:
     """The threshold that maximises accuracy (right first answer, or abstention when none fits); ties → the
     midpoint of the best interval between observed confidences."""
     scores = sorted({r.confidence for r in results})
@@ -115,7 +136,7 @@ def choose_threshold(queries: Sequence[Query], results: Sequence[SearchResult]) 
 
 
 def cross_validated_abstention(
-    queries: Sequence[Query], results: Sequence[SearchResult], *, folds: int = 5
+    queries: Sequence[Judged], results: Sequence[SearchResult], *, folds: int = 5
 ) -> tuple[float, float, float]:
     """(abstention precision, abstention recall, accuracy) with thresholds chosen on the other folds."""
     abstained = right_abstained = correct = 0
@@ -136,7 +157,7 @@ def cross_validated_abstention(
     return precision, recall, correct / len(queries) if queries else float("nan")
 
 
-def measure(queries: Sequence[Query], results: Sequence[SearchResult]) -> RetrievalMetrics:
+def measure(queries: Sequence[Judged], results: Sequence[SearchResult]) -> RetrievalMetrics:
     answerable = [(q, r) for q, r in zip(queries, results, strict=True) if q.expected]
     ranks = []
     for query, result in answerable:
@@ -167,7 +188,14 @@ def measure(queries: Sequence[Query], results: Sequence[SearchResult]) -> Retrie
     )
 
 
-def prediction_lines(queries: Sequence[Query], results: Sequence[SearchResult], threshold: float) -> Iterator[str]:
+def write_predictions(path: Path, queries: Sequence[Judged], results: Sequence[SearchResult], threshold: float) -> None:
+    """:func:`prediction_lines` into ``path``, one line each."""
+    with path.open("w", encoding="utf-8") as out:
+        for line in prediction_lines(queries, results, threshold):
+            out.write(line + "\n")
+
+
+def prediction_lines(queries: Sequence[Judged], results: Sequence[SearchResult], threshold: float) -> Iterator[str]:
     """One JSON line per query as FORMATS.md specifies (``abstain`` at ``threshold``)."""
     for query, result in zip(queries, results, strict=True):
         hits = []
@@ -177,6 +205,21 @@ def prediction_lines(queries: Sequence[Query], results: Sequence[SearchResult], 
                 item["section"] = hit.section
             hits.append(item)
         yield json.dumps({"id": query.id, "results": hits, "abstain": result.confidence < threshold})
+
+
+def abstention_at(
+    queries: Sequence[Judged], results: Sequence[SearchResult], threshold: float
+) -> tuple[float, float, float]:
+    """At ``threshold``: (abstention precision, abstention recall, false abstention: the share of answerable
+    items abstained on)."""
+    abstained = [r.confidence < threshold for r in results]
+    unanswerable = [not q.expected for q in queries]
+    right = sum(a and u for a, u in zip(abstained, unanswerable, strict=True))
+    wrong = sum(a and not u for a, u in zip(abstained, unanswerable, strict=True))
+    answerable = len(queries) - sum(unanswerable)
+    precision = right / sum(abstained) if any(abstained) else float("nan")
+    recall = right / sum(unanswerable) if any(unanswerable) else float("nan")
+    return precision, recall, wrong / answerable if answerable else float("nan")
 
 
 @dataclass(frozen=True, slots=True)

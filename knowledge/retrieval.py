@@ -85,6 +85,28 @@ def runbook_name_words(runbook: Runbook) -> str:
     return " ".join(n for n in names if n.lower() != runbook.title.lower())
 
 
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """What one text's search knows about every runbook (arrays indexed like :attr:`RunbookIndex.runbooks`).
+
+    The lexical fit the confidence uses is the geometric mean of ``coverage`` and ``title_recall``: both must be
+    high, since a long runbook that mentions everything, or a title word met in passing, is not a fit.
+    """
+
+    tokens: list[str]  # the text's lexical tokens
+    dense: npt.NDArray[np.float64]  # best cosine of the text (or, for several lines, text and line) with any unit
+    sections: dict[int, str]  # runbook → heading of its section closest in meaning
+    bm25: npt.NDArray[np.float64]  # BM25 over the whole text
+    title_bm25: npt.NDArray[np.float64]  # BM25 over the title and names only
+    coverage: npt.NDArray[np.float64]  # share of the text's IDF mass the runbook contains, 0..1
+    title_recall: npt.NDArray[np.float64]  # share of the title-and-names IDF mass the text mentions, 0..1
+
+    @property
+    def lexical_relative(self) -> npt.NDArray[np.float64]:
+        """BM25 of both fields, each scaled to this text's best runbook (for ranking within one query only)."""
+        return (1 - TITLE_WEIGHT) * _relative(self.bm25) + TITLE_WEIGHT * _relative(self.title_bm25)
+
+
 class RunbookIndex:
     """Runbooks ready to search. Build once (embedding every section), then :meth:`search` per alert."""
 
@@ -202,12 +224,10 @@ class RunbookIndex:
         count = len(self.runbooks)
         if count == 0:
             return SearchResult([], 0.0, True)
-        dense, sections = self._dense(text)
-        tokens = tokenize(text)
-        bm25 = np.array(self._bm25.scores(tokens), dtype=np.float64)
-        title = np.array(self._bm25_title.scores(tokens), dtype=np.float64)
-        lex_rel = (1 - TITLE_WEIGHT) * _relative(bm25) + TITLE_WEIGHT * _relative(title)
-        fit = self._lexical_fit(tokens)
+        found = self.evidence(text)
+        dense, bm25 = found.dense, found.bm25
+        lex_rel = found.lexical_relative
+        fit = np.sqrt(found.coverage * found.title_recall)
         # Ranking score (per query) and confidence (absolute, comparable across queries and corpora).
         if ranker is Ranker.DENSE:
             rank_score = dense.copy()
@@ -232,7 +252,7 @@ class RunbookIndex:
                 Hit(
                     doc=self.runbooks[i].id,
                     score=round(score, 6),
-                    section=sections.get(i) or self._lexical_section(i, tokens),
+                    section=self.best_section(i, found),
                     dense=round(float(dense[i]), 6),
                     lexical=round(float(bm25[i]), 6),
                     by_name=i == ruled,
@@ -241,15 +261,21 @@ class RunbookIndex:
         best = hits[0].score if hits else 0.0
         return SearchResult(hits, best, best < threshold)
 
-    def _lexical_fit(self, tokens: Sequence[str]) -> npt.NDArray[np.float64]:
-        """Absolute lexical fit of each runbook, 0..1: the geometric mean of the share of the query's IDF mass
-        that the runbook's text contains and the share of its title-and-names IDF mass that the query mentions.
-        Both must be high: a long runbook that mentions everything, or a title word met in passing, is not a fit.
-        """
+    def evidence(self, text: str) -> Evidence:
+        """Every runbook's dense and lexical evidence for ``text``, before any fusion (what :meth:`search` fuses;
+        other searches, such as question answering, fuse it their own way)."""
         count = len(self.runbooks)
-        coverage = np.array([self._bm25.coverage(tokens, i) for i in range(count)], dtype=np.float64)
-        recall = np.array([self._bm25_title.recall(tokens, i) for i in range(count)], dtype=np.float64)
-        return np.sqrt(coverage * recall)
+        dense, sections = self._dense(text)
+        tokens = tokenize(text)
+        return Evidence(
+            tokens=tokens,
+            dense=dense,
+            sections=sections,
+            bm25=np.array(self._bm25.scores(tokens), dtype=np.float64),
+            title_bm25=np.array(self._bm25_title.scores(tokens), dtype=np.float64),
+            coverage=np.array([self._bm25.coverage(tokens, i) for i in range(count)], dtype=np.float64),
+            title_recall=np.array([self._bm25_title.recall(tokens, i) for i in range(count)], dtype=np.float64),
+        )
 
     def _dense(self, text: str) -> tuple[npt.NDArray[np.float64], dict[int, str]]:
         """Per runbook: the mean of two cosines, the whole text's best one with any unit and, for a text of
@@ -274,6 +300,11 @@ class RunbookIndex:
                 sections[unit.doc] = unit.section
         dense[~np.isfinite(dense)] = 0.0
         return dense, sections
+
+    def best_section(self, doc: int, found: Evidence) -> str | None:
+        """The heading of runbook ``doc``'s section closest in meaning to the text, else the one sharing most
+        of its words."""
+        return found.sections.get(doc) or self._lexical_section(doc, found.tokens)
 
     def _lexical_section(self, doc: int, tokens: Sequence[str]) -> str | None:
         runbook = self.runbooks[doc]

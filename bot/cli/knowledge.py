@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bot.cli import classify_eval, correlation_eval
+from bot.cli import classify_eval, correlation_eval, qa_eval
 from bot.db import migrate
 from bot.knowledge.service import SIMILAR_MIN_SCORE
 from bot.knowledge.wiring import Knowledge, KnowledgeConfigurationError
@@ -27,9 +27,9 @@ from knowledge.evaluation import (
     evaluate_all,
     format_table,
     measure,
-    prediction_lines,
     read_queries,
     run_queries,
+    write_predictions,
 )
 from knowledge.retrieval import DEFAULT_THRESHOLD, Ranker, RunbookIndex
 from knowledge.runbooks import load_corpus
@@ -55,6 +55,7 @@ def register(commands: Any) -> None:
     similar.set_defaults(handler=eval_similar)
     correlation_eval.add_parser(eval_commands)
     classify_eval.add_parser(eval_commands)
+    qa_eval.add_parser(eval_commands)
 
     knowledge = commands.add_parser("knowledge", help="search runbooks and past incidents; build the indexes")
     knowledge_commands = knowledge.add_subparsers(dest="knowledge_command", required=True, metavar="COMMAND")
@@ -118,9 +119,7 @@ def eval_retrieval(settings: Settings, args: argparse.Namespace) -> int:
         f"abstains on {abstained}/{len(queries)}"
     )
     if args.predictions_out:
-        with args.predictions_out.open("w", encoding="utf-8") as out:
-            for line in prediction_lines(queries, results, args.threshold):
-                out.write(line + "\n")
+        write_predictions(args.predictions_out, queries, results, args.threshold)
         print(f"predictions written to {args.predictions_out}")
     return 0
 
