@@ -31,7 +31,8 @@ PASSAGES = 3
 
 class KnowledgeBase:
     """The FAQ articles (public unless they say otherwise) and the runbooks (internal unless they say otherwise),
-    indexed once, on first use or by :meth:`warm`."""
+    indexed once, on first use (after the first question's "looking…": a background start-up thread embedding
+    in torch would abort the interpreter at shutdown)."""
 
     def __init__(
         self, faq_dir: Path | None, runbooks_dir: Path | None, embedder: TextEmbedder | None, threshold: float
@@ -51,10 +52,6 @@ class KnowledgeBase:
                 self._index = QaIndex(load_kb(*self._sources), self._embedder, threshold=self._threshold)
                 log.info("virtual agent: %d knowledge documents indexed", len(self._index))
             return self._index
-
-    def warm(self) -> None:
-        """Index now, in the background (the first question need not wait)."""
-        threading.Thread(target=self.index, name="agent-index", daemon=True).start()
 
 
 class AgentService:
