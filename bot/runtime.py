@@ -15,6 +15,9 @@ from typing import Literal
 from pydantic import SecretStr
 from starlette.applications import Starlette
 
+from bot.agent.handover import Handover, HelpDesk, ProblemReports
+from bot.agent.notify import ResolvedNotifier
+from bot.agent.wiring import build_agent
 from bot.changes.http import ChangesEndpoint
 from bot.classification.live import LiveClassification
 from bot.classification.wiring import build_classification
@@ -83,6 +86,8 @@ def build_incident_service(
     classification = classification or build_classification(settings, lambda: open_database(settings), embedder)
     rootcause = rootcause or build_rootcause(settings, clock)
     listeners: list[IncidentListener] = [DocumentRecorder(clock), rootcause, notifier]
+    if settings.agent:  # "notify me when resolved": a resolve DMs the subscribers
+        listeners.append(ResolvedNotifier(clock))
     preparers: list[Callable[[Database], int]] = [rootcause.prepare]
     if classification is not None:
         listeners.insert(0, classification)
@@ -141,6 +146,8 @@ class Runtime:
             settings, database, clock, resolve_group=slack.resolve_group, notify=slack.remediation_notice
         )
         slack.attach_remediation(remediation.service)
+        permissions = slack.services.permissions
+        slack.services.agent = build_agent(settings, database, clock, slack.client, permissions.is_responder, shared)
         worker = ProcessingWorker(
             database, incidents, metrics, clock, max_attempts=settings.max_attempts, idle_poll=WORKER_IDLE_POLL
         )
@@ -150,6 +157,7 @@ class Runtime:
             clock,
             on_commit=lambda _stored: worker.wake(),
         )
+        slack.services.handover = Handover(ProblemReports(database, writer), HelpDesk(database), settings.help_channel)
         verifier = TokenVerifier(settings.ingest_tokens if ingest_tokens is None else ingest_tokens)
         ingest = IngestEndpoint(verifier, writer, metrics, settings.max_body_bytes)
         changes = ChangesEndpoint(verifier, database, metrics, clock, settings.max_body_bytes)
