@@ -165,3 +165,23 @@ def test_user_text_is_escaped_and_the_bot_ignores_bots(bot: SlackBot) -> None:
     assert bot.driver.event({**own, "subtype": "bot_message", "text": "hi", "ts": "1.000002"}).acked
     time.sleep(0.3)
     assert len(bot.standin.calls("chat.postMessage")) == before
+
+
+@pytest.mark.parametrize(
+    ("raw", "rate"),
+    [
+        ("5/min", Rate(5, timedelta(minutes=1))),
+        ("20/hour", Rate(20, timedelta(hours=1))),
+        ("3/30s", Rate(3, timedelta(seconds=30))),
+    ],
+)
+def test_the_rate_setting_reads_count_per_period(raw: str, rate: Rate, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INCIBOT_AGENT_RATE", raw)
+    assert Settings().agent_rate == rate
+
+
+def test_a_rate_that_is_not_count_per_period_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    for raw in ("5", "0/min", "5/fortnight", "5/0s"):
+        monkeypatch.setenv("INCIBOT_AGENT_RATE", raw)
+        with pytest.raises(ValueError, match="is not COUNT/PERIOD"):
+            Settings()
