@@ -128,7 +128,7 @@ def mrkdwn(text: str, names: Names | None = None) -> str:
     pieces = _FENCE.split(text)
     for number, piece in enumerate(pieces):
         if number % 2:
-            code = _TOKEN.sub(lambda m: _visible(_token(m.group(1), names)), piece.strip("\n"))
+            code = _TOKEN.sub(lambda m: _visible(token(m.group(1), names)), piece.strip("\n"))
             parts.append(f'<pre class="mrkdwn-pre">{esc(_unescape(code))}</pre>')
             continue
         piece = piece.removeprefix("\n") if number else piece  # the line break after a fence is the fence's
@@ -169,14 +169,12 @@ def _inline(line: str, names: Names) -> str:
         kept.append(markup)
         return f"\ue000{len(kept) - 1}\ue001"
 
-    line = _TOKEN.sub(lambda m: keep(_token(m.group(1), names)), line)
+    line = _TOKEN.sub(lambda m: keep(token(m.group(1), names)), line)
     line = _CODE.sub(lambda m: keep(f"<code>{esc(_unescape(_plain_of(m.group(1), kept)))}</code>"), line)
     escaped = emoji(esc(_unescape(line)))
     for mark, tag in _STYLES:
         escaped = _style(escaped, mark, tag)
-    for _ in range(2):  # a code span keeps a token's label; a token never holds another
-        escaped = _SENTINEL.sub(lambda m: kept[int(m.group(1))], escaped)
-    return escaped
+    return _SENTINEL.sub(lambda m: kept[int(m.group(1))], escaped)
 
 
 def _style(escaped: str, mark: str, tag: str) -> str:
@@ -197,8 +195,8 @@ def _unescape(text: str) -> str:
     return text
 
 
-def _token(body: str, names: Names) -> str:
-    """One ``<…>`` token as HTML."""
+def token(body: str, names: Names) -> str:
+    """One ``<…>`` token's body (``@U…``, ``#C…|name``, ``!here``, ``url|label``…) as HTML."""
     target, _, label = body.partition("|")
     kind = target[:1]
     if kind == "@":

@@ -17,7 +17,7 @@ from typing import Any
 from bot.standin.store import Channel, Content, Message, parse_ts
 from bot.standin.workspace import User
 from bot.standin.workspace.elements import Place, element, image_link, input_control, raw_text, text_of
-from bot.standin.workspace.mrkdwn import Names, esc, link, mrkdwn, plain_text
+from bot.standin.workspace.mrkdwn import Names, esc, link, mrkdwn, plain_text, token
 
 _COLORS = {"good": "#2eb67d", "warning": "#ecb22e", "danger": "#e01e5a"}
 
@@ -126,9 +126,12 @@ def render_view(
         f'<form class="modal" data-view-id="{esc(view_id)}" data-callback-id="{callback}">',
         f'<header class="modal-head"><h2 class="modal-title">{title}</h2></header><div class="modal-body">',
     ]
+    state = (view.get("state") or {}).get("values") or {}
     for block in view.get("blocks") or []:
         if isinstance(block, Mapping) and block.get("type") == "input":
-            parts.append(_input_block(block, names, place, (errors or {}).get(str(block.get("block_id") or ""))))
+            block_id = str(block.get("block_id") or "")
+            filled = _filled(block, state.get(block_id))
+            parts.append(_input_block(filled, names, place, (errors or {}).get(block_id)))
         elif isinstance(block, Mapping):
             parts.append(_block(block, names, place))
     parts.append('</div><footer class="modal-foot">')
@@ -221,12 +224,9 @@ def _rich(item: Mapping[str, Any], names: Names) -> str:
 
 def _rich_leaf(leaf: Mapping[str, Any], names: Names) -> str:
     kind = leaf.get("type")
-    if kind == "user":
-        return mrkdwn(f"<@{leaf.get('user_id')}>", names)
-    if kind == "channel":
-        return mrkdwn(f"<#{leaf.get('channel_id')}>", names)
-    if kind == "broadcast":
-        return mrkdwn(f"<!{leaf.get('range')}>", names)
+    if kind in ("user", "channel", "broadcast"):
+        sigil, key = {"user": ("@", "user_id"), "channel": ("#", "channel_id"), "broadcast": ("!", "range")}[kind]
+        return token(sigil + str(leaf.get(key) or ""), names)
     if kind == "emoji":
         return plain_text(f":{leaf.get('name')}:")
     if kind == "link":
@@ -238,6 +238,23 @@ def _rich_leaf(leaf: Mapping[str, Any], names: Names) -> str:
         if style.get(key):
             text = f"<{tag}>{text}</{tag}>"
     return text
+
+
+def _filled(block: Mapping[str, Any], state: Any) -> Mapping[str, Any]:
+    """An input block showing what was typed or picked in it (its ``state.values`` entry) instead of its
+    initial value, as a modal shown again after the bot's ``errors`` keeps it."""
+    element = block.get("element")
+    if not isinstance(element, Mapping) or not isinstance(state, Mapping):
+        return block
+    entry = state.get(str(element.get("action_id") or ""))
+    if not isinstance(entry, Mapping):
+        return block
+    if "selected_option" in entry:
+        chosen = entry["selected_option"]
+        return {**block, "element": {**element, "initial_option": chosen}}
+    if "value" in entry:
+        return {**block, "element": {**element, "initial_value": entry["value"]}}
+    return block
 
 
 def _input_block(block: Mapping[str, Any], names: Names, place: Place, error: str | None) -> str:
