@@ -125,6 +125,30 @@ def test_an_unrelated_question_abstains_but_still_lists_the_closest(index: QaInd
     assert sure.passages[0].doc_id == "faq/password" and sure.confidence > result.confidence + 0.5
 
 
+DISTRACTORS = {
+    f"ops/{name}.md": f"# {title}\n## Meaning\n{text}\n"
+    for name, title, text in [
+        ("EtcdNoLeader", "etcd cluster has no leader", "The etcd members cannot elect a leader; writes fail."),
+        ("NodeClockSkew", "Node clock drifts", "The node's clock is far from NTP time; certificates may fail."),
+        ("KafkaLag", "Kafka consumer lag", "A consumer group falls behind the partitions it reads."),
+        ("TargetDown", "Scrape target down", "Prometheus cannot scrape a target: its metrics are missing."),
+        ("QuotaExceeded", "Namespace quota exceeded", "New pods are refused: the namespace used its CPU quota."),
+        ("DnsErrors", "CoreDNS errors", "Name lookups inside the cluster fail or time out."),
+    ]
+}
+
+
+def test_confidence_does_not_move_with_distractors_on_other_subjects(
+    index: QaIndex, kb: Path, tmp_path: Path, shared_embedder: Embedder
+) -> None:
+    extra = write_kb(tmp_path / "ops", DISTRACTORS)
+    larger = QaIndex(load_kb(kb, KbSource(extra, prefix="extra/")), shared_embedder)
+    for question in ("I forgot my password, how do I reset it?", "paper is jammed in the printer"):
+        alone, among = index.search(question, internal_allowed=True), larger.search(question, internal_allowed=True)
+        assert alone.passages[0].doc_id == among.passages[0].doc_id
+        assert abs(alone.confidence - among.confidence) < 0.1 and among.confidence >= DEFAULT_QA_THRESHOLD
+
+
 def test_internal_documents_only_reach_responders(index: QaIndex) -> None:
     question = "reads from the database replica are stale, it is far behind the primary"
     responder = index.search(question, internal_allowed=True)
