@@ -14,7 +14,12 @@
 | action  | ``remediation_approve``/``_deny``  | ``remediation.py``|
 | action  | ``remediation_rerun``              | ``remediation.py``|
 | view    | ``remediation_request`` (modal)    | ``remediation.py``|
-| event   | ``app_mention``                    | ``events.py``     |
+| event   | ``app_mention``                    | ``events.py`` (the agent answers)|
+| event   | ``message`` in a DM (``message.im``)   | ``agent.py``      |
+| action  | ``agent_notify`` ("Notify me when resolved") | ``agent.py`` |
+| action  | ``agent_report_problem``, ``agent_ask_human`` | ``agent_handover.py`` |
+| view    | ``agent_report`` (modal)           | ``agent_handover.py`` |
+| event   | ``message`` in a help thread       | ``agent_handover.py`` |
 | error   | every listener's unhandled errors  | ``errors.py``     |
 """
 
@@ -22,7 +27,7 @@ from __future__ import annotations
 
 from slack_bolt import App
 
-from bot.slack.listeners import actions, commands, errors, events, remediation, rootcause
+from bot.slack.listeners import actions, agent, agent_handover, commands, errors, events, remediation, rootcause
 from bot.slack.services import SlackServices
 
 
@@ -31,5 +36,7 @@ def register_all(app: App, services: SlackServices) -> None:
     actions.register(app, services)
     remediation.register(app, services)
     rootcause.register(app, services)
+    agent_handover.register(app, services)
+    agent.register(app, services)
     events.register(app, services)
     errors.register(app)
