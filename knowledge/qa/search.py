@@ -8,7 +8,7 @@ contains, and how far the similarity stands above the nearest other documents' (
 close to many, such as one about some other Prometheus alert, fits none in particular).
 Fitted (logistic regression, C=10, on each question's top document: answerable or not) on the two development
 sets, people's questions over the sample FAQ and runbooks with 66 distractor runbooks and alert summaries over
-those 66 runbooks; fitted on either set alone it gives an AUROC of 0.95-0.96 on the other. ``incibot eval qa``
+those 66 runbooks; fitted on either set alone it gives an AUROC of 0.944-0.958 on the other. ``incibot eval qa``
 measures it.
 
 Every document is indexed once, whatever its audience; :meth:`QaIndex.search` ranks them all and drops those the
