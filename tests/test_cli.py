@@ -302,7 +302,7 @@ def test_invalid_setting_exits_2_naming_it(env: dict[str, str], name: str, value
 
 
 def test_serve_runs_the_slack_standin_and_slack_command_talks_to_it(
-    opened: tuple[Running, int], state_dir: Path
+    opened: tuple[Running, int], state_dir: Path, tmp_path: Path
 ) -> None:
     running, incident_id = opened
     runtime_file = state_dir / "runtime.json"
@@ -317,6 +317,11 @@ def test_serve_runs_the_slack_standin_and_slack_command_talks_to_it(
 
     [post] = wait_for(posted, timeout=15)
     assert f"(incident #{incident_id})" in post["text"]
+    assert f"local workspace: {info['standin_url']}/" in (tmp_path / "serve.log").read_text()
+    page = httpx.get(info["workspace_url"], timeout=10).text  # the local workspace, drawn on the server
+    assert f'data-ts="{post["ts"]}"' in page and 'data-action-id="incident_acknowledge"' in page
+    alert = httpx.post(f"{info['workspace_url']}workspace/alerts", json={"sample": "certificate-expiry"}, timeout=10)
+    assert alert.json()["status"] == 202  # its "Send test alert" reaches the bot's webhook with the token file's token
 
     listing = ok(run_incibot("slack", "command", "/incident list", env=running.env))
     assert listing.startswith("ack: HTTP 200")

@@ -17,7 +17,7 @@ from slack_sdk import WebClient
 from tests.processes import ServeProcess, StandinProcess, incibot_env, run_incibot
 from tests.support import free_port
 
-STATE_KEYS = {"url", "api_url", "bot_token", "app_token", "signing_secret", "bot_user_id"}
+STATE_KEYS = {"url", "api_url", "workspace_url", "bot_token", "app_token", "signing_secret", "bot_user_id"}
 
 
 @pytest.fixture
@@ -35,6 +35,8 @@ def test_standin_serve_writes_its_state_file_answers_slack_sdk_and_stops_on_sigt
     assert stat.S_IMODE(standin.state_file.stat().st_mode) == 0o600
     assert info["api_url"] == info["url"] + "/api/"
     assert f"slack stand-in: {info['url']}" in standin.log()
+    assert f"local workspace: {info['url']}/" in standin.log() and info["workspace_url"] == info["url"] + "/"
+    assert 'id="ws-messages"' in httpx.get(info["workspace_url"], timeout=10).text
     slack = WebClient(base_url=info["api_url"], token=info["bot_token"], retry_handlers=[])
     answer = slack.auth_test()
     assert answer["user_id"] == info["bot_user_id"]

@@ -30,7 +30,6 @@ from typing import Any
 
 import httpx
 
-from bot.cli.test_alert import _configured_token
 from bot.ingest import token_file
 from bot.settings import Settings
 from knowledge.correlation.stream import DEFAULT_GROUP_BY
@@ -353,7 +352,7 @@ def register(commands: Any) -> None:
 
 
 def run_replay(settings: Settings, args: argparse.Namespace) -> int:
-    token = args.token or _configured_token(settings) or token_file.read(settings.token_file)
+    token = args.token or token_file.alertmanager_token(settings)
     try:
         token = _checked_usage(args, token)
         lines = _read_all(args.file)

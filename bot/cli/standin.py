@@ -4,9 +4,11 @@ real mode (``incibot serve`` with ``INCIBOT_SLACK_MODE=real`` and ``INCIBOT_SLAC
 
 ``serve`` runs until SIGTERM or SIGINT (exit 0). Once it accepts connections it writes
 ``<state dir>/standin.json`` (mode 0600, atomically) with ``url`` (its base URL, for ``/_standin/…``),
-``api_url`` (the value for ``INCIBOT_SLACK_API_URL``), ``bot_token``, ``app_token``, ``signing_secret`` (fresh
-each start, for signing requests to a bot in HTTP mode) and ``bot_user_id``; it removes the file on exit.
-Channels and messages are kept in ``<state dir>/standin.sqlite`` across restarts.
+``api_url`` (the value for ``INCIBOT_SLACK_API_URL``), ``workspace_url`` (the local workspace page),
+``bot_token``, ``app_token``, ``signing_secret`` (fresh each start, for signing requests to a bot in HTTP mode)
+and ``bot_user_id``; it removes the file on exit.
+Channels and messages are kept in ``<state dir>/standin.sqlite`` across restarts. With ``--bot-url`` (a bot in
+HTTP mode with that signing secret) or a bot connected over Socket Mode, the page's actions reach that bot.
 """
 
 from __future__ import annotations
@@ -24,11 +26,13 @@ from typing import Any
 
 import httpx
 
+from bot.ingest import token_file
 from bot.loopback import is_loopback
 from bot.settings import Settings
 from bot.standin.manifest import AppManifest, ManifestError
 from bot.standin.server import HOST, StandinServer
 from bot.standin.workspace import WORKSPACES
+from bot.standin.workspace.actions import BotLink
 from bot.state_files import read_json, write_private_json
 
 log = logging.getLogger(__name__)
@@ -51,6 +55,9 @@ def register(commands: Any) -> None:
         help="default: #incidents with the bot in it; bare: a fresh install, #general only",
     )
     serve.add_argument("--manifest", type=Path, default=None, help="app manifest (default deploy/slack-manifest.yml)")
+    serve.add_argument(
+        "--bot-url", default=None, help="a bot in HTTP mode that the workspace page sends to (signed with this secret)"
+    )
     serve.set_defaults(handler=serve_standin)
     add_user = sub.add_parser("add-user", help="add a member to the running stand-in's workspace")
     add_user.add_argument("user_id", help="a Slack user id, e.g. U0DAVE")
@@ -88,6 +95,7 @@ def serve_standin(settings: Settings, args: argparse.Namespace) -> int:
     if args.manifest is not None:
         workspace = replace(workspace, manifest=args.manifest)
     server = StandinServer(state_dir / DATABASE_FILE, port=args.port, host=args.host, workspace=workspace)
+    server.link_bot(BotLink(args.bot_url, secret, lambda: token_file.alertmanager_token(settings)))
     stop = threading.Event()
     originals = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -97,6 +105,7 @@ def serve_standin(settings: Settings, args: argparse.Namespace) -> int:
             print(f"incibot: the stand-in did not start: {exc}", file=sys.stderr)
             return 1
         log.info("slack stand-in: %s", url)
+        log.info("local workspace: %s/", url)
         log.info("installed from %s with bot scopes %s", manifest.source, ",".join(manifest.bot_scopes))
         write_private_json(state_file, _state(server, secret))
         stop.wait()
@@ -157,6 +166,7 @@ def _state(server: StandinServer, secret: str) -> dict[str, str]:
     return {
         "url": server.url,
         "api_url": server.api_url,
+        "workspace_url": f"{server.url}/",
         "bot_token": workspace.bot_token,
         "app_token": workspace.app_token,
         "signing_secret": secret,

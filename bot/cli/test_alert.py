@@ -30,7 +30,7 @@ def register(commands: Any) -> None:
 
 
 def send_test_alert(settings: Settings, args: argparse.Namespace) -> int:
-    token = args.token or _configured_token(settings) or token_file.read(settings.token_file)
+    token = args.token or token_file.alertmanager_token(settings)
     if token is None:
         print(
             "incibot: no ingest token: pass --token, set INCIBOT_INGEST_TOKENS, or run `make run` once", file=sys.stderr
@@ -91,13 +91,6 @@ def test_group(starts_at: datetime, *, resolved: bool = False) -> dict[str, Any]
         "externalURL": "http://alertmanager.example.com",
         "alerts": alerts,
     }
-
-
-def _configured_token(settings: Settings) -> str | None:
-    for source, secret in settings.ingest_tokens:
-        if source in (None, "alertmanager"):
-            return secret.get_secret_value()
-    return None
 
 
 def _starts_at(path: Path) -> datetime:

@@ -6,6 +6,8 @@ import os
 import secrets
 from pathlib import Path
 
+from bot.settings import Settings
+
 
 def load_or_create(path: Path) -> tuple[str, bool]:
     """Return the token in ``path``, creating it (mode 0600) if missing or empty; the flag says it was created."""
@@ -31,3 +33,12 @@ def read(path: Path) -> str | None:
         return path.read_text().strip() or None
     except FileNotFoundError:
         return None
+
+
+def alertmanager_token(settings: Settings) -> str | None:
+    """The token a sender of Alertmanager webhooks uses: the configured one for ``alertmanager`` (or for every
+    source), else the one in the token file."""
+    for source, secret in settings.ingest_tokens:
+        if source in (None, "alertmanager"):
+            return secret.get_secret_value()
+    return read(settings.token_file)

@@ -23,6 +23,7 @@ from slack_sdk import WebClient
 from bot.db.database import Database
 from bot.incidents.corrections import Corrections
 from bot.incidents.service import IncidentService
+from bot.ingest import token_file
 from bot.knowledge.service import KnowledgeService
 from bot.remediation.runner import Notice
 from bot.remediation.service import RemediationService
@@ -37,6 +38,7 @@ from bot.slack.suggester import Suggester
 from bot.slack.verification import RequestVerifier
 from bot.standin.server import StandinServer
 from bot.standin.workspace import Workspace
+from bot.standin.workspace.actions import BotLink
 from bot.state_files import write_private_json
 
 log = logging.getLogger(__name__)
@@ -62,6 +64,7 @@ class SlackIntegration:
     runtime_file: Path
     services: SlackServices
     socket_handler: SocketModeHandler | None = None
+    ingest_token: Callable[[], str | None] = lambda: None  # for the workspace page's test alerts
     health: SlackHealth = field(init=False)  # the set-up check, for /readyz
     _stopping: threading.Event = field(default_factory=threading.Event, init=False)
 
@@ -138,6 +141,7 @@ class SlackIntegration:
             standin=standin,
             app_token=app_token,
             runtime_file=settings.state_dir / "runtime.json",
+            ingest_token=lambda: token_file.alertmanager_token(settings),
         )
         integration.health = slack_health(
             mode,
@@ -175,6 +179,8 @@ class SlackIntegration:
             log.warning("Slack: using the built-in stand-in, NOT real Slack (set SLACK_BOT_TOKEN for real Slack)")
             log.info("slack stand-in: %s", url)
             self.standin.start()
+            self.standin.link_bot(BotLink(bot_url, self.signing_secret, self.ingest_token))
+            log.info("local workspace: %s/", url)
             self._write_runtime_file(bot_url, url)
         if self.signing_secret is None:
             log.info("Slack: Socket Mode only; /slack/events answers 404 (SLACK_SIGNING_SECRET turns HTTP mode on)")
@@ -222,7 +228,12 @@ class SlackIntegration:
             self.standin.stop()
 
     def _write_runtime_file(self, bot_url: str | None, standin_url: str) -> None:
-        info = {"bot_url": bot_url, "standin_url": standin_url, "signing_secret": self.signing_secret}
+        info = {
+            "bot_url": bot_url,
+            "standin_url": standin_url,
+            "workspace_url": f"{standin_url}/",
+            "signing_secret": self.signing_secret,
+        }
         write_private_json(self.runtime_file, info)
 
 

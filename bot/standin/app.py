@@ -1,5 +1,6 @@
-"""The stand-in's HTTP surface: Slack's Web API under ``/api/`` (:mod:`bot.standin.endpoint`), and the test
-hooks under ``/_standin/``, which need no credential. The whole app refuses clients that are not on loopback.
+"""The stand-in's HTTP surface: Slack's Web API under ``/api/`` (:mod:`bot.standin.endpoint`), the test
+hooks under ``/_standin/``, which need no credential, and the local workspace page at ``/``
+(:mod:`bot.standin.workspace.routes`). The whole app refuses clients that are not on loopback.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from bot.standin.socket_mode import SOCKET_PATH, NoConnection, SocketHub
 from bot.standin.store import Store
 from bot.standin.views import ClientRefused, ViewBook
 from bot.standin.workspace import User, Workspace
+from bot.standin.workspace.actions import BotLink
+from bot.standin.workspace.routes import workspace_routes
 
 
 @dataclass(frozen=True)
@@ -68,8 +71,14 @@ class Standin:
         return cls(workspace, store, api, FaultBook(), hub, responses, inspector, clock, limiter, views)
 
 
-def build_app(standin: Standin, drop_connection: Callable[[Scope], None]) -> Starlette:
-    """The ASGI app; ``drop_connection`` aborts the connection a request came on (``accept_then_drop``)."""
+def build_app(
+    standin: Standin,
+    drop_connection: Callable[[Scope], None],
+    bot_link: Callable[[], BotLink | None] = lambda: None,
+    stopping: Callable[[], bool] = lambda: False,
+) -> Starlette:
+    """The ASGI app; ``drop_connection`` aborts the connection a request came on (``accept_then_drop``);
+    ``bot_link`` says where the workspace page reaches the bot, ``stopping`` when its live feeds must end."""
     inspector = standin.inspector
 
     async def messages(request: Request) -> Response:
@@ -293,6 +302,7 @@ def build_app(standin: Standin, drop_connection: Callable[[Scope], None]) -> Sta
         Route("/_standin/views/{view_id}/submission", submission, methods=["POST"]),
         Route("/_standin/views/{view_id}/answer", answer, methods=["POST"]),
         WebSocketRoute(SOCKET_PATH, standin.hub.serve),
+        *workspace_routes(standin, bot_link, stopping),
     ]
     return Starlette(routes=routes, middleware=[Middleware(_LoopbackOnly)])
 

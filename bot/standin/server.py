@@ -25,6 +25,7 @@ from bot.standin.clock import StandinClock
 from bot.standin.faults import Fault, FaultKind
 from bot.standin.socket_mode import Ack
 from bot.standin.workspace import User, Workspace
+from bot.standin.workspace.actions import BotLink
 
 HOST = "127.0.0.1"
 START_TIMEOUT = 10.0
@@ -59,6 +60,13 @@ class StandinServer:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._url: str | None = None
+        self._stopping = threading.Event()
+        self.bot_link: BotLink | None = None
+        """Where the local workspace page reaches the bot (set by whoever runs both, see :meth:`link_bot`)."""
+
+    def link_bot(self, link: BotLink | None) -> None:
+        """Tell the workspace page where the bot is (its URL, signing secret and ingest token)."""
+        self.bot_link = link
 
     @property
     def url(self) -> str:
@@ -77,7 +85,7 @@ class StandinServer:
             raise RuntimeError("the stand-in is running already")
         self._standin = Standin.open(self.db_path, self.workspace, clock=self.clock, rate_limits=self._rate_limits)
         config = uvicorn.Config(
-            build_app(self._standin, self._drop_connection),
+            build_app(self._standin, self._drop_connection, lambda: self.bot_link, self._stopping.is_set),
             host=self.host,
             port=self._port,
             lifespan="off",
@@ -87,6 +95,7 @@ class StandinServer:
         )
         server = uvicorn.Server(config)
         self._server = server
+        self._stopping.clear()
         self._thread = threading.Thread(target=lambda: asyncio.run(self._serve(server)), name="standin", daemon=True)
         self._thread.start()
         deadline = time.monotonic() + START_TIMEOUT
@@ -105,6 +114,7 @@ class StandinServer:
 
     def stop(self) -> None:
         """Stop serving and close the SQLite file; idempotent."""
+        self._stopping.set()  # the workspace page's live feeds end, so that shutdown need not wait for them
         if self._server is not None and self._thread is not None:
             self._server.should_exit = True
             self._thread.join(timeout=30)
