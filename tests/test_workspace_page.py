@@ -144,3 +144,29 @@ def test_the_page_refuses_what_a_foreign_site_could_send(page: httpx.Client) -> 
     assert page.post("/workspace/alerts", json={"sample": "nope"}).status_code == 404
     assert page.get("/workspace/static/workspace.js").headers["content-type"].startswith("text/javascript")
     assert page.get("/workspace/static/../app.py").status_code == 404
+
+
+def test_a_modal_the_bot_opens_arrives_as_an_event_and_closing_it_clears_it(bot: SlackBot, page: httpx.Client) -> None:
+    drawn = page.get("/", params={"as": "U0ALICE"}).text
+    listener = _Listener(page, {"page": _feed(drawn)})
+    try:
+        trigger = page.post("/_standin/triggers", json={"user": "U0ALICE"}).json()["trigger_id"]
+        note = {"type": "plain_text_input", "action_id": "note"}
+        view = {
+            "type": "modal",
+            "title": {"type": "plain_text", "text": "Resolution <b>note</b>"},
+            "submit": {"type": "plain_text", "text": "Save"},
+            "blocks": [
+                {"type": "input", "block_id": "note", "label": {"type": "plain_text", "text": "Note"}, "element": note}
+            ],
+        }
+        opened = bot.runtime.slack.client.views_open(trigger_id=trigger, view=view)["view"]
+        shown = listener.next("view", lambda data: bool(data["html"]))
+        assert shown["view_id"] == opened["id"] and 'name="note"' in shown["html"]
+        assert "Resolution &lt;b&gt;note&lt;/b&gt;" in shown["html"]
+        assert f'data-view-id="{opened["id"]}"' in page.get("/", params={"as": "U0ALICE"}).text  # drawn open on reload
+        closed = page.post(f"/workspace/views/{opened['id']}/close", json={"as": "U0ALICE"})
+        assert closed.json()["ok"] is True
+        assert listener.next("view", lambda data: True)["html"] == ""
+    finally:
+        listener.close()
