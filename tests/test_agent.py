@@ -185,3 +185,20 @@ def test_a_rate_that_is_not_count_per_period_is_refused(monkeypatch: pytest.Monk
         monkeypatch.setenv("INCIBOT_AGENT_RATE", raw)
         with pytest.raises(ValueError, match="is not COUNT/PERIOD"):
             Settings()
+
+
+def test_dm_events_with_a_subtype_are_acknowledged_and_not_answered(bot: SlackBot) -> None:
+    dm = bot.driver.im_channel("U0ALICE")
+    person = {"user": "U0ALICE", "text": "is checkout down?", "ts": "1.000001"}
+    events = [
+        {"subtype": "message_changed", "message": {**person, "text": "is checkout down now?"}, "ts": "1.000002"},
+        {"subtype": "message_deleted", "deleted_ts": "1.000001", "previous_message": person, "ts": "1.000003"},
+        {"subtype": "bot_message", "bot_id": "B0OTHER", "text": "is checkout down?", "ts": "1.000004"},
+        {"subtype": "file_share", **person, "ts": "1.000005"},
+    ]
+    before = len(bot.standin.calls("chat.postMessage"))
+    for event in events:
+        delivered = bot.driver.event({"type": "message", "channel": dm, "channel_type": "im", **event}, retry=False)
+        assert [attempt.status for attempt in delivered.attempts] == [200]  # acked at once: Slack does not re-send
+    time.sleep(0.3)
+    assert len(bot.standin.calls("chat.postMessage")) == before

@@ -1,7 +1,8 @@
 """The virtual agent's Slack side: questions in the bot's direct messages (``message.im``; @-mentions come
 through :mod:`bot.slack.listeners.events`) and the "Notify me when resolved" button. The Events API acks first;
 the answer is worked out after ("looking…", then the edit). The bot's own messages and every message subtype
-(bot messages, edits, joins) are ignored."""
+(bot messages, edits, deletions) are acknowledged and ignored: an event no listener matches would be answered 404,
+and Slack would send it again."""
 
 from __future__ import annotations
 
@@ -56,7 +57,7 @@ def answer_event(services: SlackServices, body: dict[str, Any], event: dict[str,
 
 
 def register(app: App, services: SlackServices) -> None:
-    @app.event({"type": "message", "subtype": None}, matchers=[direct_message])
+    @app.event("message", matchers=[direct_message])
     def on_direct_message(body: dict[str, Any], event: dict[str, Any], say: Say) -> None:
         with reported(body, None):
             if answer_event(services, body, event) or not from_a_person(body, event):
