@@ -18,6 +18,7 @@ from bot.cli import (
     audit,
     changes,
     deliveries,
+    demo,
     incidents,
     knowledge,
     models,
@@ -51,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.register(commands)
     models.register(commands)
     audit.register(commands)
+    demo.register(commands)
     return parser
 
 
