@@ -147,7 +147,9 @@ class Runtime:
         )
         slack.attach_remediation(remediation.service)
         permissions = slack.services.permissions
-        slack.services.agent = build_agent(settings, database, clock, slack.client, permissions.is_responder, shared)
+        slack.services.agent = build_agent(
+            settings, database, clock, slack.client, permissions.is_responder, shared, slack.outbox.wake
+        )
         worker = ProcessingWorker(
             database, incidents, metrics, clock, max_attempts=settings.max_attempts, idle_poll=WORKER_IDLE_POLL
         )

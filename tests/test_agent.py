@@ -15,6 +15,7 @@ from sqlalchemy import select
 from bot.agent.answers import ASK_HUMAN_ACTION, LOOKING, NOTIFY_ACTION, REPORT_ACTION
 from bot.agent.models import AgentQuestion
 from bot.settings import Rate, Route, Settings
+from bot.slack.models import OutboxItem, OutboxKind, OutboxStatus
 from bot.standin.workspace import BOT_USER_ID, ChannelSeed, Workspace
 from knowledge.embeddings import Embedder
 from tests.agent_support import agent_settings, answers, ask, block_text, buttons, thread
@@ -202,3 +203,24 @@ def test_dm_events_with_a_subtype_are_acknowledged_and_not_answered(bot: SlackBo
         assert [attempt.status for attempt in delivered.attempts] == [200]  # acked at once: Slack does not re-send
     time.sleep(0.3)
     assert len(bot.standin.calls("chat.postMessage")) == before
+
+
+def test_an_answer_slack_rate_limits_is_edited_in_by_the_outbox_after_retry_after(bot: SlackBot) -> None:
+    first = ask(bot, "how do I reset my password?")
+    bot.drain()  # edited at once: the queued copy is not sent again
+    assert [call["status"] for call in bot.standin.calls("chat.update")] == [200] and first["edits"]
+
+    bot.standin.add_fault("ratelimited", method="chat.update", retry_after=3)
+    said = bot.driver.direct_message("how do I connect to the VPN?", user="U0BOB")
+    wait_for(lambda: len(bot.standin.calls("chat.update")) == 2 or None)
+    with bot.runtime.database.read() as session:
+        item = session.scalars(select(OutboxItem).where(OutboxItem.status == OutboxStatus.PENDING)).one()
+        asked = session.scalars(select(AgentQuestion).where(AgentQuestion.asker == "U0BOB")).one()
+    assert item.kind == OutboxKind.AGENT_ANSWER and asked.answered_at is not None
+    assert item.not_before - asked.answered_at == timedelta(seconds=3)  # Slack's Retry-After
+    bot.drain()
+    assert [call["status"] for call in bot.standin.calls("chat.update")] == [200, 429, 200]
+    assert "GlobalGate client" in block_text(answers(bot, said.channel, said.ts)[0])
+    with bot.runtime.database.read() as session:
+        sent = session.get(OutboxItem, item.id)
+        assert sent is not None and sent.status == OutboxStatus.DONE

@@ -1,17 +1,21 @@
 """Questions in, answers out, in Slack: a question (DM, @-mention, ``/ask``) gets "looking…" in its thread at
-once, then that message is edited into the answer. Follow-ups in the thread carry the previous question and
-answer as context; each user may ask ``rate`` questions per period; "Notify me when resolved" subscribes the
-user to an incident (the DM is sent through the outbox when it resolves, :mod:`bot.agent.notify`)."""
+once, then that message is edited into the answer: at once, and through the outbox when that edit fails (a rate
+limit at Slack: the outbox waits Retry-After) or the process dies before it (the answer is queued with its record,
+due :data:`ANSWER_GRACE` later unless the direct edit succeeded). Follow-ups in the thread carry the previous
+question and answer as context; each user may ask ``rate`` questions per period; "Notify me when resolved"
+subscribes the user to an incident (the DM is sent through the outbox when it resolves, :mod:`bot.agent.notify`).
+"""
 
 from __future__ import annotations
 
 import logging
 import re
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from slack_sdk import WebClient
-from sqlalchemy import func, select
+from slack_sdk.errors import SlackApiError
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bot.agent.answers import LOOKING, Answer, Asker, abstain_answer
@@ -21,6 +25,8 @@ from bot.db.database import Database
 from bot.incidents.models import OPEN_STATUSES, Incident
 from bot.settings import Rate
 from bot.slack import mrkdwn
+from bot.slack.models import OutboxItem, OutboxKind, OutboxStatus
+from bot.slack.outbox.pacing import retry_after
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +36,7 @@ EMPTY = 'Ask me whether something is down ("is checkout slow?") or how to do som
 FAILED = "Something went wrong while I was looking."
 NOT_FOUND = "I can't tell you about that incident."
 ALREADY_RESOLVED = "That incident is already resolved."
+ANSWER_GRACE = timedelta(seconds=5)  # the outbox edits the answer in after this unless the direct edit did
 
 
 def question_text(text: str) -> str:
@@ -51,6 +58,7 @@ class AgentExchange:
         responder: Callable[[str], bool],
         visible: Callable[[Incident], bool],
         rate: Rate,
+        wake_outbox: Callable[[], None] = lambda: None,
     ) -> None:
         self._database = database
         self._clock = clock
@@ -59,6 +67,7 @@ class AgentExchange:
         self._responder = responder
         self._visible = visible
         self._rate = rate
+        self._wake_outbox = wake_outbox
 
     def asker(self, user: str) -> Asker:
         return Asker(user, self._responder(user))
@@ -93,8 +102,8 @@ class AgentExchange:
         except Exception:  # the user always gets an answer, and a way to a person
             log.exception("the virtual agent failed on question %d", question_id)
             answer = abstain_answer(question_id, note=FAILED)
-        self._store(question_id, placeholder, answer)  # before its buttons can be clicked
-        self._client.chat_update(channel=channel, ts=placeholder, text=answer.text, blocks=answer.blocks)
+        item_id = self._store(question_id, channel, placeholder, answer)  # before its buttons can be clicked
+        self._deliver(item_id, channel, placeholder, answer)
         return question_id
 
     def subscribe(self, user: str, incident_id: int) -> str:
@@ -140,7 +149,9 @@ class AgentExchange:
             session.flush()
             return row.id, context
 
-    def _store(self, question_id: int, reply_ts: str, answer: Answer) -> None:
+    def _store(self, question_id: int, channel: str, reply_ts: str, answer: Answer) -> int:
+        """Record the answer and queue its edit in the outbox (due after :data:`ANSWER_GRACE`); the item's id."""
+        now = self._clock()
         with self._database.write() as session:
             row = session.get(AgentQuestion, question_id)
             if row is not None:
@@ -149,7 +160,41 @@ class AgentExchange:
                 row.answer = answer.plain
                 row.confidence = answer.confidence
                 row.sources = answer.sources
-                row.answered_at = self._clock()
+                row.answered_at = now
+            item = OutboxItem(
+                kind=OutboxKind.AGENT_ANSWER,
+                incident_id=None,
+                channel=channel,
+                payload={"ts": reply_ts, "text": answer.text, "blocks": answer.blocks},
+                not_before=now + ANSWER_GRACE,
+                created_at=now,
+            )
+            session.add(item)
+            session.flush()
+            return item.id
+
+    def _deliver(self, item_id: int, channel: str, placeholder: str, answer: Answer) -> None:
+        """Edit the answer in now; if Slack refuses (rate limited: after Retry-After) the outbox does it."""
+        now = self._clock()
+        try:
+            self._client.chat_update(channel=channel, ts=placeholder, text=answer.text, blocks=answer.blocks)
+        except Exception as exc:  # rate limited, Slack unreachable: the queued edit is sent by the outbox
+            wait = retry_after(exc) if isinstance(exc, SlackApiError) else None
+            log.warning("answer %d: the edit failed (%s); the outbox sends it", item_id, exc)
+            with self._database.write() as session:
+                session.execute(
+                    update(OutboxItem)
+                    .where(OutboxItem.id == item_id, OutboxItem.status == OutboxStatus.PENDING)
+                    .values(not_before=now + (wait or timedelta(0)))
+                )
+            self._wake_outbox()
+            return
+        with self._database.write() as session:
+            session.execute(
+                update(OutboxItem)
+                .where(OutboxItem.id == item_id, OutboxItem.status == OutboxStatus.PENDING)
+                .values(status=OutboxStatus.DONE, sent_at=now, attempts=1)
+            )
 
     def _limited(self) -> str:
         seconds = int(self._rate.per.total_seconds())

@@ -28,6 +28,7 @@ def build_agent(
     client: WebClient,
     responder: Callable[[str], bool],
     embedder: TextEmbedder | None,
+    wake_outbox: Callable[[], None] = lambda: None,
 ) -> AgentExchange | None:
     """The agent, or None when ``INCIBOT_AGENT=false``. Without an embedder (``INCIBOT_KNOWLEDGE=false``) it
     matches words only. A configured FAQ folder that does not exist stops start-up; a missing sample one is
@@ -47,5 +48,12 @@ def build_agent(
     channels = PublicChannels(client)
     service = AgentService(database, knowledge, StatusFinder(embedder, channels.visible), llm_writer(settings))
     return AgentExchange(
-        database, clock, client, service, responder=responder, visible=channels.visible, rate=settings.agent_rate
+        database,
+        clock,
+        client,
+        service,
+        responder=responder,
+        visible=channels.visible,
+        rate=settings.agent_rate,
+        wake_outbox=wake_outbox,
     )

@@ -20,6 +20,8 @@ class OutboxKind(enum.StrEnum):
     CREATE_CHANNEL = "create_channel"  # the optional per-incident channel
     POINTER = "pointer"  # an alert of this channel's route joined an incident posted in another channel
     AGENT_DM = "agent_dm"  # the virtual agent tells a subscriber by DM that the incident resolved
+    AGENT_ANSWER = "agent_answer"  # the virtual agent's answer, edited into its "looking…" (no incident)
+    AGENT_REPLY = "agent_reply"  # a line in the asker's conversation: a person's relayed reply (no incident)
     REMEDIATION_EDIT = "remediation_edit"  # a remediation request's message in the thread, edited (coalesced)
 
 
@@ -34,6 +36,7 @@ class OutboxItem(Base):
 
     ``coalesce_key`` is unique while set: a second update of a message while one is waiting adds nothing
     (the worker renders the incident's state when it sends, and clears the key before it renders).
+    ``incident_id`` is None for the virtual agent's messages, which belong to no incident.
     """
 
     __tablename__ = "slack_outbox"
@@ -44,7 +47,7 @@ class OutboxItem(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[OutboxKind] = mapped_column(String(32))
-    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
     channel: Mapped[str] = mapped_column(String(100))
     payload: Mapped[dict[str, Any]] = mapped_column(JSONDocument, default=dict)
     status: Mapped[OutboxStatus] = mapped_column(String(16), default=OutboxStatus.PENDING)

@@ -30,7 +30,7 @@ class Call:
 
     item_id: int
     kind: OutboxKind
-    incident_id: int
+    incident_id: int | None  # None: the virtual agent's messages
     channel: str  # an id once resolved; a name until then; "" for a kind outside any channel
     method: str
     args: dict[str, Any]
@@ -50,19 +50,25 @@ class Render:
 
     session: Session
     item: OutboxItem
-    incident: Incident
+    subject: Incident | None  # None: an item of no incident (the virtual agent's)
     card: Callable[[Session, Incident], blocks.IncidentCard]
+
+    @property
+    def incident(self) -> Incident:
+        """The item's incident (every kind but the agent's has one)."""
+        assert self.subject is not None, f"outbox item {self.item.id} has no incident"
+        return self.subject
 
     def call(self, method: str, args: dict[str, Any], **more: Any) -> Call:
         kind, channel = OutboxKind(self.item.kind), str(args.get("channel", ""))
-        return Call(self.item.id, kind, self.incident.id, channel, method, args, self.item.ambiguous, **more)
+        return Call(self.item.id, kind, self.item.incident_id, channel, method, args, self.item.ambiguous, **more)
 
     @property
     def metadata(self) -> dict[str, Any]:
         """Carried by every message the outbox creates: how a lost answer is found again."""
         return {
             "event_type": METADATA_EVENT,
-            "event_payload": {"outbox_id": self.item.id, "incident_id": self.incident.id},
+            "event_payload": {"outbox_id": self.item.id, "incident_id": self.item.incident_id},
         }
 
     @property
@@ -191,6 +197,20 @@ def _prepare_agent_dm(r: Render) -> Call:
     return r.call("chat.postMessage", {"channel": r.item.channel, "text": resolved_text(r.incident)})
 
 
+def _prepare_agent_answer(r: Render) -> Call:
+    """The answer as the agent wrote it (escaped already), edited into its placeholder ``ts``."""
+    payload = r.item.payload
+    message = {"text": str(payload.get("text", "")), "blocks": payload.get("blocks") or []}
+    return r.call("chat.update", {"channel": r.item.channel, "ts": str(payload.get("ts", "")), **message})
+
+
+def _prepare_agent_reply(r: Render) -> Call:
+    """A line (mrkdwn, escaped already) in the asker's conversation, in its thread."""
+    payload = r.item.payload
+    args = {"channel": r.item.channel, "thread_ts": payload.get("thread_ts"), "text": str(payload.get("text", ""))}
+    return r.call("chat.postMessage", {**args, "unfurl_links": False})
+
+
 def _prepare_channel(r: Render) -> Call:
     suffix = int(r.item.payload.get("suffix", 0))
     return r.call("conversations.create", {"name": channel_name(r.incident, suffix)}, extra={"suffix": suffix})
@@ -239,6 +259,8 @@ KINDS: Mapping[OutboxKind, Kind] = {
         "chat.postMessage", _prepare_pointer, creates_message=True, needs_post=True, recoveries=_IN_CHANNEL
     ),
     OutboxKind.AGENT_DM: Kind("chat.postMessage", _prepare_agent_dm, in_channel=False),
+    OutboxKind.AGENT_ANSWER: Kind("chat.update", _prepare_agent_answer, in_channel=False),
+    OutboxKind.AGENT_REPLY: Kind("chat.postMessage", _prepare_agent_reply, in_channel=False),
     OutboxKind.CREATE_CHANNEL: Kind(
         "conversations.create",
         _prepare_channel,

@@ -11,7 +11,8 @@ Every Slack call an item needs (resolving and joining its channel, reconciling, 
 through one gateway, and every failure through one path: a rate limit waits ``Retry-After`` without
 counting an attempt; a 5xx or a dropped connection counts one and backs off; a refusal fails the item
 unless its kind (:mod:`bot.slack.outbox.kinds`) recovers from it. After ``max_attempts`` the item fails.
-A failing item holds back only later items of its own incident, never other incidents or channels.
+A failing item holds back only later items of its own incident, never other incidents or channels (the virtual
+agent's items, of no incident, hold back only later ones of their conversation).
 """
 
 from __future__ import annotations
@@ -109,20 +110,21 @@ class OutboxWorker(BackgroundLoop):
                 .limit(200)
             ).all()
         attempted = 0
-        waiting: set[int] = set()  # incidents with an earlier item still waiting: keep their order
+        waiting: set[int | str] = set()  # incidents (conversations) with an earlier item waiting: keep their order
         for item_id, kind, channel, incident_id in due:
             if self.stopping:
                 break
-            if incident_id in waiting or self._paced(OutboxKind(kind), channel, incident_id, now):
-                waiting.add(incident_id)
+            order = incident_id if incident_id is not None else f"conversation:{channel}"
+            if order in waiting or self._paced(OutboxKind(kind), channel, incident_id, now):
+                waiting.add(order)
                 continue
             if self._handle(item_id, now):
                 attempted += 1
             else:
-                waiting.add(incident_id)
+                waiting.add(order)
         return attempted
 
-    def _paced(self, kind: OutboxKind, channel: str, incident_id: int, now: datetime) -> bool:
+    def _paced(self, kind: OutboxKind, channel: str, incident_id: int | None, now: datetime) -> bool:
         method = KINDS[kind].method
         key = self._channels.key(channel) if channel else None
         return self._gateway.pacing.ready_at(method, now, channel=key, message=incident_id) > now
@@ -133,8 +135,7 @@ class OutboxWorker(BackgroundLoop):
             item = session.get(OutboxItem, item_id)
             if item is None or item.status != OutboxStatus.PENDING:
                 return True
-            incident = session.get(Incident, item.incident_id)
-            assert incident is not None
+            incident = session.get(Incident, item.incident_id) if item.incident_id is not None else None
             spec = KINDS[OutboxKind(item.kind)]
             wait_until = self._not_ready_until(session, item, incident, now)
             if wait_until is not None:
@@ -160,14 +161,14 @@ class OutboxWorker(BackgroundLoop):
         return True
 
     def _not_ready_until(
-        self, session: Session, item: OutboxItem, incident: Incident, now: datetime
+        self, session: Session, item: OutboxItem, incident: Incident | None, now: datetime
     ) -> datetime | None:
         """When ``item`` may be sent, if not now: after its main message; a first post after its suggestions,
         or when they have had their time (``Suggester.budget`` after the incident opened)."""
         spec = KINDS[OutboxKind(item.kind)]
-        if (spec.needs_post and incident.slack_ts is None) or spec.waits(session, item):
+        if (spec.needs_post and incident is not None and incident.slack_ts is None) or spec.waits(session, item):
             return now + WAIT_FOR_POST
-        if item.kind == OutboxKind.POST_INCIDENT and self._suggester is not None:
+        if item.kind == OutboxKind.POST_INCIDENT and incident is not None and self._suggester is not None:
             deadline = item.created_at + timedelta(seconds=self._suggester.budget)
             if deadline > now and stored_suggestions(session, incident.id) is None:
                 return deadline  # the suggester makes the post due as soon as it stores them
@@ -215,15 +216,15 @@ class OutboxWorker(BackgroundLoop):
             log.info("slack %s %s: %s", where, verb, str(call.args["text"]).replace("\n", " | "))
         with self._database.write() as session:
             item = session.get(OutboxItem, call.item_id)
-            incident = session.get(Incident, call.incident_id)
-            assert item is not None and incident is not None
+            incident = session.get(Incident, call.incident_id) if call.incident_id is not None else None
+            assert item is not None
             item.status = OutboxStatus.DONE
             item.sent_at = now
             item.ambiguous = False
             item.last_error = None
             if call.channel and call.spec.in_channel:
                 item.channel = str(response.get("channel") or call.channel)  # the id, once Slack said it
-            if call.spec.complete(session, incident, call, response):
+            if incident is not None and call.spec.complete(session, incident, call, response):
                 self._refresh(session, incident, now)
         if call.spec.invites_responders:
             self._invite(str(response["channel"]["id"]))
