@@ -19,6 +19,7 @@ from bot.agent.models import AgentQuestion
 from bot.ingest.models import Alert, Delivery
 from bot.settings import Settings
 from bot.slack.listeners.agent_handover import GONE, NOT_YOURS
+from bot.slack.models import OutboxItem, OutboxKind, OutboxStatus
 from bot.standin.workspace import DEFAULT_BOT_TOKEN
 from knowledge.embeddings import Embedder
 from tests.agent_support import agent_settings, ask, buttons
@@ -167,6 +168,13 @@ def _relay_round_trip(bot: SlackBot) -> None:
         question = session.get(AgentQuestion, 1)
         assert question is not None
         root = question.thread_ts  # the DM thread of the question, where the answer is
+
+    def queued() -> list[OutboxItem] | None:  # counted and queued together, sent by the outbox (durable)
+        with bot.runtime.database.read() as session:
+            items = list(session.scalars(select(OutboxItem).where(OutboxItem.kind == OutboxKind.AGENT_REPLY)))
+        return items if len(items) == 2 else None
+
+    assert all(item.status == OutboxStatus.PENDING and item.channel == dm for item in wait_for(queued))
     relayed = [text for text in _thread(bot, dm, root, 3) if text.startswith(":speech_balloon:")]
     assert relayed == [
         ":speech_balloon: <@U0CAROL> answered your question:\n> New starters get a spare &lt;!here&gt;",

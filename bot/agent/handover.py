@@ -14,6 +14,7 @@ from datetime import datetime
 
 import orjson
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from bot.agent.handover_models import HelpRequest
 from bot.agent.models import AgentQuestion
@@ -22,6 +23,7 @@ from bot.incidents.models import Incident, IncidentAlert
 from bot.ingest import generic
 from bot.ingest.store import StoredDelivery
 from bot.ingest.writer import DeliveryWriter
+from bot.slack.models import OutboxItem, OutboxKind
 
 REPORT_CALLBACK = "agent_report"
 REPORT_TEXT_BLOCK = "report-text"
@@ -134,23 +136,32 @@ class HelpDesk:
             )
             return found is not None
 
-    def reply(self, channel: str, thread_ts: str, now: datetime) -> Conversation | None:
-        """Count a reply in the help thread ``channel``/``thread_ts``; the conversation it is relayed to."""
-        with self._database.write() as session:
-            request = session.scalars(
-                select(HelpRequest).where(HelpRequest.help_channel == channel, HelpRequest.help_ts == thread_ts)
-            ).first()
-            if request is None:
-                return None
-            session.execute(
-                update(HelpRequest)
-                .where(HelpRequest.id == request.id)
-                .values(replies=HelpRequest.replies + 1, first_reply_at=request.first_reply_at or now)
+    def relay(self, session: Session, channel: str, thread_ts: str, text: str, now: datetime) -> Conversation | None:
+        """Count a reply in the help thread ``channel``/``thread_ts`` and queue ``text`` (mrkdwn, escaped) to the
+        asker's conversation in the outbox, in the caller's transaction; that conversation (None: not a help
+        thread, or its question is gone)."""
+        request = session.scalars(
+            select(HelpRequest).where(HelpRequest.help_channel == channel, HelpRequest.help_ts == thread_ts)
+        ).first()
+        question = session.get(AgentQuestion, request.question_id) if request is not None else None
+        if request is None or question is None:
+            return None
+        session.execute(
+            update(HelpRequest)
+            .where(HelpRequest.id == request.id)
+            .values(replies=HelpRequest.replies + 1, first_reply_at=request.first_reply_at or now)
+        )
+        session.add(
+            OutboxItem(
+                kind=OutboxKind.AGENT_REPLY,
+                incident_id=None,
+                channel=question.channel,
+                payload={"thread_ts": question.thread_ts, "text": text},
+                not_before=now,
+                created_at=now,
             )
-            question = session.get(AgentQuestion, request.question_id)
-            if question is None:
-                return None
-            return Conversation(question.id, question.question, question.asker, question.channel, question.thread_ts)
+        )
+        return Conversation(question.id, question.question, question.asker, question.channel, question.thread_ts)
 
 
 @dataclass(frozen=True, slots=True)

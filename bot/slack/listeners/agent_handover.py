@@ -76,9 +76,9 @@ def register(app: App, services: SlackServices) -> None:
         return event.get("channel_type") in SUBSCRIPTIONS  # direct messages are the agent's questions
 
     @app.event("message", matchers=[in_a_channel])
-    def channel_message(body: dict[str, Any], event: dict[str, Any], client: WebClient) -> None:
+    def channel_message(body: dict[str, Any], event: dict[str, Any]) -> None:
         with reported(body, None):
-            _relay(services, client, event)
+            _relay(services, event)
 
 
 def _say(respond: Respond, text: str) -> None:
@@ -273,7 +273,7 @@ def _ask_human(
     _say(respond, f"I asked in #{help_name}. When someone answers there, I'll send you their reply here.")
 
 
-def _relay(services: SlackServices, client: WebClient, event: dict[str, Any]) -> None:
+def _relay(services: SlackServices, event: dict[str, Any]) -> None:
     """A person's reply in a help thread goes to the asker's conversation; every other channel message (the app
     hears all of them in the channels it is in) is only acknowledged."""
     handover = services.handover
@@ -282,13 +282,11 @@ def _relay(services: SlackServices, client: WebClient, event: dict[str, Any]) ->
         return
     if event.get("bot_id") or event.get("subtype") not in (None, "thread_broadcast"):
         return  # bots' posts (incibot's own included), edits, deletions, joins
-    with services.database.write() as session:
-        if not services.first_time(session, f"relay:{channel}:{ts}"):
-            return  # Slack's retry of an event already relayed
-    asked = handover.desk.reply(channel, thread_ts, services.clock())
-    if asked is None:
-        return
     replier = str(event.get("user", ""))
     who = f"<@{replier}>" if _USER_ID.match(replier) else "Someone"
     text = f":speech_balloon: {who} answered your question:\n{_quote(str(event.get('text', '')), 2500)}"
-    client.chat_postMessage(channel=asked.channel, thread_ts=asked.thread_ts, text=text, unfurl_links=False)
+    with services.database.write() as session:  # marked relayed with the relay queued: one, and never lost
+        if not services.first_time(session, f"relay:{channel}:{ts}"):
+            return  # Slack's retry of an event already relayed
+        handover.desk.relay(session, channel, thread_ts, text, services.clock())
+    services.wake_outbox()
