@@ -9,20 +9,24 @@ writes it: the stand-in stores the message and sends the signed ``message.im`` e
 question it measures, from just before the message is written, the time until the bot's first reply is in the thread
 (the "looking…" placeholder, or the answer itself) and until the reply holds the answer (the placeholder edited),
 polling the stand-in every 5 ms. ``--runs`` runs (3); the p50/p95 of each run and their medians are printed and
-written to ``bench/results/agent.json``.
+written to ``bench/results/agent.json``, with each run's decisions (answer or hand-over, per question) and the
+code it ran (the commit, and a digest of uncommitted changes under ``bot/`` and ``knowledge/``). The agent decides
+the same way every run: runs that disagree, or that ran different code (each run starts ``incibot serve`` from the
+working tree afresh, so edits made meanwhile change what later runs measure), fail the benchmark.
 
 Run (about 7 minutes: 3 runs of 100 questions at 1.25 s, and each service's start)::
 
     .venv/bin/python bench/agent.py
 
-Exit status: 0 every question was answered and every first reply came within 3 s; 1 not; 2 the benchmark could not
-run.
+Exit status: 0 every question was answered, every first reply came within 3 s and the runs agree; 1 not; 2 the
+benchmark could not run.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
 import platform
@@ -172,11 +176,24 @@ def summarize(timings: Sequence[Timing], questions: Sequence[str]) -> dict[str, 
         "answer_ms": _spread(answers),
         "first_reply_over_3s": sum(value > FIRST_REPLY_LIMIT * 1000 for value in firsts) + len(timings) - len(firsts),
         "unanswered": [q for q, t in zip(questions, timings, strict=True) if t.answer is None],
+        "decisions": [t.kind for t in timings],  # per question, in order: runs over the same questions must agree
     }
+
+
+def code_version() -> str:
+    """The commit the working tree is at, and a digest of its uncommitted changes to the code the service runs."""
+
+    def git(*args: str) -> bytes:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, check=False).stdout
+
+    head = git("rev-parse", "--short", "HEAD").decode().strip() or "unknown"
+    changes = git("diff", "HEAD", "--", "bot", "knowledge") + git("ls-files", "--others", "--exclude-standard", "bot")
+    return f"{head}+{hashlib.sha256(changes).hexdigest()[:12]}" if changes.strip() else head
 
 
 def run_once(cfg: Config, questions: Sequence[str], number: int) -> dict[str, Any]:
     ingest.CACHE_DIR.mkdir(exist_ok=True)
+    code = code_version()
     directory = Path(tempfile.mkdtemp(prefix=f"agent-{number}-", dir=ingest.CACHE_DIR))
     try:
         with (
@@ -197,7 +214,7 @@ def run_once(cfg: Config, questions: Sequence[str], number: int) -> dict[str, An
             print(f"    state and logs kept in {directory}", file=sys.stderr)
         else:
             shutil.rmtree(directory, ignore_errors=True)
-    return summarize(timings, questions)
+    return {"code": code, **summarize(timings, questions)}
 
 
 def load_questions(cfg: Config) -> list[str]:
@@ -244,10 +261,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "medians": medians,
         "runs": runs,
     }
+    agree = len({tuple(run["decisions"]) for run in runs}) == 1 and len({run["code"] for run in runs}) == 1
+    result["runs_agree"] = agree
+    if not agree:
+        print("the runs disagree: different decisions or different code (see each run's code and decisions)")
     cfg.output.parent.mkdir(parents=True, exist_ok=True)
     cfg.output.write_text(json.dumps(result, indent=2) + "\n")
     print(f"written to {cfg.output}")
-    ok = all(run["answered"] == run["questions"] and run["first_reply_over_3s"] == 0 for run in runs)
+    ok = agree and all(run["answered"] == run["questions"] and run["first_reply_over_3s"] == 0 for run in runs)
     return 0 if ok else 1
 
 
