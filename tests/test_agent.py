@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -191,7 +192,7 @@ def test_a_rate_that_is_not_count_per_period_is_refused(monkeypatch: pytest.Monk
 def test_dm_events_with_a_subtype_are_acknowledged_and_not_answered(bot: SlackBot) -> None:
     dm = bot.driver.im_channel("U0ALICE")
     person = {"user": "U0ALICE", "text": "is checkout down?", "ts": "1.000001"}
-    events = [
+    events: list[dict[str, Any]] = [
         {"subtype": "message_changed", "message": {**person, "text": "is checkout down now?"}, "ts": "1.000002"},
         {"subtype": "message_deleted", "deleted_ts": "1.000001", "previous_message": person, "ts": "1.000003"},
         {"subtype": "bot_message", "bot_id": "B0OTHER", "text": "is checkout down?", "ts": "1.000004"},
