@@ -99,7 +99,7 @@ def update_docs_screenshot(driver: WebDriver, top: str) -> bool:
     return True
 
 
-def eventually(driver: WebDriver, condition: Callable[[WebDriver], Any], timeout: float = 5.0) -> Any:
+def eventually(driver: WebDriver, condition: Callable[[WebDriver], Any], timeout: float = 10.0) -> Any:
     """Wait for ``condition`` to return something truthy (elements re-rendered meanwhile are retried)."""
     wait = WebDriverWait(driver, timeout, poll_frequency=0.05, ignored_exceptions=[StaleElementReferenceException])
     try:

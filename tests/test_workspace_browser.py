@@ -8,7 +8,7 @@ Every test leaves a screenshot in ``test-artifacts/``; ``INCIBOT_TEST_UPDATE_SCR
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlencode
@@ -110,6 +110,28 @@ def button(message: WebElement, action_id: str) -> WebElement | None:
     return found[0] if found else None
 
 
+def click(browser: WebDriver, find: Callable[[WebDriver], WebElement | None]) -> None:
+    """Click what ``find`` finds, finding it again if a live update re-rendered it meanwhile."""
+
+    def clicked(b: WebDriver) -> bool:
+        element = find(b)
+        if element is None:
+            return False
+        element.click()
+        return True
+
+    eventually(browser, clicked)
+
+
+def message_button(text: str, action_id: str, pane: str = "#ws-messages") -> Callable[[WebDriver], WebElement | None]:
+    """A finder: the button ``action_id`` of the message that says ``text``."""
+    return lambda b: (m := message_with(b, text, pane)) and button(m, action_id)
+
+
+def thread_link(b: WebDriver) -> WebElement | None:
+    return next(iter(b.find_elements(By.CSS_SELECTOR, "#ws-messages .thread-link")), None)
+
+
 def compose(browser: WebDriver, text: str, form: str = "#ws-composer") -> None:
     box = browser.find_element(By.CSS_SELECTOR, f"{form} textarea")
     box.send_keys(text)
@@ -148,24 +170,25 @@ def test_test_alert_appears_live_then_acknowledge_changes_it_and_its_thread_open
 
     browser.find_element(By.ID, "ws-alert-menu").click()
     browser.find_element(By.CSS_SELECTOR, f'button.ws-test-alert[data-sample="{CRASH_LOOP}"]').click()
-    post = eventually(browser, lambda b: message_with(b, "KubePodCrashLooping"), timeout=10)
-    assert not_reloaded(browser)
-    ack = button(post, ACK_ACTION)
-    assert ack is not None and ack.text == "Acknowledge"
-
-    ack.click()
-    changed = eventually(
-        browser, lambda b: (m := message_with(b, "KubePodCrashLooping")) and button(m, ACK_ACTION) is None and m
+    eventually(
+        browser, lambda b: (ack := message_button("KubePodCrashLooping", ACK_ACTION)(b)) and ack.text == "Acknowledge"
     )
-    assert "Acknowledged" in changed.text
+    assert not_reloaded(browser)  # it arrived live
+
+    click(browser, message_button("KubePodCrashLooping", ACK_ACTION))
+    eventually(
+        browser,
+        lambda b: (
+            (m := message_with(b, "KubePodCrashLooping")) and button(m, ACK_ACTION) is None and "Acknowledged" in m.text
+        ),
+    )
     assert not_reloaded(browser)
     [stored] = bot.posts()
     assert "acknowledged" in stored["text"]  # the click reached the bot as Slack's would, and it edited the post
 
-    eventually(browser, lambda b: b.find_elements(By.CSS_SELECTOR, "#ws-messages .thread-link"))
-    browser.find_element(By.CSS_SELECTOR, "#ws-messages .thread-link").click()
-    reply = eventually(browser, lambda b: message_with(b, "Acknowledged by alice", "#ws-thread-messages"))
-    assert reply.is_displayed()
+    click(browser, thread_link)
+    eventually(browser, lambda b: message_with(b, "Acknowledged by alice", "#ws-thread-messages"))
+    assert browser.find_element(By.ID, "ws-thread").is_displayed()
     update_docs_screenshot(browser, "#ws-messages article.msg")
 
 
@@ -190,10 +213,11 @@ def test_the_remediation_modal_submits_and_another_user_approves(browser: WebDri
     post_ts = bot.wait_for_post()["ts"]
     browser.get(page_url(bot))
 
-    post = eventually(browser, lambda b: message_with(b, "KubePodCrashLooping"))
-    run = button(post, RUN_ACTION)
-    assert run is not None and "restart-writer" in run.text
-    run.click()
+    eventually(
+        browser,
+        lambda b: (run := message_button("KubePodCrashLooping", RUN_ACTION)(b)) and "restart-writer" in run.text,
+    )
+    click(browser, message_button("KubePodCrashLooping", RUN_ACTION))
     modal = eventually(browser, lambda b: (m := b.find_element(By.ID, "ws-modal")).is_displayed() and m)
     replicas = modal.find_element(By.CSS_SELECTOR, '[name="param-replicas"]')
     replicas.clear()
@@ -206,12 +230,9 @@ def test_the_remediation_modal_submits_and_another_user_approves(browser: WebDri
     assert (request.action, request.params["replicas"], request.requester) == ("restart-writer", 3, "U0ALICE")
 
     browser.get(page_url(bot, user="U0BOB", thread=post_ts))  # Bob, an approver, opens the thread
-    asked = eventually(browser, lambda b: message_with(b, "requests restart-writer", "#ws-thread-messages"))
-    approve = button(asked, APPROVE_ACTION)
-    assert approve is not None
-    approve.click()
-    eventually(browser, lambda b: remediation.service.get(1).state is RequestState.DRY_RUN, timeout=10)
-    eventually(browser, lambda b: message_with(b, "Dry run", "#ws-thread-messages"), timeout=10)
+    click(browser, message_button("requests restart-writer", APPROVE_ACTION, "#ws-thread-messages"))
+    eventually(browser, lambda b: remediation.service.get(1).state is RequestState.DRY_RUN)
+    eventually(browser, lambda b: message_with(b, "Dry run", "#ws-thread-messages"))
 
 
 def test_a_dm_to_the_bot_gets_the_agents_answer(browser: WebDriver, bot: SlackBot) -> None:
@@ -221,8 +242,7 @@ def test_a_dm_to_the_bot_gets_the_agents_answer(browser: WebDriver, bot: SlackBo
     browser.get(page_url(bot, channel=dm))
 
     compose(browser, "is checkout down?")
-    eventually(browser, lambda b: b.find_elements(By.CSS_SELECTOR, "#ws-messages .thread-link"), timeout=10)
-    browser.find_element(By.CSS_SELECTOR, "#ws-messages .thread-link").click()
+    click(browser, thread_link)  # the agent answers in the question's thread
     answer = eventually(
         browser,
         lambda b: next(
