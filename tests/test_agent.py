@@ -225,3 +225,32 @@ def test_an_answer_slack_rate_limits_is_edited_in_by_the_outbox_after_retry_afte
     with bot.runtime.database.read() as session:
         sent = session.get(OutboxItem, item.id)
         assert sent is not None and sent.status == OutboxStatus.DONE
+
+
+def resolved_with_note(
+    bot: SlackBot, number: int, alert: dict[str, Any], summary: str, note: str, channel: str
+) -> None:
+    alert["annotations"]["summary"] = summary
+    bot.send(am_group([alert], group_key=f"{{}}:{{{alert['labels']['alertname']}}}"))
+    bot.wait_for_post(channel=channel)
+    bot.driver.slash_command("/incident", f"resolve {number} {note}", user="U0CAROL", wait_responses=5)
+    bot.drain()
+
+
+def test_resolved_incidents_notes_answer_how_to_questions_within_their_audience(responder_bot: SlackBot) -> None:
+    bot = responder_bot
+    shop = am_alert("StalePrices", service="shop")
+    resolved_with_note(
+        bot, 1, shop, "Shop pages show outdated prices", "Clear the CDN cache from the admin page.", "incidents"
+    )
+    answer = block_text(ask(bot, "the shop shows old prices", user="U0BOB"))
+    assert "Clear the CDN cache from the admin page." in answer
+    post = bot.standin.messages("C0INCIDENTS")[0]
+    link = f"/archives/C0INCIDENTS/p{post['ts'].replace('.', '')}|incident #1: Shop pages show outdated prices>"
+    assert link in answer  # cited with its title and a link to its post
+
+    vault = am_alert("VaultSealed", service="vault", team="security")
+    resolved_with_note(bot, 2, vault, "Vault sealed itself", "Unseal it with three key holders' shares.", "secops")
+    question = "how do I unseal the vault?"
+    assert "key holders" not in block_text(ask(bot, question, user="U0BOB"))  # posted in a private channel
+    assert "Unseal it with three key holders' shares." in block_text(ask(bot, question, user="U0CAROL"))

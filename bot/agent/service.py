@@ -8,6 +8,9 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
+
 from bot.agent.answers import (
     Answer,
     Asker,
@@ -17,9 +20,10 @@ from bot.agent.answers import (
     nothing_open_answer,
     status_answer,
 )
+from bot.agent.incident_notes import IncidentNotes
 from bot.agent.status import StatusFinder, is_status_question, names_service
 from bot.db.database import Database
-from knowledge.qa import KbSource, Passage, QaIndex, load_kb
+from knowledge.qa import Audience, KbSource, Passage, QaDocument, QaIndex, load_kb
 from knowledge.retrieval import TextEmbedder
 
 log = logging.getLogger(__name__)
@@ -30,12 +34,18 @@ PASSAGES = 3
 
 
 class KnowledgeBase:
-    """The FAQ articles (public unless they say otherwise) and the runbooks (internal unless they say otherwise),
-    indexed once, on first use (after the first question's "looking…": a background start-up thread embedding
-    in torch would abort the interpreter at shutdown)."""
+    """The FAQ articles (public unless they say otherwise), the runbooks (internal unless they say otherwise) and
+    resolved incidents' notes (``notes``), indexed on first use (after the first question's "looking…": a
+    background start-up thread embedding in torch would abort the interpreter at shutdown). Each question re-reads
+    the notes; when they changed the index is rebuilt, embedding only the sections it had not embedded before."""
 
     def __init__(
-        self, faq_dir: Path | None, runbooks_dir: Path | None, embedder: TextEmbedder | None, threshold: float
+        self,
+        faq_dir: Path | None,
+        runbooks_dir: Path | None,
+        embedder: TextEmbedder | None,
+        threshold: float,
+        notes: IncidentNotes | None = None,
     ) -> None:
         self._sources = [
             *([KbSource(faq_dir, "faq/", "public")] if faq_dir is not None else []),
@@ -43,15 +53,51 @@ class KnowledgeBase:
         ]
         self._embedder = embedder
         self._threshold = threshold
+        self._notes = notes
+        self._articles: list[QaDocument] | None = None
+        self._indexed_notes: list[tuple[str, str, Audience, str | None]] | None = None
+        self._vectors: dict[str, npt.NDArray[np.float32]] = {}
         self._index: QaIndex | None = None
         self._lock = threading.Lock()
 
     def index(self) -> QaIndex:
         with self._lock:
-            if self._index is None:
-                self._index = QaIndex(load_kb(*self._sources), self._embedder, threshold=self._threshold)
-                log.info("virtual agent: %d knowledge documents indexed", len(self._index))
+            if self._articles is None:
+                self._articles = load_kb(*self._sources)
+            notes = self._notes.documents() if self._notes is not None else []
+            key = [(d.doc_id, d.content.body, d.audience, d.link) for d in notes]
+            if self._index is None or key != self._indexed_notes:
+                embedder = _Remembering(self._embedder, self._vectors) if self._embedder is not None else None
+                self._index = QaIndex([*self._articles, *notes], embedder, threshold=self._threshold)
+                self._vectors = embedder.kept() if embedder is not None else {}
+                self._indexed_notes = key
+                log.info("virtual agent: %d knowledge documents indexed (%d notes)", len(self._index), len(notes))
             return self._index
+
+
+class _Remembering:
+    """An embedder that reuses the vectors of texts the previous index embedded; :meth:`kept` returns those of
+    the texts embedded since it was made (an index's sections: call it before any question is asked)."""
+
+    def __init__(self, embedder: TextEmbedder, known: dict[str, npt.NDArray[np.float32]]) -> None:
+        self._embedder = embedder
+        self._known = known
+        self._kept: dict[str, npt.NDArray[np.float32]] | None = {}
+        self.dimension = embedder.dimension
+
+    def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        missing = [text for text in dict.fromkeys(texts) if text not in self._known]
+        fresh = dict(zip(missing, self._embedder.embed(missing), strict=True)) if missing else {}
+        vectors = [fresh[text] if text in fresh else self._known[text] for text in texts]
+        if self._kept is not None:
+            self._kept.update(zip(texts, vectors, strict=True))
+        if not vectors:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return np.asarray(np.stack(vectors), dtype=np.float32)
+
+    def kept(self) -> dict[str, npt.NDArray[np.float32]]:
+        kept, self._kept = self._kept or {}, None
+        return kept
 
 
 class AgentService:

@@ -9,12 +9,15 @@ from datetime import datetime
 from slack_sdk import WebClient
 
 from bot.agent.exchange import AgentExchange
+from bot.agent.incident_notes import IncidentNotes
 from bot.agent.llm import llm_writer
 from bot.agent.service import AgentService, KnowledgeBase
 from bot.agent.status import StatusFinder
 from bot.agent.visibility import PublicChannels
 from bot.db.database import Database
+from bot.incidents.models import Incident
 from bot.settings import Settings
+from bot.slack.links import permalink
 from knowledge.qa import DEFAULT_QA_THRESHOLD
 from knowledge.retrieval import TextEmbedder
 
@@ -42,10 +45,11 @@ def build_agent(
         log.warning("virtual agent: no FAQ folder at %s; answering from the runbooks only", faq)
     runbooks = settings.effective_runbooks_dir
     threshold = DEFAULT_QA_THRESHOLD if settings.agent_threshold is None else settings.agent_threshold
-    knowledge = KnowledgeBase(
-        faq if faq.is_dir() else None, runbooks if runbooks.is_dir() else None, embedder, threshold
-    )
     channels = PublicChannels(client)
+    notes = IncidentNotes(database, channels.visible, lambda incident: post_link(client, incident))
+    knowledge = KnowledgeBase(
+        faq if faq.is_dir() else None, runbooks if runbooks.is_dir() else None, embedder, threshold, notes
+    )
     service = AgentService(database, knowledge, StatusFinder(embedder, channels.visible), llm_writer(settings))
     return AgentExchange(
         database,
@@ -57,3 +61,10 @@ def build_agent(
         rate=settings.agent_rate,
         wake_outbox=wake_outbox,
     )
+
+
+def post_link(client: WebClient, incident: Incident) -> str | None:
+    """The incident's post in Slack, once posted."""
+    if not incident.slack_channel or not incident.slack_ts:
+        return None
+    return permalink(client, incident.slack_channel, incident.slack_ts)

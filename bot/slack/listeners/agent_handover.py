@@ -35,6 +35,7 @@ from bot.agent.handover import (
 from bot.db.database import DatabaseUnavailable
 from bot.incidents.models import Incident
 from bot.slack import mrkdwn
+from bot.slack.links import permalink
 from bot.slack.listeners.errors import reported
 from bot.slack.listeners.remediation import TRIGGER_ERRORS
 from bot.slack.services import SlackServices
@@ -216,24 +217,6 @@ def _confirmation(client: WebClient, incident: Incident | None) -> str:
     else:
         shown = f"#{incident.id}: {title}"
     return f":white_check_mark: Thanks, I reported it to the on-call team as incident {shown}."
-
-
-_workspace_urls: dict[str, str] = {}
-
-
-def permalink(client: WebClient, channel: str, ts: str, thread_ts: str | None = None) -> str | None:
-    """The web link of message ``ts`` in ``channel`` (Slack's ``/archives/…/p…`` form; None when unknown)."""
-    token = client.token or ""
-    if token not in _workspace_urls:
-        try:
-            _workspace_urls[token] = str(client.auth_test().get("url") or "")
-        except SlackApiError:
-            return None
-    base = _workspace_urls[token]
-    if not base:
-        return None
-    query = f"?thread_ts={thread_ts}&cid={channel}" if thread_ts and thread_ts != ts else ""
-    return f"{base.rstrip('/')}/archives/{channel}/p{ts.replace('.', '')}{query}"
 
 
 def _quote(text: str, limit: int) -> str:
