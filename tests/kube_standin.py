@@ -16,12 +16,14 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import yaml
+
+from tests.support import serve_handler
 
 ROLE_FILE = Path(__file__).resolve().parents[1] / "deploy" / "kubernetes-role.yml"
 TOKEN = "standin-token-0123456789"
@@ -98,15 +100,8 @@ class KubeStandin:
     @contextmanager
     def serve(self) -> Iterator[str]:
         """Listen on a free loopback port; yields the base URL."""
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        thread.start()
-        try:
-            yield f"http://127.0.0.1:{server.server_address[1]}"
-        finally:
-            server.shutdown()
-            server.server_close()
-            thread.join(timeout=5)
+        with serve_handler(_handler(self)) as url:
+            yield url
 
     def handle(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, dict[str, Any]]:
         """The API server's answer (status, JSON body) to one request."""

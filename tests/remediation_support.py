@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from bot.remediation.catalogue import Catalogue
 from bot.remediation.executors import CatalogueExecutor
 from bot.remediation.runner import Notice, Runner
 from bot.remediation.service import Mode, RemediationService
-from tests.support import T0, FakeClock
+from tests.support import T0, FakeClock, serve_handler
 
 REQUESTER, ALICE, BOB, CAROL, MALLORY = "U0REQUESTER", "U0ALICE", "U0BOB", "U0CAROL", "U0MALLORY"
 ONCALL = "S0ONCALL"  # a user group: its members come from the resolver
@@ -94,16 +94,9 @@ def recording_target() -> Iterator[Target]:
         def log_message(self, *_args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    target.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/restart"
-    try:
+    with serve_handler(Handler) as url:
+        target.url = f"{url}/hooks/restart"
         yield target
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def catalogue_text(url: str, *, idempotent: bool = False) -> str:

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from bot.settings import Settings
 from knowledge.embeddings import Embedder
 from tests.agent_support import agent_settings, ask, block_text
 from tests.slack_support import running_bot
-from tests.support import FakeClock
+from tests.support import FakeClock, serve_handler
 
 
 @dataclass(frozen=True)
@@ -72,16 +71,9 @@ def server() -> Iterator[Script]:
         def log_message(self, *_args: Any) -> None:
             pass
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    script.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    try:
+    with serve_handler(Handler) as url:
+        script.url = url
         yield script
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
 
 
 def _writer(script: Script, timeout: float = 2.0) -> LlmWriter:
