@@ -25,18 +25,16 @@ benchmark could not run.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import json
 import os
 import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -57,6 +55,7 @@ USERS = ("U0ALICE", "U0BOB", "U0CAROL")
 ANSWER_TIMEOUT = 30.0
 POLL = 0.005
 FIRST_REPLY_LIMIT = 3.0  # the issue's bound on the first reply (Slack's own for an ack)
+AGENT_SETTINGS = {"INCIBOT_AGENT_RATE": "100000/min"}  # the bench measures latency, not the rate limit
 
 
 @dataclass(frozen=True)
@@ -86,40 +85,6 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
     )
     args = parser.parse_args(argv)
     return Config(args.runs, args.questions, args.questions_file, args.incibot, args.output, args.keep, args.interval)
-
-
-@dataclass(frozen=True)
-class Service:
-    bot_url: str
-    standin_url: str
-    signing_secret: str
-
-
-@contextlib.contextmanager
-def running_service(cfg: Config, directory: Path) -> Iterator[Service]:
-    """``incibot db upgrade`` and ``incibot serve`` (stand-in mode, the agent on); SIGTERM on the way out."""
-    env = ingest._service_env(directory, {"INCIBOT_AGENT_RATE": "100000/min"})
-    upgraded = subprocess.run(
-        [str(cfg.incibot), "db", "upgrade"], env=env, capture_output=True, text=True, timeout=120, check=False
-    )
-    if upgraded.returncode != 0:
-        raise ingest.BenchError(f"incibot db upgrade failed: {upgraded.stderr.strip()[-2000:]}")
-    port = ingest._free_port()
-    log = directory / "server.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [str(cfg.incibot), "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        ingest._wait_healthy(process, port, log, timeout=180)
-        info = slack_burst._read_runtime_file(process, directory / "runtime.json", log)
-        yield Service(info["bot_url"], info["standin_url"], info["signing_secret"])
-    finally:
-        if process.poll() is None:
-            ingest._stop(process, log)
 
 
 @dataclass(frozen=True)
@@ -194,7 +159,7 @@ def run_once(cfg: Config, questions: Sequence[str], number: int) -> dict[str, An
     directory = Path(tempfile.mkdtemp(prefix=f"agent-{number}-", dir=ingest.CACHE_DIR))
     try:
         with (
-            running_service(cfg, directory) as service,
+            slack_burst.running_service(cfg.incibot, directory, AGENT_SETTINGS, ready_timeout=180) as service,
             SlackDriver(service.standin_url, bot_url=service.bot_url, signing_secret=service.signing_secret) as driver,
             httpx.Client(base_url=service.standin_url, timeout=ACK_DEADLINE + 10) as standin,
         ):

@@ -187,8 +187,8 @@ def state_dir(cfg: Config, label: str) -> Iterator[Path]:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def _upgrade(cfg: Config, env: dict[str, str]) -> None:
-    command = [str(cfg.incibot), "db", "upgrade"]
+def _upgrade(incibot: Path, env: dict[str, str]) -> None:
+    command = [str(incibot), "db", "upgrade"]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
     if done.returncode != 0:
         raise BenchError(f"incibot db upgrade failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
@@ -209,21 +209,24 @@ def _read_runtime_file(process: subprocess.Popen[bytes], path: Path, log: Path, 
 
 
 @contextlib.contextmanager
-def running_service(cfg: Config, directory: Path) -> Iterator[Service]:
-    """``incibot db upgrade`` and ``incibot serve`` with the defaults; SIGTERM and wait on the way out."""
-    env = ingest._service_env(directory, {})  # strips INCIBOT_* and SLACK_*, sets the state dir and a token
-    _upgrade(cfg, env)
+def running_service(
+    incibot: Path, directory: Path, settings: dict[str, str] | None = None, ready_timeout: float = 60.0
+) -> Iterator[Service]:
+    """``incibot db upgrade`` and ``incibot serve`` with the defaults (and ``settings``); SIGTERM and wait on the
+    way out."""
+    env = ingest._service_env(directory, settings or {})  # strips INCIBOT_* and SLACK_*, sets the state dir, a token
+    _upgrade(incibot, env)
     port = ingest._free_port()
     log = directory / "server.log"
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            [str(cfg.incibot), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [str(incibot), "serve", "--host", "127.0.0.1", "--port", str(port)],
             env=env,
             stdout=sink,
             stderr=subprocess.STDOUT,
         )
     try:
-        ingest._wait_healthy(process, port, log)
+        ingest._wait_healthy(process, port, log, timeout=ready_timeout)
         runtime_file = directory / "runtime.json"
         info = _read_runtime_file(process, runtime_file, log)
         mode = oct(runtime_file.stat().st_mode & 0o777)
@@ -600,7 +603,7 @@ def drive(
 
 
 def run_phase(cfg: Config, kind: str, number: int, pool: ProcessPoolExecutor, burst_pid: int) -> PhaseRun:
-    with state_dir(cfg, f"{kind}-{number}") as directory, running_service(cfg, directory) as service:
+    with state_dir(cfg, f"{kind}-{number}") as directory, running_service(cfg.incibot, directory) as service:
         incident_ids = seed_incidents(cfg, service)
         plan = prepare_burst(cfg, service, incident_ids) if kind == "burst" else None
         bodies = (ingest.webhook_body(f"{kind}-{number}-{index}") for index in range(cfg.ingest_requests))
