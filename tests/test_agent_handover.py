@@ -14,6 +14,7 @@ from slack_sdk import WebClient
 from sqlalchemy import select
 
 from bot.agent.answers import ASK_HUMAN_ACTION, REPORT_ACTION, abstain_answer
+from bot.agent.handover import CONFIRM_WITHIN, STORED
 from bot.agent.handover_models import HelpRequest
 from bot.agent.models import AgentQuestion
 from bot.ingest.models import Alert, Delivery
@@ -91,6 +92,9 @@ def test_report_a_problem_becomes_an_incident_and_the_reporter_gets_its_link(bot
     )
     text_input = next(b for b in view["blocks"] if b["block_id"] == "report-text")["element"]
     assert text_input["initial_value"] == "the shop <!channel> says my card was refused"  # plain text, inert
+    with bot.runtime.database.read() as session:  # committed with the report: a restart cannot lose it
+        [queued] = session.scalars(select(OutboxItem).where(OutboxItem.kind == OutboxKind.AGENT_REPORTED)).all()
+        assert (queued.status, queued.channel, queued.payload["thread_ts"]) == (OutboxStatus.PENDING, dm, ts)
 
     [confirmation] = _thread(bot, dm, ts, 1)
     incident = bot.incident(1)
@@ -114,6 +118,18 @@ def test_report_a_problem_becomes_an_incident_and_the_reporter_gets_its_link(bot
     }
     assert alert.annotations["description"] == "Checkout refuses every card\nsince 9:00"
     assert delivery.source == "generic" and delivery.status == "done"  # processed like any webhook delivery
+
+
+def test_a_report_whose_incident_is_slow_to_come_is_confirmed_as_stored_at_the_deadline(
+    bot: SlackBot, clock: FakeClock
+) -> None:
+    dm, ts = _abstained(bot, "the wiki is blank")
+    _report(bot, dm, ts, {"report-text": "The wiki shows blank pages"})
+    assert bot.runtime.slack.outbox.run_once() == 0  # no incident yet (the worker has not run): it waits
+    clock.advance(seconds=CONFIRM_WITHIN.total_seconds())
+    bot.runtime.slack.outbox.run_once()
+    [message] = [m for m in bot.posts(dm) if m["ts"] == ts]
+    assert [reply["text"] for reply in message["replies"]] == [STORED]
 
 
 def test_report_buttons_belong_to_the_asker_and_an_empty_report_is_refused(bot: SlackBot) -> None:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import orjson
-from sqlalchemy import select, update
+from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.orm import Session
 
 from bot.agent.handover_models import HelpRequest
@@ -23,7 +23,9 @@ from bot.incidents.models import Incident, IncidentAlert
 from bot.ingest import generic
 from bot.ingest.store import StoredDelivery
 from bot.ingest.writer import DeliveryWriter
-from bot.slack.models import OutboxItem, OutboxKind
+from bot.slack import mrkdwn
+from bot.slack.links import message_link
+from bot.slack.models import OutboxItem, OutboxKind, OutboxStatus
 
 REPORT_CALLBACK = "agent_report"
 REPORT_TEXT_BLOCK = "report-text"
@@ -35,6 +37,8 @@ REPORT_SEVERITY = "warning"
 MAX_REPORT_CHARS = 2000
 MAX_SERVICE_CHARS = 60
 TITLE_CHARS = 120
+CONFIRM_WITHIN = timedelta(minutes=2)  # the confirmation waits this long for the report's incident and its post
+STORED = ":white_check_mark: Thanks, your report is stored; the on-call team will see it as an incident shortly."
 
 
 def parse_question_id(value: str) -> int | None:
@@ -80,30 +84,87 @@ def report_body(text: str, service: str | None, reporter_id: str, reporter_name:
     return orjson.dumps({"alerts": [alert]})
 
 
+def incident_of(session: Session, alert_id: int) -> Incident | None:
+    """The incident the report's alert is in (after merges: the one it was merged into), once processed."""
+    incident = session.scalars(select(Incident).join(IncidentAlert).where(IncidentAlert.alert_id == alert_id)).first()
+    while incident is not None and incident.merged_into is not None:
+        incident = session.get(Incident, incident.merged_into)
+    return incident
+
+
+def confirmation(incident: Incident | None, workspace: str | None) -> str:
+    """What the reporter is told: the incident, linked to its post (under the workspace's address ``workspace``)
+    once posted; without an incident, that the report is stored."""
+    if incident is None:
+        return STORED
+    title = mrkdwn.escape(incident.title, 200, one_line=True)
+    shown = f"#{incident.id}: {title}"
+    if workspace and incident.slack_channel and incident.slack_ts:
+        shown = mrkdwn.link(message_link(workspace, incident.slack_channel, incident.slack_ts), shown)
+    return f":white_check_mark: Thanks, I reported it to the on-call team as incident {shown}."
+
+
+def queue_confirmation(
+    connection: Connection, stored: StoredDelivery, now: datetime, asked: Conversation, workspace: str | None
+) -> None:
+    """Queue the reporter's confirmation (the outbox's ``agent_reported``: it waits for the report's incident and its
+    post, at most :data:`CONFIRM_WITHIN`) in the transaction that stores the report."""
+    alert_id = next((alert for alert, _kind in stored.events), None)
+    payload = {
+        "alert_id": alert_id,
+        "thread_ts": asked.thread_ts,
+        "deadline": (now + CONFIRM_WITHIN).isoformat(),
+        "workspace": workspace,
+    }
+    connection.execute(
+        insert(OutboxItem).values(
+            kind=OutboxKind.AGENT_REPORTED,
+            incident_id=None,
+            channel=asked.channel,
+            payload=payload,
+            status=OutboxStatus.PENDING,
+            attempts=0,
+            ambiguous=False,
+            not_before=now,
+            created_at=now,
+        )
+    )
+
+
+def confirmation_waits(session: Session, item: OutboxItem, now: datetime) -> bool:
+    """An ``agent_reported`` item waits while its incident is not made or not posted, until its deadline."""
+    if now >= datetime.fromisoformat(str(item.payload["deadline"])):
+        return False
+    alert_id = item.payload.get("alert_id")
+    incident = incident_of(session, int(alert_id)) if alert_id is not None else None
+    return incident is None or incident.slack_ts is None
+
+
 class ProblemReports:
-    """Stores users' reports through the ingest writer (the same group commit, worker wake-up and 503 as a webhook)
-    and finds the incident a report became."""
+    """Stores users' reports through the ingest writer (the same group commit, worker wake-up and 503 as a webhook),
+    with the reporter's confirmation queued in the same transaction."""
 
     def __init__(self, database: Database, writer: DeliveryWriter) -> None:
         self._database = database
         self._writer = writer
 
-    def report(self, text: str, service: str | None, reporter_id: str, reporter_name: str, key: str) -> StoredDelivery:
-        """Store the report; :class:`~bot.db.database.DatabaseUnavailable` when it cannot be now."""
-        body = report_body(text, service, reporter_id, reporter_name, key)
-        return asyncio.run(self._writer.submit(generic.parse(body), body))
+    def report(
+        self,
+        text: str,
+        service: str | None,
+        reporter_name: str,
+        key: str,
+        asked: Conversation,
+        workspace: str | None,
+    ) -> StoredDelivery:
+        """Store the report of ``asked``'s asker and queue their confirmation to ``asked``'s conversation;
+        :class:`~bot.db.database.DatabaseUnavailable` when it cannot be now."""
+        body = report_body(text, service, asked.asker, reporter_name, key)
 
-    def incident_of(self, alert_id: int) -> Incident | None:
-        """The incident the report's alert is in (after merges: the one it was merged into), once processed."""
-        with self._database.read() as session:
-            incident = session.scalars(
-                select(Incident).join(IncidentAlert).where(IncidentAlert.alert_id == alert_id)
-            ).first()
-            while incident is not None and incident.merged_into is not None:
-                incident = session.get(Incident, incident.merged_into)
-            if incident is not None:
-                session.expunge(incident)
-            return incident
+        def confirm(connection: Connection, stored: StoredDelivery, now: datetime) -> None:
+            queue_confirmation(connection, stored, now, asked, workspace)
+
+        return asyncio.run(self._writer.submit(generic.parse(body), body, then=confirm))
 
 
 class HelpDesk:

@@ -17,11 +17,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import Connection
+
 from bot.db.database import Database, DatabaseUnavailable, is_transient
 from bot.ingest.parsed import ParsedDelivery
 from bot.ingest.store import DeliveryStore, StoredDelivery
 
 log = logging.getLogger(__name__)
+
+
+AfterStore = Callable[[Connection, StoredDelivery, datetime], None]
+"""Runs in the transaction that stores a delivery (with its result and the time): what must commit with it."""
 
 
 @dataclass(slots=True)
@@ -30,6 +36,7 @@ class _Pending:
     body: bytes
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[StoredDelivery]
+    then: AfterStore | None = None
 
 
 _STOP = object()
@@ -73,13 +80,13 @@ class DeliveryWriter:
             self._thread.join()
             self._thread = None
 
-    async def submit(self, parsed: ParsedDelivery, body: bytes) -> StoredDelivery:
-        """Store ``parsed`` durably; returns once it is committed."""
+    async def submit(self, parsed: ParsedDelivery, body: bytes, then: AfterStore | None = None) -> StoredDelivery:
+        """Store ``parsed`` durably (``then`` in the same transaction); returns once it is committed."""
         if not self._accepting:
             raise DatabaseUnavailable("shutting down")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[StoredDelivery] = loop.create_future()
-        self._queue.put(_Pending(parsed, body, loop, future))
+        self._queue.put(_Pending(parsed, body, loop, future, then))
         return await future
 
     def _run(self) -> None:
@@ -130,8 +137,13 @@ class DeliveryWriter:
 
     def _commit(self, batch: list[_Pending]) -> list[StoredDelivery]:
         now = self._clock()
+        stored = []
         with self._database.write_connection() as connection:
-            return [self._store.record(connection, p.parsed, p.body, now) for p in batch]
+            for pending in batch:
+                stored.append(self._store.record(connection, pending.parsed, pending.body, now))
+                if pending.then is not None:
+                    pending.then(connection, stored[-1], now)
+        return stored
 
     @staticmethod
     def _fail_all(batch: list[_Pending], exc: Exception) -> None:

@@ -22,6 +22,7 @@ class OutboxKind(enum.StrEnum):
     AGENT_DM = "agent_dm"  # the virtual agent tells a subscriber by DM that the incident resolved
     AGENT_ANSWER = "agent_answer"  # the virtual agent's answer, edited into its "looking…" (no incident)
     AGENT_REPLY = "agent_reply"  # a line in the asker's conversation: a person's relayed reply (no incident)
+    AGENT_REPORTED = "agent_reported"  # "Report a problem": the incident's link, once posted (no incident)
     REMEDIATION_EDIT = "remediation_edit"  # a remediation request's message in the thread, edited (coalesced)
 
 

@@ -2,7 +2,8 @@
 
 "Report a problem" opens the modal (``views.open`` from the click, within the trigger's 3 seconds) pre-filled with
 the question; its submission is stored as a ``UserReport`` alert through the ingest writer, the modal says so, and
-once the worker has made (or joined) an incident the reporter gets its link in their conversation. "Ask a human"
+the reporter's confirmation, queued in the outbox with the report, goes to their conversation with the incident's
+link once the worker has made (or joined) it and it is posted. "Ask a human"
 posts the question to ``INCIBOT_HELP_CHANNEL`` with a way back to the asker; every reply people write in that
 thread (a ``message`` event from a channel the bot is in) is relayed to the asker's conversation. Only the asker
 may use their buttons; every string from people is escaped.
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
@@ -28,14 +28,12 @@ from bot.agent.handover import (
     REPORT_SERVICE_BLOCK,
     REPORT_TEXT_BLOCK,
     Conversation,
-    Handover,
     conversation,
     parse_question_id,
 )
 from bot.db.database import DatabaseUnavailable
-from bot.incidents.models import Incident
 from bot.slack import mrkdwn
-from bot.slack.links import permalink
+from bot.slack.links import permalink, workspace_url
 from bot.slack.listeners.errors import reported
 from bot.slack.listeners.remediation import TRIGGER_ERRORS
 from bot.slack.services import SlackServices
@@ -47,8 +45,6 @@ NOT_YOURS = "Only the person who asked can use these buttons; ask incibot your o
 GONE = "I no longer have that question; ask it again."
 TRIGGER_LOST = "Slack did not let incibot open the form in time: click *Report a problem* again."
 NO_HELP_CHANNEL = "No help channel is set up (INCIBOT_HELP_CHANNEL); ask in the ops channel."
-INCIDENT_WAIT = 30.0  # seconds a report waits for the worker's incident and its post before confirming without
-POLL = 0.1
 SUBSCRIPTIONS = {"channel": "message.channels", "group": "message.groups"}  # channel type → the manifests' event
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
 
@@ -181,42 +177,18 @@ def _submit_report(
         ack(response_action="errors", errors={REPORT_TEXT_BLOCK: "Say what is wrong."})
         return
     try:
-        stored = handover.reports.report(
-            text[:MAX_REPORT_CHARS], service[:MAX_SERVICE_CHARS] or None, user_id, user_name, str(view.get("id"))
+        handover.reports.report(
+            text[:MAX_REPORT_CHARS],
+            service[:MAX_SERVICE_CHARS] or None,
+            user_name,
+            str(view.get("id")),
+            asked,
+            workspace_url(client),
         )
     except DatabaseUnavailable:
         ack(response_action="errors", errors={REPORT_TEXT_BLOCK: "incibot cannot store reports right now: try again."})
         return
     ack(response_action="update", view=_notice(":white_check_mark: Reported. I'll send you the incident's link."))
-    alert_ids = [alert_id for alert_id, _kind in stored.events]
-    incident = _wait_for_incident(handover, alert_ids[0]) if alert_ids else None
-    client.chat_postMessage(
-        channel=asked.channel, thread_ts=asked.thread_ts, text=_confirmation(client, incident), unfurl_links=False
-    )
-
-
-def _wait_for_incident(handover: Handover, alert_id: int) -> Incident | None:
-    """The report's incident once the worker made it and the outbox posted it (its post is the link); the incident
-    unposted, or None, when that takes longer than :data:`INCIDENT_WAIT`."""
-    deadline = time.monotonic() + INCIDENT_WAIT
-    incident = None
-    while time.monotonic() < deadline:
-        incident = handover.reports.incident_of(alert_id)
-        if incident is not None and incident.slack_ts is not None:
-            break
-        time.sleep(POLL)
-    return incident
-
-
-def _confirmation(client: WebClient, incident: Incident | None) -> str:
-    if incident is None:
-        return ":white_check_mark: Thanks, your report is stored; the on-call team will see it as an incident shortly."
-    title = mrkdwn.escape(incident.title, 200, one_line=True)
-    if incident.slack_channel and incident.slack_ts:
-        shown = mrkdwn.link(permalink(client, incident.slack_channel, incident.slack_ts), f"#{incident.id}: {title}")
-    else:
-        shown = f"#{incident.id}: {title}"
-    return f":white_check_mark: Thanks, I reported it to the on-call team as incident {shown}."
 
 
 def _quote(text: str, limit: int) -> str:

@@ -8,10 +8,12 @@ import enum
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from bot.agent.handover import confirmation, confirmation_waits, incident_of
 from bot.agent.notify import resolved_text
 from bot.incidents.models import Incident
 from bot.rootcause.ranking import ranking_fingerprint, stored_ranking
@@ -96,7 +98,8 @@ class Kind:
     in_channel: bool = True  # the call targets a channel the bot must be able to read
     invites_responders: bool = False
     recoveries: Mapping[str, Recovery] = field(default_factory=dict)
-    waits: Callable[[Session, OutboxItem], bool] = lambda *_: False  # True: something it needs is not sent yet
+    waits: Callable[[Session, OutboxItem, datetime], bool] = lambda *_: False  # True: what it needs is not there yet
+    ordered: bool = True  # keeps its place among its incident's (conversation's) items: a later one waits for it
 
 
 def fingerprint(session: Session, incident: Incident) -> list[Any]:
@@ -148,7 +151,7 @@ def _request_post(session: Session, item: OutboxItem) -> OutboxItem | None:
     return session.get(OutboxItem, int(item.payload.get("post", 0)))
 
 
-def _request_not_posted(session: Session, item: OutboxItem) -> bool:
+def _request_not_posted(session: Session, item: OutboxItem, _now: datetime) -> bool:
     post = _request_post(session, item)
     return post is not None and post.status == OutboxStatus.PENDING
 
@@ -211,6 +214,17 @@ def _prepare_agent_reply(r: Render) -> Call:
     return r.call("chat.postMessage", {**args, "unfurl_links": False})
 
 
+def _prepare_agent_reported(r: Render) -> Call:
+    """The reporter's confirmation: the report's incident, linked to its post (or that the report is stored)."""
+    payload = r.item.payload
+    alert_id = payload.get("alert_id")
+    incident = incident_of(r.session, int(alert_id)) if alert_id is not None else None
+    workspace = payload.get("workspace")
+    text = confirmation(incident, str(workspace) if workspace else None)
+    args = {"channel": r.item.channel, "thread_ts": payload.get("thread_ts") or None, "text": text}
+    return r.call("chat.postMessage", {**args, "unfurl_links": False})
+
+
 def _prepare_channel(r: Render) -> Call:
     suffix = int(r.item.payload.get("suffix", 0))
     return r.call("conversations.create", {"name": channel_name(r.incident, suffix)}, extra={"suffix": suffix})
@@ -261,6 +275,9 @@ KINDS: Mapping[OutboxKind, Kind] = {
     OutboxKind.AGENT_DM: Kind("chat.postMessage", _prepare_agent_dm, in_channel=False),
     OutboxKind.AGENT_ANSWER: Kind("chat.update", _prepare_agent_answer, in_channel=False),
     OutboxKind.AGENT_REPLY: Kind("chat.postMessage", _prepare_agent_reply, in_channel=False),
+    OutboxKind.AGENT_REPORTED: Kind(
+        "chat.postMessage", _prepare_agent_reported, in_channel=False, waits=confirmation_waits, ordered=False
+    ),
     OutboxKind.CREATE_CHANNEL: Kind(
         "conversations.create",
         _prepare_channel,

@@ -115,6 +115,8 @@ class OutboxWorker(BackgroundLoop):
             if self.stopping:
                 break
             order = incident_id if incident_id is not None else f"conversation:{channel}"
+            if not KINDS[OutboxKind(kind)].ordered:
+                order = f"item:{item_id}"
             if order in waiting or self._paced(OutboxKind(kind), channel, incident_id, now):
                 waiting.add(order)
                 continue
@@ -166,7 +168,7 @@ class OutboxWorker(BackgroundLoop):
         """When ``item`` may be sent, if not now: after its main message; a first post after its suggestions,
         or when they have had their time (``Suggester.budget`` after the incident opened)."""
         spec = KINDS[OutboxKind(item.kind)]
-        if (spec.needs_post and incident is not None and incident.slack_ts is None) or spec.waits(session, item):
+        if (spec.needs_post and incident is not None and incident.slack_ts is None) or spec.waits(session, item, now):
             return now + WAIT_FOR_POST
         if item.kind == OutboxKind.POST_INCIDENT and incident is not None and self._suggester is not None:
             deadline = item.created_at + timedelta(seconds=self._suggester.budget)
