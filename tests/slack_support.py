@@ -118,7 +118,7 @@ def running_bot(
         serve_in_thread(runtime.asgi_app(frozenset({"web"}) if clock else ALL_ROLES)) as url,
         httpx.Client(base_url=url, timeout=10) as http,
     ):
-        assert runtime.slack.standin is not None
+        assert runtime.slack.standin is not None and runtime.slack.signing_secret is not None
         with SlackDriver(
             runtime.slack.standin.url, bot_url=url, signing_secret=runtime.slack.signing_secret, workspace=workspace
         ) as driver:
