@@ -4,6 +4,7 @@ the "Re-post" button of a category's route note."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -79,16 +80,15 @@ def _repost(services: SlackServices, body: dict[str, Any], action: dict[str, Any
         respond(text="That button does not belong to an incident.", response_type="ephemeral", replace_original=False)
         return
     incident_id, route = parsed
-    user_id, user_name = _user(body)
-    services.permissions.check(user_id, operations.REPOST)
-    invocation = Invocation(services, Command("repost", incident_id), user_id, user_name)
-    answer = commands.write_once(
+    write_click(
         services,
-        _request_key(user_id, action),
-        lambda session: operations.repost(replace(invocation, session=session), route),
+        body,
+        action,
+        respond,
+        operations.REPOST,
+        Command("repost", incident_id),
+        lambda invocation: operations.repost(invocation, route),
     )
-    if body.get("response_url"):
-        respond(text=answer, response_type="ephemeral", replace_original=False)
 
 
 def _not_related(services: SlackServices, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
@@ -101,13 +101,33 @@ def _not_related(services: SlackServices, body: dict[str, Any], action: dict[str
         )
         return
     incident_id, alert_ids = parsed
-    user_id, user_name = _user(body)
-    services.permissions.check(user_id, operations.CORRECT)
-    invocation = Invocation(services, Command("not_related", incident_id), user_id, user_name)
-    answer = commands.write_once(
+    write_click(
         services,
-        _request_key(user_id, action),
-        lambda session: operations.not_related(replace(invocation, session=session), alert_ids),
+        body,
+        action,
+        respond,
+        operations.CORRECT,
+        Command("not_related", incident_id),
+        lambda invocation: operations.not_related(invocation, alert_ids),
+    )
+
+
+def write_click(
+    services: SlackServices,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    respond: Respond,
+    permission: str,
+    command: Command,
+    operation: Callable[[Invocation], str],
+) -> None:
+    """A click that writes: the clicker must hold ``permission``; ``operation`` runs once per click (a replayed
+    click is answered, not run again) in a write transaction; its answer goes to the clicker alone."""
+    user_id, user_name = _user(body)
+    services.permissions.check(user_id, permission)
+    invocation = Invocation(services, command, user_id, user_name)
+    answer = commands.write_once(
+        services, _request_key(user_id, action), lambda session: operation(replace(invocation, session=session))
     )
     if body.get("response_url"):
         respond(text=answer, response_type="ephemeral", replace_original=False)

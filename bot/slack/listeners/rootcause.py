@@ -3,16 +3,14 @@ resolve (it records the confirmed cause). Both are writes: responders only, once
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
 
-from bot.slack import cause_operations, commands
+from bot.slack import cause_operations
 from bot.slack.grammar import Command
-from bot.slack.listeners.actions import _request_key, _user
+from bot.slack.listeners.actions import write_click
 from bot.slack.listeners.errors import reported
-from bot.slack.operations import Invocation
 from bot.slack.services import SlackServices
 from bot.slack.summary_blocks import (
     CONFIRM_ACTION,
@@ -53,16 +51,15 @@ def _vote(
         respond(text=NOT_OURS, response_type="ephemeral", replace_original=False)
         return
     incident_id, name = parsed
-    user_id, user_name = _user(body)
-    services.permissions.check(user_id, cause_operations.FEEDBACK)
-    invocation = Invocation(services, Command("cause_feedback", incident_id), user_id, user_name)
-    answer = commands.write_once(
+    write_click(
         services,
-        _request_key(user_id, action),
-        lambda session: cause_operations.vote(replace(invocation, session=session), name, helpful),
+        body,
+        action,
+        respond,
+        cause_operations.FEEDBACK,
+        Command("cause_feedback", incident_id),
+        lambda invocation: cause_operations.vote(invocation, name, helpful),
     )
-    if body.get("response_url"):
-        respond(text=answer, response_type="ephemeral", replace_original=False)
 
 
 def _confirm(services: SlackServices, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
@@ -71,13 +68,12 @@ def _confirm(services: SlackServices, body: dict[str, Any], action: dict[str, An
         respond(text=NOT_OURS, response_type="ephemeral", replace_original=False)
         return
     incident_id, rank = parsed
-    user_id, user_name = _user(body)
-    services.permissions.check(user_id, cause_operations.RESOLVE)
-    invocation = Invocation(services, Command("cause_confirm", incident_id), user_id, user_name)
-    answer = commands.write_once(
+    write_click(
         services,
-        _request_key(user_id, action),
-        lambda session: cause_operations.confirm_pick(replace(invocation, session=session), rank),
+        body,
+        action,
+        respond,
+        cause_operations.RESOLVE,
+        Command("cause_confirm", incident_id),
+        lambda invocation: cause_operations.confirm_pick(invocation, rank),
     )
-    if body.get("response_url"):
-        respond(text=answer, response_type="ephemeral", replace_original=False)
