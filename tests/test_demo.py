@@ -105,3 +105,20 @@ def test_the_demo_refuses_a_state_dir_in_use(tmp_path: Path) -> None:
     with pytest.raises(NotFresh):
         prepare_state_dir(tmp_path)
     assert not (tmp_path / "topology.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "says"),
+    [
+        (["--port", "0"], "--port must be 1-65535"),
+        (["--speed", "0"], "--speed must be positive"),
+        (["--host", "192.0.2.10"], "loopback only"),
+    ],
+)
+def test_bad_demo_options_exit_2_with_the_reason_and_start_nothing(
+    arguments: list[str], says: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state_dir = tmp_path / "demo"
+    assert main(["demo", "--state-dir", str(state_dir), *arguments]) == 2
+    assert says in capsys.readouterr().err
+    assert not state_dir.exists()

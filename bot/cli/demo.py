@@ -32,6 +32,12 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     if args.speed <= 0:
         print("incibot: --speed must be positive", file=sys.stderr)
         return 2
+    if not 1 <= args.port <= 65535:
+        print(
+            f"incibot: --port must be 1-65535 (the stand-in is told the bot's URL before it starts), not {args.port}",
+            file=sys.stderr,
+        )
+        return 2
     options = DemoOptions(args.host, args.port, args.state_dir, args.speed, stay=not args.exit)
     try:
         return run_demo(settings, options, say=lambda line: print(line, flush=True))
