@@ -10,6 +10,8 @@ Delivery is Alertmanager's: alerts are grouped by :data:`GROUP_BY`, the lines of
 same flush go in one v4 webhook (a fingerprint at most once each), and a group's webhooks are sent one after
 the other (so the bot stores them in order) on a few concurrent connections. A 503 or 429 is sent again after
 its ``Retry-After``. Exit status: 0 every webhook was accepted (202), 1 some were not, 2 bad usage.
+
+It stays whole: reading, re-timing, grouping and sending are one pipeline over one clock.
 """
 
 from __future__ import annotations

@@ -22,6 +22,9 @@ Read once at start and validated whole; every error names ``file:line``. The fil
         idempotent: false
 
 Executor fields and ``target`` may hold ``{param}`` placeholders; parameter defaults may hold ``{labels.NAME}``.
+
+It stays whole: it is the file's one schema (the pydantic models of every section) and the reader that maps each
+validation error back to its line; parameter values are checked in :mod:`bot.remediation.parameters`.
 """
 
 from __future__ import annotations

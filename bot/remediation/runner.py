@@ -11,6 +11,9 @@ once otherwise. Within that budget a run may call ``TRIES_PER_RUN`` times (the e
 with a connection error, a timeout or a 5xx), and a run that ended ``unknown`` (its process lost, or the executor
 broke) is re-run by itself while calls are left, counting each earlier run as having used all of its tries (a lost
 run's calls cannot be counted). A ``failed`` run is final: only a person re-runs it, as a new round.
+
+It stays whole: claiming, running, the retry budget and the lease sweep share one lease and one budget rule;
+split, each half would have to re-derive the other's state.
 """
 
 from __future__ import annotations

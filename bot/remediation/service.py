@@ -5,6 +5,9 @@ clicks and two processes change a request once. A caller's ``announce`` runs in 
 side queues its thread messages there), so a committed change is never left unsaid and nothing is said of a
 change that rolled back. Every refusal raises :class:`RemediationError` whose message is shown to the person as
 is. Runs happen in :mod:`bot.remediation.runner`, never here.
+
+It stays whole: the operations are the state machine's transitions, and each needs the same transaction, policy
+check and audit entry; the policy itself is :mod:`bot.remediation.approvals`, the rows :mod:`bot.remediation.requests`.
 """
 
 from __future__ import annotations

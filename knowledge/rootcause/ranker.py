@@ -17,6 +17,10 @@ Three sources add to each candidate's score, each with the evidence it gives:
 
 Cheap enough to rerun on every new alert of an incident: each alert's subject is computed once per fingerprint
 and the dependency closure once per component.
+
+It stays whole: the three sources add to one candidate table and the final ranking discounts what better
+candidates explain, so they share the candidates' state; rule wording is :mod:`~knowledge.rootcause.semantics`,
+naming :mod:`~knowledge.rootcause.subjects`.
 """
 
 from __future__ import annotations
