@@ -11,11 +11,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from bot.cli.main import main
 from knowledge.classify.categories import CATEGORY_KEYS
 from knowledge.classify.evaluate import Item, cross_predict, majority_class, make_folds, score
+from knowledge.classify.experts import combine
+from knowledge.classify.features import known_words, novelty, technology_words
 from knowledge.classify.inputs import incident_text
 from knowledge.classify.model import DEFAULT_DIR, ClassifierError, TextClassifier, load_classifier
 from knowledge.classify.seed import seed_examples
@@ -128,6 +131,28 @@ def test_a_retrained_classifier_round_trips(tmp_path: Path, shared_embedder: Emb
     assert loaded.path == directory and loaded.card == model.card
     query = [text(alert("RedisDown", "Redis is down"))]
     assert loaded.predict(query) == model.predict(query)
+
+
+def test_novelty_is_the_share_of_alerts_of_technologies_never_trained_on() -> None:
+    ceph = text(SAMPLES["storage"])
+    assert technology_words(ceph) == {"ceph"}  # the name's and the summary's first words; label lines not read
+    assert technology_words(text(alert("HostOutOfMemory", "Node memory is filling up", namespace="web"))) == {
+        "host",
+        "node",
+    }
+    known = known_words([text(SAMPLES["database"]), text(alert("CephMonDown", "Monitor down"))])
+    unseen = text(SAMPLES["messaging"])
+    assert novelty([ceph, unseen, incident_text([ceph, unseen])], known).tolist() == [0.0, 1.0, 0.5]
+
+
+def test_a_novel_input_takes_the_generalising_experts_view() -> None:
+    memorised = np.asarray([[0.9, 0.1], [0.9, 0.1], [0.6, 0.4]])
+    general = np.asarray([[0.2, 0.8], [0.2, 0.8], [0.45, 0.55]])
+    shares = np.asarray([0.0, 1.0, 1.0])
+    alone = np.exp(combine(memorised, general, shares, 0.0))
+    assert np.allclose(alone, [[0.9, 0.1], [0.2, 0.8], [0.45, 0.55]])
+    tempered = np.exp(combine(memorised, general, shares, 0.5))  # memorisation still counts, at a lower weight
+    assert tempered[1].argmax() == 1 and tempered[2].argmax() == 0 and np.allclose(tempered.sum(axis=1), 1.0)
 
 
 def items(*rows: tuple[str, str, str]) -> list[Item]:

@@ -1,9 +1,9 @@
-"""The classifier as a versioned artefact: features, a logistic regression, its temperature, threshold and card.
+"""The classifier as a versioned artefact: features, an estimator, its temperature, threshold and card.
 
 An artefact is a directory holding ``model.joblib`` (the fitted :class:`~knowledge.classify.features.FeatureSpace`,
-the estimator and the temperature) and ``card.json`` (:class:`ClassifierCard`). The shipped default lives in
-``knowledge/classify/models/default/`` (trained on the seed set); retrained ones in
-``<models dir>/classify/<version>/``.
+the estimator (:class:`~knowledge.classify.experts.TwoExperts`) and the temperature) and ``card.json``
+(:class:`ClassifierCard`). The shipped default lives in ``knowledge/classify/models/default/`` (trained on the seed
+set); retrained ones in ``<models dir>/classify/<version>/``.
 Loading checks the card (kind, feature version, scikit-learn version) and refuses a mismatch in one line.
 """
 

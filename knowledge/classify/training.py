@@ -1,9 +1,11 @@
 """Training a :class:`~knowledge.classify.model.TextClassifier` on labelled inputs, with its card.
 
-Steps: the seed prior (the shipped default's), the feature space on the training texts, out-of-fold
-predictions of the logistic regression (stratified folds), a temperature fitted on them (calibration), the
-threshold chosen on them (the lowest at which accuracy on covered items reaches the target, never under
-:data:`MIN_THRESHOLD`), then the final fit on everything. The card's held-out scores are those out-of-fold ones.
+Steps: the seed prior (the shipped default's), the feature space on the training texts, how much the
+memorising expert still counts for an unseen technology (:func:`choose_memory`: folds holding whole technologies
+out), out-of-fold predictions of the two experts (:mod:`~knowledge.classify.experts`; stratified folds), a
+temperature fitted on them (calibration), the threshold chosen on them (the lowest at which accuracy on covered
+items reaches the target, never under :data:`MIN_THRESHOLD`), then the final fit on everything. The card's
+held-out scores are those out-of-fold ones.
 """
 
 from __future__ import annotations
@@ -21,9 +23,25 @@ import sklearn  # type: ignore[import-untyped]
 from scipy.optimize import minimize_scalar  # type: ignore[import-untyped]
 from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
 from sklearn.metrics import f1_score  # type: ignore[import-untyped]
-from sklearn.model_selection import KFold, StratifiedGroupKFold, StratifiedKFold  # type: ignore[import-untyped]
+from sklearn.model_selection import (  # type: ignore[import-untyped]
+    GroupKFold,
+    KFold,
+    StratifiedGroupKFold,
+    StratifiedKFold,
+)
 
-from knowledge.classify.features import FEATURE_VERSION, FeatureSpace, SeedPrior, fit_seed_prior, mean_vectors
+from knowledge.classify.experts import TwoExperts, combine
+from knowledge.classify.features import (
+    FEATURE_VERSION,
+    FeatureSpace,
+    Rows,
+    SeedPrior,
+    fit_seed_prior,
+    known_words,
+    mean_vectors,
+    novelty,
+    technology_words,
+)
 from knowledge.classify.model import (
     DEFAULT_DIR,
     KIND,
@@ -36,12 +54,19 @@ from knowledge.classify.model import (
 )
 from knowledge.correlation.correlator import TextEmbedder
 
-FEATURE_VERSION_NOTE = "TF-IDF words 1-2 + chars 3-5, mean alert embedding, description similarity, seed prior"
+FEATURE_VERSION_NOTE = (
+    "memorising: TF-IDF words 1-2 + chars 3-5, mean alert embedding, description similarity, seed prior categories;"
+    " generalising (inputs of unseen technologies): seed prior families and categories, embedding at 0.3"
+)
 FOLDS = 3
 TARGET_ACCURACY = 0.95  # accuracy on covered items the threshold is chosen for
 MIN_THRESHOLD = 0.5  # below an even chance the classifier never claims a class
 THRESHOLDS = tuple(round(0.5 + 0.025 * i, 3) for i in range(19))  # 0.50 … 0.95
 C = 30.0
+GENERAL_C = 0.3  # the generalising expert: few features, strongly regularised
+MEMORIES = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5)  # exponents of the memorising expert for novel inputs, tried in order
+DEFAULT_MEMORY = 0.1  # when the training set has too few technologies or labels to choose
+MEMORY_FOLDS = 3
 
 
 def data_source(description: str, texts: Sequence[str], labels: Sequence[str]) -> DataSource:
@@ -91,19 +116,19 @@ def train_classifier(
         prior = fit_seed_prior(embedder, seed)
     features = FeatureSpace(prior).fit(texts)
     rows = features.transform(texts, vectors)
+    memory = choose_memory(texts, rows, y, classes, seed)
 
     splitter = _splitter(y, folds, seed, groups is not None)
     logits = np.zeros((len(y), len(classes)), dtype=np.float64)
-    for train, test in splitter.split(rows, y, groups):
-        model = _estimator(seed).fit(rows[train], y[train])
-        logits[test] = _logits_for(model, rows[test], classes)
+    for train, test in splitter.split(np.zeros((len(y), 1)), y, groups):
+        logits[test] = combine(*_fold_predictions(texts, rows, y, train, test, classes, seed), memory)
     temperature = fit_temperature(logits, np.searchsorted(classes, y))
     probabilities = calibrated(logits, temperature)
     scores = threshold_scores(probabilities, y, classes)
     threshold = choose_threshold(scores, target_accuracy)
     held_out = held_out_scores(probabilities, y, classes, threshold, splitter.get_n_splits())
 
-    estimator = _estimator(seed).fit(rows, y)
+    estimator = TwoExperts(_estimator(seed).fit(rows.memorise, y), _general(seed).fit(rows.generalise, y), memory)
     created = datetime.now(UTC).replace(microsecond=0)
     card = ClassifierCard(
         version=f"{KIND}-{created.strftime('%Y%m%d-%H%M%S')}",
@@ -112,7 +137,7 @@ def train_classifier(
         feature_version=FEATURE_VERSION,
         sklearn_version=sklearn.__version__,
         embedding_model=embedding_model or str(getattr(embedder, "name", "") or "all-MiniLM-L6-v2"),
-        estimator=f"LogisticRegression(C={C:g}, balanced) + temperature {temperature:.3f} on {held_out.folds} folds",
+        estimator=f"{estimator.describe()} + temperature {temperature:.3f} on {held_out.folds} folds",
         labels=classes,
         threshold=threshold,
         temperature=temperature,
@@ -127,6 +152,50 @@ def train_classifier(
 
 def _estimator(seed: int) -> Any:
     return LogisticRegression(C=C, class_weight="balanced", max_iter=3000, random_state=seed)
+
+
+def _general(seed: int) -> Any:
+    return LogisticRegression(C=GENERAL_C, class_weight="balanced", max_iter=3000, random_state=seed)
+
+
+def _fold_predictions(
+    texts: Sequence[str],
+    rows: Rows,
+    y: npt.NDArray[Any],
+    train: npt.NDArray[np.intp],
+    test: npt.NDArray[np.intp],
+    classes: list[str],
+    seed: int,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Both experts fitted on ``train``: their probabilities on ``test`` and its novelty against ``train``."""
+    memorising = _estimator(seed).fit(rows.memorise[train], y[train])
+    generalising = _general(seed).fit(rows.generalise[train], y[train])
+    memorised = calibrated(_logits_for(memorising, rows.memorise[test], classes), 1.0)
+    general = calibrated(_logits_for(generalising, rows.generalise[test], classes), 1.0)
+    known = known_words([texts[i] for i in train])
+    return memorised, general, novelty([texts[i] for i in test], known)
+
+
+def choose_memory(texts: Sequence[str], rows: Rows, y: npt.NDArray[Any], classes: list[str], seed: int) -> float:
+    """The exponent of :data:`MEMORIES` whose mixture has the best macro-F1 on folds that each hold whole
+    technologies out (inputs grouped by their technology words): how much memorisation says about a technology
+    the classifier has no label of, learned from the training set itself, whatever its labels are."""
+    technologies = [" ".join(sorted(technology_words(text))) for text in texts]
+    if len(set(technologies)) < 2:
+        return DEFAULT_MEMORY
+    parts: list[tuple[npt.NDArray[np.intp], tuple[Any, Any, Any]]] = []
+    for train, test in GroupKFold(min(MEMORY_FOLDS, len(set(technologies)))).split(texts, y, technologies):
+        if len(set(y[train].tolist())) >= 2:
+            parts.append((test, _fold_predictions(texts, rows, y, train, test, classes, seed)))
+    if not parts:
+        return DEFAULT_MEMORY
+    truth = np.concatenate([y[test] for test, _ in parts])
+
+    def macro_f1(memory: float) -> float:
+        best = np.concatenate([combine(*predictions, memory).argmax(axis=1) for _, predictions in parts])
+        return float(f1_score(truth, np.asarray(classes)[best], average="macro", zero_division=0))
+
+    return max(MEMORIES, key=macro_f1)
 
 
 def _splitter(y: npt.NDArray[Any], folds: int, seed: int, grouped: bool) -> Any:
