@@ -50,6 +50,9 @@ TOPOLOGY = {
                 {"name": "search", "pods": [{"name": "search-0", "ip": "10.1.0.8", "node": "node-c"}]},
                 {"name": "reports", "depends_on": ["db"]},
                 {"name": "billing", "depends_on": ["db"]},
+                {"name": "events", "pods": [{"name": "events-0", "ip": "10.1.0.10", "node": "node-b"}]},
+                {"name": "indexer", "depends_on": ["events"]},
+                {"name": "resizer", "depends_on": ["events"]},
                 {"name": "coredns", "pods": [{"name": "coredns-5d78c9869d-ddddd", "ip": "10.1.0.9", "node": "node-a"}]},
                 {
                     "name": "node-exporter",
@@ -194,7 +197,25 @@ def test_a_dependency_several_failing_callers_share_is_inferred_without_its_own_
     ranking = RootCauseRanker(topology()).rank(callers)
     assert ranking[0].name == "db" and ranking[0].kind == "service"
     assert any("3 alerting services depend on it" in e.text for e in ranking[0].evidence)
-    assert "db" not in names(RootCauseRanker(topology()).rank(callers[:1]))  # one caller is its own suspect
+    alone = RootCauseRanker(topology()).rank(callers[:1])  # one caller is its own first suspect ...
+    assert names(alone)[0] == "api"
+    assert set(names(alone)[1:]) == {"db", "cache"}  # ... then what it depends on, as it shows only symptoms
+    assert all("api depends on it and shows only symptoms" in c.evidence[0].text for c in alone[1:])
+
+
+def test_a_queues_backlog_points_at_its_consumers_unless_the_queue_itself_failed() -> None:
+    backlog = [
+        alert("RabbitmqTooManyReadyMessages", 0, job="events", service="events", pod="events-0"),
+        alert("RabbitmqSlowQueueConsuming", 2, job="events", service="events", pod="events-0"),
+    ]
+    stuck = RootCauseRanker(topology()).rank(backlog)
+    assert set(names(stuck)[:2]) == {"indexer", "resizer"}
+    assert all("it consumes events, whose backlog grows" in c.evidence[0].text for c in stuck[:2])
+    assert "events" in names(stuck)
+    down = RootCauseRanker(topology()).rank(
+        [alert("RabbitmqDown", 0, job="events", service="events", pod="events-0"), *backlog]
+    )
+    assert names(down)[0] == "events"
 
 
 def test_the_clusters_dns_is_suspected_when_many_independent_services_fail_at_once() -> None:

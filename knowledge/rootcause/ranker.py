@@ -8,10 +8,12 @@ Three sources add to each candidate's score, each with the evidence it gives:
   incident's alerts it explains, whether its own alerts say it failed (rather than showing a symptom), and how
   early it began alerting. The topology is a file's, else the learned graph's (:mod:`knowledge.correlation.graph`).
   The root's own alert may be late or in another incident, so candidates also include components with no alert
-  here: a node that pods of independent failing services run on, a dependency several alerting services share,
-  and the cluster's DNS (every service's implicit dependency) when many independent services fail at once. They
-  count :data:`SILENT` of what they explain. Each next candidate loses the part of its topology score for what
-  better ones already explain, so an incident holding two faults shows both.
+  here: a node that pods of independent failing services run on, a dependency several alerting services share or
+  that a service showing only symptoms calls, the consumers of a queue whose backlog grows (the queue's own backlog
+  alerts explain it only :data:`OWN_BACKLOG`), and the cluster's DNS (every service's implicit dependency) when
+  many independent services fail at once. They count :data:`SILENT` of what they explain. Each next candidate
+  loses the part of its topology score for what better ones already explain, so an incident holding two faults
+  shows both.
 * **change**: a change to a suspected component shortly before the first alert.
 * **history**: causes confirmed on similar resolved incidents, weighted by similarity and recency.
 
@@ -61,6 +63,7 @@ CHANGE_WINDOW = timedelta(hours=2)  # changes this long before the first alert a
 CHANGE_MINUTES = 30.0
 HISTORY_WEIGHT = 0.6
 HISTORY_HALF_LIFE = timedelta(days=30)
+OWN_BACKLOG = 0.5  # a queue's backlog is mostly its consumers' symptom, a little its own
 SILENT = 0.6  # a service with no alert of its own in the incident gets this share of what it explains
 DNS_SPREAD = 4  # independent services failing together that make the cluster's DNS a suspect ...
 DNS_WINDOW = timedelta(minutes=5)  # ... when they began alerting within this of each other
@@ -201,8 +204,9 @@ class RootCauseRanker:
         self, located: list[tuple[IncidentAlert, Subject, RuleMeaning]], alerting: dict[str, str]
     ) -> dict[str, tuple[str, str]]:
         """Components with no alert in the incident that may still be its cause → (kind, why): a node that pods
-        of independent failing services run on, a dependency that several alerting services share, and (with a
-        topology file) the cluster's DNS when many services that do not depend on each other fail at once."""
+        of independent failing services run on, a dependency that several alerting services share, what an
+        alerting service that shows only symptoms depends on, the consumers of a queue whose backlog grows, and
+        (with a topology file) the cluster's DNS when many services that do not depend on each other fail at once."""
         silent: dict[str, tuple[str, str]] = {}
         for node in {s.node for _, s, _ in located if s.node and s.node not in alerting}:
             if len(self._failing_independent(node, located)) >= 2:
@@ -219,6 +223,23 @@ class RootCauseRanker:
         for dependency, users in sharing.items():
             if len(users) >= 2:
                 silent[dependency] = (SERVICE, f"{len(users)} alerting services depend on it")
+        worst: dict[str, float] = {}
+        for _, subject, meaning in located:
+            worst[subject.component] = max(worst.get(subject.component, 0.0), meaning.failure)
+        for component, failure in worst.items():
+            if alerting.get(component) == SERVICE and failure < NEUTRAL:
+                for dependency in world.services.get(component, ()):
+                    if dependency not in alerting:
+                        silent.setdefault(
+                            dependency, (SERVICE, f"{_bare(component)} depends on it and shows only symptoms")
+                        )
+        for _, subject, meaning in located:
+            if meaning.backlog:
+                for consumer in self._reverse().get(subject.component, ()):
+                    if consumer not in alerting:
+                        silent.setdefault(
+                            consumer, (SERVICE, f"it consumes {_bare(subject.component)}, whose backlog grows")
+                        )
         if self.topology is None:
             return silent  # a learned graph knows too few dependencies to tell independent services apart
         for cluster in {c.split("/", 1)[0] for c, kind in alerting.items() if kind == SERVICE}:
@@ -238,7 +259,9 @@ class RootCauseRanker:
         direct: dict[str, float] = {}
         for alert, subject, meaning in located:
             weight = 0.0
-            if subject.component == component or (kind == NODE and subject.node == component):
+            if subject.component == component and meaning.backlog:
+                weight = OWN_BACKLOG
+            elif subject.component == component or (kind == NODE and subject.node == component):
                 weight = 1.0
             elif kind == NODE and world is not None and component in world.service_nodes.get(subject.component, ()):
                 weight = LOOSE_NODE
