@@ -63,11 +63,14 @@ def small_pairs(tmp_path_factory: pytest.TempPathFactory) -> TrainingSet:
     return TrainingSet(pairs)
 
 
-def test_the_shipped_default_is_a_documented_generated_only_model(default: PairModel) -> None:
+def test_the_shipped_default_is_a_documented_model(default: PairModel) -> None:
     card = default.card
     assert default.path == DEFAULT_DIR and tuple(card.features) == FEATURES
     assert card.pairs >= 10_000 and card.command.startswith("incibot models train correlate")
-    assert "--stream" not in card.command  # a fresh clone rebuilds it from the generator alone
+    streams = [part.removeprefix("--stream=") for part in card.command.split() if part.startswith("--stream=")]
+    described = {source.description for source in card.sources}
+    assert all(stream in described for stream in streams)  # every labelled stream it names, with its sha256
+    assert any("generate(" in description for description in described)
     assert all(len(source.sha256) == 64 and source.lines and source.pairs for source in card.sources)
     assert sum(source.pairs for source in card.sources) == card.pairs
     held = card.held_out
