@@ -18,7 +18,7 @@ from bot.cli.main import main
 from knowledge.classify.categories import CATEGORY_KEYS
 from knowledge.classify.evaluate import Item, cross_predict, majority_class, make_folds, score
 from knowledge.classify.experts import combine
-from knowledge.classify.features import known_words, novelty, technology_words
+from knowledge.classify.features import by_name, known_words, name_similarities, novelty, technology_words
 from knowledge.classify.inputs import incident_text
 from knowledge.classify.model import DEFAULT_DIR, ClassifierError, TextClassifier, load_classifier
 from knowledge.classify.seed import seed_examples
@@ -143,6 +143,24 @@ def test_novelty_is_the_share_of_alerts_of_technologies_never_trained_on() -> No
     known = known_words([text(SAMPLES["database"]), text(alert("CephMonDown", "Monitor down"))])
     unseen = text(SAMPLES["messaging"])
     assert novelty([ceph, unseen, incident_text([ceph, unseen])], known).tolist() == [0.0, 1.0, 0.5]
+
+
+def test_a_technology_is_placed_by_the_seed_technologies_its_name_is_nearest_to() -> None:
+    seed = np.eye(3, dtype=np.float32)  # three seed technology words: one of family 0, two of family 1
+    members = np.asarray([[True, False], [False, True], [False, True]])
+    near_first = np.asarray([0.8, 0.6, 0.0], dtype=np.float32)  # unit vectors of the inputs' technology words
+    near_third = np.asarray([0.0, 0.28, 0.96], dtype=np.float32)
+    inputs = [
+        text(alert("MysqldDown", "Mysqld is down")),
+        text(alert("QueueBacklog", "Queue is backing up")),
+        incident_text([text(alert("QueueBacklog", "Queue is backing up")), text(alert("MysqldDown", "Mysqld down"))]),
+        text(alert("N", "42")),  # no technology word
+    ]
+    similarities = name_similarities(inputs, {"mysqld": near_first, "queue": near_third}, seed, members)
+    assert np.allclose(similarities, [[0.8, 0.6], [0.0, 0.96], [0.8, 0.96], [0.0, 0.0]])
+    probabilities = by_name(similarities)
+    assert probabilities[:3].argmax(axis=1).tolist() == [0, 1, 1] and np.allclose(probabilities.sum(axis=1), 1.0)
+    assert probabilities[0, 0] > 0.7 and np.allclose(probabilities[3], 0.5)  # nearer by 0.2: e times likelier
 
 
 def test_a_novel_input_takes_the_generalising_experts_view() -> None:

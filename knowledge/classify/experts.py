@@ -3,8 +3,9 @@
 The memorising expert (a logistic regression on words, character n-grams, the embedding and the prior) is right
 about technologies it has labelled examples of, and guesses from a service's name when it has none. The
 generalising expert (a strongly regularised logistic regression on the seed prior's family and category
-probabilities and the embedding at a low weight) reads no word of the alert, so a technology never seen in
-training gets the class its kind of alert maps to. Per input, the novelty (the share of its alerts whose technology
+probabilities, the seed families its technology names are nearest to, and the embedding at a low weight) reads no
+word of the alert as a token, so a technology never seen in training gets the class its kind of alert, and the seed
+technologies its name resembles, map to. Per input, the novelty (the share of its alerts whose technology
 words no training input had, :func:`~knowledge.classify.features.novelty`) decides: a known input gets the
 memorising expert's probabilities, a novel one the generalising expert's, tempered by the memorising one's raised
 to ``memory`` (how much memorisation still says about an unseen technology: chosen at training time on folds that

@@ -6,13 +6,20 @@ computed for it, one per expert of :class:`~knowledge.classify.experts.TwoExpert
 - the memorising expert's: TF-IDF of words (1-2 grams) and of character 3-5 grams (the alertname is already in
   words in the text), the mean of its alerts' sentence embeddings (cache hits: what the correlator embedded), the
   cosine similarity of that embedding to each category's description, and the prior's category probabilities;
-- the generalising expert's: the prior's probabilities of the seed set's families and categories, and the
-  embedding at a low weight: no word of the input, so nothing that names one technology.
+- the generalising expert's: the prior's probabilities of the seed set's families and categories, the families
+  and categories its technology words' names are nearest to (below), and the embedding at a low weight: no word of
+  the input, so nothing that fingerprints one technology of the training labels.
 
 The prior is a model fitted on the seed set's families (a family: technologies that fail alike, e.g. relational
 databases; a category's probability is the sum of its families'), so that an alert of a technology never seen in
 the training labels still says "this reads like a relational database alert". A seed text's own prior is its
 out-of-fold one, so a model trained on seed examples does not learn to trust an overfitted prior.
+
+**By name**: the sentence embedder knows what a technology is from its name alone ("flink" reads like "spark",
+"mysqld" like "mysql"). Each seed family's technology words are embedded; an input's similarity to a family is the
+highest cosine similarity of one of its technology words to one of the family's, and a softmax of those at
+:data:`NAME_TEMPERATURE` gives family probabilities by name (uniform for an input without technology words). So a
+technology named in no training label still lands near the seed technologies it resembles.
 
 Each input also gets its **novelty**: the share of its alerts whose technology words (the first word of the name
 and of the summary line) no training input had. It says how much to trust memorisation for it.
@@ -41,11 +48,12 @@ from knowledge.classify.seed import seed_examples, seed_groups
 from knowledge.correlation.correlator import TextEmbedder
 from knowledge.text import INFORMATIVE_LABELS
 
-FEATURE_VERSION = 2  # bump when the features change: artefacts with another version are refused
+FEATURE_VERSION = 3  # bump when the features change: artefacts with another version are refused
 EMBEDDING_WEIGHT = 1.0
 DESCRIPTION_WEIGHT = 1.0
 PRIOR_WEIGHT = 2.0
 GENERAL_EMBEDDING_WEIGHT = 0.3  # the generalising expert's embedding: context, not a technology's fingerprint
+NAME_TEMPERATURE = 0.2  # softmax temperature of name similarities (a cosine similarity 0.2 higher: e times likelier)
 PRIOR_FOLDS = 5
 WORD_PATTERN = r"(?u)\b\w+\b"  # one-letter words too (a "5xx", "N" for a number, "s3")
 _LABEL_LINE = tuple(f"{key}: " for key in INFORMATIVE_LABELS)
@@ -68,6 +76,38 @@ def mean_vectors(texts: Sequence[str], embedder: TextEmbedder) -> Vectors:
     return np.stack(out).astype(np.float32) if out else np.zeros((0, vectors.shape[1] if flat else 0), np.float32)
 
 
+def technology_vectors(texts: Sequence[str], embedder: TextEmbedder) -> dict[str, Vectors]:
+    """Every :func:`technology_words` of ``texts``, embedded in one batch, as unit vectors."""
+    words = sorted({word for text in texts for word in technology_words(text)})
+    if not words:
+        return {}
+    vectors = np.asarray(embedder.embed(words), dtype=np.float32)
+    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9)
+    return dict(zip(words, vectors, strict=True))
+
+
+def name_similarities(
+    texts: Sequence[str], words: dict[str, Vectors], technologies: Vectors, members: npt.NDArray[np.bool_]
+) -> npt.NDArray[np.float64]:
+    """Per input and family, the highest cosine similarity of one of the input's technology words (``words``:
+    their unit vectors) to one of the family's (``technologies``: unit vectors, ``members[t, f]``: word ``t`` is
+    one of family ``f``'s); 0 for an input without technology words."""
+    out = np.zeros((len(texts), members.shape[1]), dtype=np.float64)
+    for i, text in enumerate(texts):
+        own = [words[word] for word in sorted(technology_words(text)) if word in words]
+        if own:
+            best = (np.stack(own) @ technologies.T).max(axis=0)  # per seed word: its nearest own word
+            out[i] = np.where(members, best[:, None], -1.0).max(axis=0)
+    return out
+
+
+def by_name(similarities: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Family probabilities by name: a softmax of :func:`name_similarities` at :data:`NAME_TEMPERATURE`."""
+    scaled = (similarities - similarities.max(axis=1, keepdims=True)) / NAME_TEMPERATURE
+    exp = np.exp(scaled)
+    return np.asarray(exp / exp.sum(axis=1, keepdims=True), dtype=np.float64)
+
+
 def description_vectors(embedder: TextEmbedder) -> Vectors:
     """Each category's title and description, embedded, in :data:`CATEGORY_KEYS` order."""
     return np.asarray(embedder.embed([f"{c.title}. {c.description}" for c in CATEGORIES]), dtype=np.float32)
@@ -76,12 +116,15 @@ def description_vectors(embedder: TextEmbedder) -> Vectors:
 @dataclass(frozen=True)
 class SeedPrior:
     """What the seed set teaches every classifier: a model of the seed families over [TF-IDF words, embedding],
-    its out-of-fold probabilities on the seed texts themselves, and the category descriptions' vectors."""
+    its out-of-fold probabilities on the seed texts themselves, the category descriptions' vectors, and the seed
+    families' technology words (unit vectors, and which family each belongs to: columns in the model's order)."""
 
     model: Any
     words: Any
     out_of_fold: dict[str, npt.NDArray[np.float64]]
     descriptions: Vectors
+    technologies: Vectors
+    members: npt.NDArray[np.bool_]
 
     @property
     def dimension(self) -> int:
@@ -103,6 +146,10 @@ class SeedPrior:
         members = np.asarray([[str(f).split("/")[0] == key for key in keys] for f in self.model.classes_], float)
         return np.asarray(families @ members, dtype=np.float64)
 
+    def families_by_name(self, texts: Sequence[str], words: dict[str, Vectors]) -> npt.NDArray[np.float64]:
+        """Family probabilities by name (:func:`by_name`), one row per text, columns in the model's order."""
+        return by_name(name_similarities(texts, words, self.technologies, self.members))
+
 
 def fit_seed_prior(embedder: TextEmbedder, seed: int) -> SeedPrior:
     """Fit the prior on the seed set (embeds every seed text: tens of seconds on 2 cores)."""
@@ -117,11 +164,21 @@ def fit_seed_prior(embedder: TextEmbedder, seed: int) -> SeedPrior:
     folds = StratifiedGroupKFold(PRIOR_FOLDS, shuffle=True, random_state=seed)
     out_of_fold = cross_val_predict(model, rows, families, groups=seed_groups(), cv=folds, method="predict_proba")
     out_of_fold = np.asarray(out_of_fold, dtype=np.float64)
+    model.fit(rows, families)
+    technologies = technology_vectors(texts, embedder)
+    names = sorted(technologies)
+    columns = {str(family): column for column, family in enumerate(model.classes_)}
+    members = np.zeros((len(names), len(columns)), dtype=bool)
+    for text, family in zip(texts, families, strict=True):
+        for word in technology_words(text):
+            members[names.index(word), columns[str(family)]] = True
     return SeedPrior(
-        model.fit(rows, families),
+        model,
         words,
         {text: out_of_fold[i] for i, text in enumerate(texts)},
         description_vectors(embedder),
+        np.stack([technologies[name] for name in names]),
+        members,
     )
 
 
@@ -173,8 +230,9 @@ class FeatureSpace:
         self.known = known_words(texts)
         return self
 
-    def transform(self, texts: Sequence[str], vectors: Vectors) -> Rows:
-        """The feature rows of ``texts`` (``vectors``: their :func:`mean_vectors`)."""
+    def transform(self, texts: Sequence[str], vectors: Vectors, words: dict[str, Vectors]) -> Rows:
+        """The feature rows of ``texts`` (``vectors``: their :func:`mean_vectors`; ``words``: their
+        :func:`technology_vectors`)."""
         if vectors.shape[1] != self.prior.dimension:
             raise ValueError(
                 f"embeddings of {vectors.shape[1]} dimensions, the model was fitted on {self.prior.dimension}"
@@ -191,7 +249,10 @@ class FeatureSpace:
         memorise = sparse.hstack(
             [self.words.transform(texts), self.chars.transform(texts), sparse.csr_matrix(dense)]
         ).tocsr()
-        generalise = np.hstack([families, categories, vectors * GENERAL_EMBEDDING_WEIGHT]).astype(np.float64)
+        named = self.prior.families_by_name(texts, words)
+        generalise = np.hstack(
+            [families, categories, named, self.prior.categories(named), vectors * GENERAL_EMBEDDING_WEIGHT]
+        ).astype(np.float64)
         return Rows(memorise, generalise, novelty(texts, self.known))
 
 

@@ -23,7 +23,7 @@ import numpy.typing as npt
 import sklearn  # type: ignore[import-untyped]
 
 from knowledge.artefacts import artefact_dirs
-from knowledge.classify.features import FEATURE_VERSION, FeatureSpace, mean_vectors
+from knowledge.classify.features import FEATURE_VERSION, FeatureSpace, mean_vectors, technology_vectors
 from knowledge.classify.inputs import incident_text
 from knowledge.correlation.correlator import TextEmbedder
 from knowledge.embeddings import load_embedder
@@ -168,7 +168,8 @@ class TextClassifier:
         if self.embedder is None:
             self.embedder = load_embedder(self.card.embedding_model)
         try:
-            rows = self.features.transform(texts, mean_vectors(texts, self.embedder))
+            vectors = mean_vectors(texts, self.embedder)
+            rows = self.features.transform(texts, vectors, technology_vectors(texts, self.embedder))
         except ValueError as exc:
             raise ClassifierError(f"classifier {self.card.version}: {exc}") from exc
         return calibrated(self.estimator.decision_function(rows), self.temperature)
