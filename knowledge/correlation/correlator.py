@@ -17,7 +17,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from knowledge.correlation.facts import AlertFacts
+from knowledge.correlation.facts import REPORTER, AlertFacts
 from knowledge.correlation.features import PairEvidence, pair_features
 from knowledge.correlation.profile import IncidentProfile
 from knowledge.correlation.topology import FAR, Components, Topology
@@ -176,7 +176,12 @@ def _explain(facts: AlertFacts, candidate: IncidentProfile, why: PairEvidence) -
     parts: list[str] = []
     if why.shared:
         kind, value = why.shared[0]
-        parts.append(f"same {kind} {value} as #{candidate.id}")
+        if kind == REPORTER:  # name it by its job rather than its pod or address: no digits, shortest
+            reporters = [v for k, v in why.shared if k == REPORTER]
+            name = min(reporters, key=lambda v: (any(c.isdigit() for c in v), len(v)))
+            parts.append(f"reported by the same exporter ({name}) as #{candidate.id}")
+        else:
+            parts.append(f"same {kind} {value} as #{candidate.id}")
     if why.runs_on:
         parts.append("runs on a node of its alerts" if not why.shared else "on a shared node")
     if why.topology_distance < FAR:

@@ -3,13 +3,16 @@
 Entities are typed names of the things an alert is about, taken from its labels the way a
 prometheus-operator setup writes them: the workload a pod belongs to (``checkout-api-7d9f8-x2x4k`` →
 ``checkout-api``), nodes, instance hosts (an ``IP:port`` without the port, a probed URL's host), services and
-namespaces. They are compared as relations only (shared or not, how many incidents share them); no name or
-value is ever a feature.
+namespaces. An exporter that reports on something else (kube-state-metrics on a deployment, the kubelet on a
+pod) is kept apart as the alert's reporter: its pod, address and job are in every alert it reports, so sharing them
+says far less than sharing the component in trouble. They are compared as relations only (shared or not, how many
+incidents share them); no name or value is ever a feature.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -23,7 +26,8 @@ WORKLOAD = "workload"
 HOST = "host"
 SERVICE = "service"
 NAMESPACE = "namespace"
-KINDS: tuple[str, ...] = (NODE, POD, WORKLOAD, HOST, SERVICE, NAMESPACE)
+REPORTER = "reporter"  # the exporter that reported on something else: its pod, address and job
+KINDS: tuple[str, ...] = (NODE, POD, WORKLOAD, HOST, SERVICE, NAMESPACE, REPORTER)
 
 _WORKLOAD_LABELS = (
     "deployment",
@@ -73,16 +77,20 @@ def alert_facts(alert: NormalizedAlert, group_key: str = "") -> AlertFacts:
     for key in _NODE_LABELS:
         _add(entities, NODE, labels.get(key))
     pod = labels.get("pod") or labels.get("pod_name")
-    if pod:
+    reporter = _reporter(labels, pod)
+    if pod and reporter != workload_name(pod).strip().lower():
         _add(entities, POD, pod)
         _add(entities, WORKLOAD, workload_name(pod))
+    elif pod:
+        _add(entities, REPORTER, pod)
     for key in _WORKLOAD_LABELS:
         _add(entities, WORKLOAD, workload_name(labels.get(key, "")))
     for key in _VOLUME_LABELS:
         _add(entities, WORKLOAD, workload_name(_PVC_PREFIX.sub("", labels.get(key, ""))))
     for key in _SERVICE_LABELS:
-        _add(entities, SERVICE, labels.get(key))
-    _add(entities, HOST, instance_host(labels.get("instance", "")))
+        value = labels.get(key, "")
+        _add(entities, REPORTER if reporter and value.strip().lower() == reporter else SERVICE, value)
+    _add(entities, REPORTER if reporter else HOST, instance_host(labels.get("instance", "")))
     _add(entities, NAMESPACE, labels.get("namespace"))
     return AlertFacts(
         fingerprint=alert.fingerprint,
@@ -92,6 +100,22 @@ def alert_facts(alert: NormalizedAlert, group_key: str = "") -> AlertFacts:
         entities=frozenset(entities),
         text=alert_text(alert),
     )
+
+
+def _reporter(labels: Mapping[str, str], pod: str | None) -> str:
+    """The job of an exporter that reported on something else (lower case), or "". Either its own pod is the
+    alert's pod while a workload or node label names what the alert is about, or the alert's pod is another
+    workload's (kube-state-metrics reporting on a deployment or a pod, say): the exporter's pod, address and job
+    are then shared by every alert it reports and say nothing about which component is in trouble."""
+    job = labels.get("job", "").strip().lower()
+    if not pod or not job:
+        return ""
+    own = workload_name(pod).strip().lower()
+    if own != job:
+        return "" if own in job or job in own else job  # "checkout-api-metrics" is checkout-api's own job
+    named = [workload_name(labels.get(key, "")).strip().lower() for key in (*_WORKLOAD_LABELS, *_VOLUME_LABELS)]
+    named += [labels.get(key, "").strip().lower() for key in _NODE_LABELS]
+    return job if any(name and name != own for name in named) else ""
 
 
 def instance_host(instance: str) -> str:

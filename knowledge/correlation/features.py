@@ -16,7 +16,7 @@ from datetime import datetime
 import numpy as np
 import numpy.typing as npt
 
-from knowledge.correlation.facts import HOST, NAMESPACE, NODE, POD, SERVICE, WORKLOAD, AlertFacts
+from knowledge.correlation.facts import HOST, NAMESPACE, NODE, POD, REPORTER, SERVICE, WORKLOAD, AlertFacts
 from knowledge.correlation.profile import IncidentProfile
 from knowledge.correlation.topology import FAR, Components, Topology
 
@@ -34,6 +34,7 @@ FEATURES: tuple[str, ...] = (
     "shares_host",
     "shares_service",
     "shares_namespace",
+    "shares_reporter",  # the same exporter reported both (kube-state-metrics on two deployments, say)
     "shared_specificity",  # 1 / candidates holding the most specific shared entity (0: none shared)
     "shared_fraction",  # the alert's entities the incident holds
     "same_group_key",
@@ -104,6 +105,7 @@ def pair_features(
             float(HOST in kinds),
             float(SERVICE in kinds),
             float(NAMESPACE in kinds),
+            float(REPORTER in kinds),
             1.0 / min(specific) if specific else 0.0,
             len(shared) / max(1, len(facts.entities)),
             float(same_group),

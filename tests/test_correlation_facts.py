@@ -1,0 +1,78 @@
+"""What correlation reads from an alert's labels: the component in trouble apart from the exporter that reported it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import numpy.typing as npt
+
+from knowledge.alerts import AlertStatus, NormalizedAlert
+from knowledge.correlation.correlator import Correlator
+from knowledge.correlation.facts import HOST, POD, REPORTER, SERVICE, WORKLOAD, AlertFacts, alert_facts
+from knowledge.correlation.features import FEATURES, pair_features
+from knowledge.correlation.profile import IncidentProfile
+
+T0 = datetime(2025, 3, 10, 4, 0, tzinfo=UTC)
+KSM = {"job": "kube-state-metrics", "service": "kube-state-metrics", "instance": "10.9.9.9:8443"}
+
+
+def facts(name: str, **labels: str) -> AlertFacts:
+    alert = NormalizedAlert("alertmanager", AlertStatus.FIRING, name, {"alertname": name, "cluster": "c1", **labels})
+    return alert_facts(alert)
+
+
+def test_kube_state_metrics_reporting_on_a_deployment_names_the_deployment_not_itself() -> None:
+    found = facts(
+        "KubernetesDeploymentRolloutStuck", **KSM, pod="kube-state-metrics-6d8f9c7b5-q2w4x", deployment="cart"
+    )
+    assert (WORKLOAD, "cart") in found.entities
+    assert {(REPORTER, "kube-state-metrics-6d8f9c7b5-q2w4x"), (REPORTER, "10.9.9.9")} <= found.entities
+    assert not {kind for kind, _ in found.entities} & {POD, HOST, SERVICE}
+
+
+def test_an_exporter_reporting_on_another_workloads_pod_keeps_the_pod_and_sets_its_own_address_apart() -> None:
+    found = facts("KubernetesPodCrashLooping", **KSM, pod="reviews-api-5j54mdfkq-7j4ct", namespace="catalog")
+    assert {(POD, "reviews-api-5j54mdfkq-7j4ct"), (WORKLOAD, "reviews-api")} <= found.entities
+    assert {(REPORTER, "kube-state-metrics"), (REPORTER, "10.9.9.9")} <= found.entities
+    assert (HOST, "10.9.9.9") not in found.entities
+
+
+def test_an_applications_own_metrics_job_and_a_node_agents_address_stay_what_they_are() -> None:
+    own = facts("JvmHeapHigh", job="checkout-api-metrics", pod="checkout-api-7d9f8c6b5-x2x4k", instance="10.1.0.2:9404")
+    assert {
+        (POD, "checkout-api-7d9f8c6b5-x2x4k"),
+        (HOST, "10.1.0.2"),
+        (SERVICE, "checkout-api-metrics"),
+    } <= own.entities
+    node = facts("HostOutOfMemory", job="node-exporter", pod="node-exporter-abcde", instance="10.0.0.3:9100")
+    assert (HOST, "10.0.0.3") in node.entities and not any(kind == REPORTER for kind, _ in node.entities)
+
+
+def test_two_alerts_one_exporter_reported_share_only_the_reporter() -> None:
+    first = facts("KubernetesDeploymentRolloutStuck", **KSM, pod="kube-state-metrics-6d8f9c7b5-q2w4x", deployment="a")
+    second = facts("KubernetesStatefulSetDown", **KSM, pod="kube-state-metrics-6d8f9c7b5-q2w4x", statefulset="b")
+    incident = IncidentProfile(1, T0, T0)
+    incident.add(first, T0)
+    rows, evidence = pair_features(second, T0 + timedelta(minutes=1), [incident], [0.5], None, None)
+    row = dict(zip(FEATURES, rows[0], strict=True))
+    assert row["shares_reporter"] == 1.0
+    assert row["shares_pod"] == row["shares_workload"] == row["shares_host"] == row["shared_specificity"] == 0.0
+    assert {kind for kind, _ in evidence[0].shared} == {REPORTER}
+
+
+class Confident:
+    """A pair model that joins everything: the test reads the reason, not the decision."""
+
+    def probabilities(self, rows: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        return np.full(len(rows), 0.9)
+
+
+def test_a_join_through_the_reporter_alone_says_so() -> None:
+    first = facts("KubernetesDeploymentRolloutStuck", **KSM, pod="kube-state-metrics-6d8f9c7b5-q2w4x", deployment="a")
+    second = facts("KubernetesStatefulSetDown", **KSM, pod="kube-state-metrics-6d8f9c7b5-q2w4x", statefulset="b")
+    incident = IncidentProfile(7, T0, T0)
+    incident.add(first, T0)
+    decision = Correlator(Confident(), None).decide(second, T0 + timedelta(minutes=2), [incident])
+    assert decision.incident == 7
+    assert "reported by the same exporter (kube-state-metrics) as #7" in decision.reason
