@@ -380,14 +380,15 @@ def train_correlate(
 ) -> PairModel:
     """Everything ``incibot models train correlate`` does but saving: collect the pairs of the given streams and
     of ``generated`` generated days (seeds from ``seed``), add ``extra`` (people's corrections), fit, and choose
-    the threshold on the next :data:`VALIDATION_DAYS` generated days."""
+    the threshold on the next :data:`VALIDATION_DAYS` generated days and the given labelled streams replayed
+    free-running (a generated world only imitates a real stream's kind: a threshold chosen on generated days alone
+    fits the generator)."""
     with tempfile.TemporaryDirectory(prefix="incibot-train-") as folder:
         days = generated_streams(generated + VALIDATION_DAYS, seed, Path(folder))
         data = collect([*streams, *days[:generated]], embedder, policy, progress)
-        progress(f"choosing the threshold on {VALIDATION_DAYS} more generated days")
-        return train(
-            data, command, extra=extra, validation=days[generated:], embedder=embedder, policy=policy, seed=seed
-        )
+        validation = [*days[generated:], *streams]
+        progress(f"choosing the threshold on {VALIDATION_DAYS} more generated days and {len(streams)} labelled streams")
+        return train(data, command, extra=extra, validation=validation, embedder=embedder, policy=policy, seed=seed)
 
 
 def _pair_f1(predicted: npt.NDArray[np.bool_], labels: Labels) -> float:
