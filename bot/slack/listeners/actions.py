@@ -23,6 +23,7 @@ from bot.slack.blocks import (
     parse_repost_value,
 )
 from bot.slack.grammar import Command
+from bot.slack.listeners.clicks import clicker
 from bot.slack.listeners.errors import reported
 from bot.slack.operations import Invocation
 from bot.slack.services import SlackServices
@@ -67,7 +68,7 @@ def _classify(services: SlackServices, body: dict[str, Any], action: dict[str, A
         respond(text="That menu does not belong to an incident.", response_type="ephemeral", replace_original=False)
         return
     incident_id, key = parsed
-    user_id, user_name = _user(body)
+    user_id, user_name = clicker(body)
     command = Command("classify", incident_id, text=key)
     answer = commands.run(services, command, user_id, user_name, _request_key(user_id, action))
     if body.get("response_url"):
@@ -123,7 +124,7 @@ def write_click(
 ) -> None:
     """A click that writes: the clicker must hold ``permission``; ``operation`` runs once per click (a replayed
     click is answered, not run again) in a write transaction; its answer goes to the clicker alone."""
-    user_id, user_name = _user(body)
+    user_id, user_name = clicker(body)
     services.permissions.check(user_id, permission)
     invocation = Invocation(services, command, user_id, user_name)
     answer = commands.write_once(
@@ -131,12 +132,6 @@ def write_click(
     )
     if body.get("response_url"):
         respond(text=answer, response_type="ephemeral", replace_original=False)
-
-
-def _user(body: dict[str, Any]) -> tuple[str, str]:
-    user = body.get("user") or {}
-    user_id = str(user.get("id", ""))
-    return user_id, str(user.get("username") or user.get("name") or user_id)
 
 
 def _request_key(user_id: str, action: dict[str, Any]) -> str:
@@ -148,7 +143,7 @@ def _press(services: SlackServices, name: str, body: dict[str, Any], action: dic
     if incident_id is None:
         respond(text="That button does not belong to an incident.", response_type="ephemeral", replace_original=False)
         return
-    user_id, user_name = _user(body)
+    user_id, user_name = clicker(body)
     answer = commands.run(services, Command(name, incident_id), user_id, user_name, _request_key(user_id, action))
     if body.get("response_url"):
         respond(text=answer, response_type="ephemeral", replace_original=False)

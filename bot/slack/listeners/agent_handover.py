@@ -34,6 +34,7 @@ from bot.agent.handover import (
 from bot.db.database import DatabaseUnavailable
 from bot.slack import mrkdwn
 from bot.slack.links import permalink, workspace_url
+from bot.slack.listeners.clicks import clicker, say
 from bot.slack.listeners.errors import reported
 from bot.slack.listeners.remediation import TRIGGER_ERRORS
 from bot.slack.services import SlackServices
@@ -78,22 +79,12 @@ def register(app: App, services: SlackServices) -> None:
             _relay(services, event)
 
 
-def _say(respond: Respond, text: str) -> None:
-    respond(text=text, response_type="ephemeral", replace_original=False)
-
-
-def _user(body: dict[str, Any]) -> tuple[str, str]:
-    user = body.get("user") or {}
-    user_id = str(user.get("id", ""))
-    return user_id, str(user.get("username") or user.get("name") or user_id)
-
-
 def _asked(services: SlackServices, body: dict[str, Any], value: str, respond: Respond) -> Conversation | None:
     """The question a button belongs to, when the clicker asked it; else says why not and returns None."""
     question_id = parse_question_id(value)
     asked = conversation(services.database, question_id) if question_id is not None else None
-    if asked is None or asked.asker != _user(body)[0]:
-        _say(respond, GONE if asked is None else NOT_YOURS)
+    if asked is None or asked.asker != clicker(body)[0]:
+        say(respond, GONE if asked is None else NOT_YOURS)
         return None
     return asked
 
@@ -102,7 +93,7 @@ def _open_report(
     services: SlackServices, client: WebClient, body: dict[str, Any], action: dict[str, Any], respond: Respond
 ) -> None:
     if services.handover is None:
-        _say(respond, OFF)
+        say(respond, OFF)
         return
     asked = _asked(services, body, str(action.get("value", "")), respond)
     if asked is None:
@@ -112,7 +103,7 @@ def _open_report(
     except SlackApiError as exc:
         if exc.response.get("error") not in TRIGGER_ERRORS:
             raise
-        _say(respond, TRIGGER_LOST)
+        say(respond, TRIGGER_LOST)
 
 
 def report_modal(asked: Conversation) -> dict[str, Any]:
@@ -168,7 +159,7 @@ def _submit_report(
     handover = services.handover
     question_id = parse_question_id(str(view.get("private_metadata", "")))
     asked = conversation(services.database, question_id) if question_id is not None else None
-    user_id, user_name = _user(body)
+    user_id, user_name = clicker(body)
     if handover is None or asked is None or asked.asker != user_id:
         ack(response_action="update", view=_notice(OFF if handover is None else NOT_YOURS if asked else GONE))
         return
@@ -200,13 +191,13 @@ def _ask_human(
 ) -> None:
     handover = services.handover
     if handover is None or not handover.help_channel:
-        _say(respond, OFF if handover is None else NO_HELP_CHANNEL)
+        say(respond, OFF if handover is None else NO_HELP_CHANNEL)
         return
     asked = _asked(services, body, str(action.get("value", "")), respond)
     if asked is None:
         return
     if handover.desk.asked(asked.question_id):
-        _say(respond, "I already asked a person about this; their replies will come here.")
+        say(respond, "I already asked a person about this; their replies will come here.")
         return
     if asked.channel.startswith("D"):
         back = "They asked in a direct message with incibot; reply here and incibot passes it on."
@@ -221,11 +212,11 @@ def _ask_human(
         )
     except SlackApiError as exc:
         log.error("cannot post to the help channel %s: %s", handover.help_channel, exc.response.get("error"))
-        _say(respond, "I could not reach the help channel; ask in the ops channel.")
+        say(respond, "I could not reach the help channel; ask in the ops channel.")
         return
     handover.desk.record(asked, str(posted["channel"]), str(posted["ts"]), services.clock())
     help_name = mrkdwn.escape(handover.help_channel.lstrip("#"), 80, one_line=True)
-    _say(respond, f"I asked in #{help_name}. When someone answers there, I'll send you their reply here.")
+    say(respond, f"I asked in #{help_name}. When someone answers there, I'll send you their reply here.")
 
 
 def _relay(services: SlackServices, event: dict[str, Any]) -> None:

@@ -14,6 +14,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.remediation.service import RemediationError, RemediationService
+from bot.slack.listeners.clicks import clicker, say
 from bot.slack.listeners.errors import reported
 from bot.slack.mrkdwn import escape
 from bot.slack.remediation import OFF, refused_field, requested_answer
@@ -63,10 +64,6 @@ def register(app: App, services: SlackServices) -> None:
                 _decide(services, body, action, respond)
 
 
-def _say(respond: Respond, text: str) -> None:
-    respond(text=text, response_type="ephemeral", replace_original=False)
-
-
 def _service(services: SlackServices) -> RemediationService | None:
     service = services.remediation
     return service if service is not None and service.enabled else None
@@ -77,16 +74,16 @@ def _open_modal(
 ) -> None:
     parsed = parse_run_value(str(action.get("value", "")))
     if parsed is None:
-        _say(respond, NOT_OURS)
+        say(respond, NOT_OURS)
         return
     service = _service(services)
     if service is None:
-        _say(respond, OFF)
+        say(respond, OFF)
         return
     incident_id, name = parsed
     spec = service.catalogue.get(name)
     if spec is None:
-        _say(respond, f"There is no action named `{name}` in the catalogue any more.")
+        say(respond, f"There is no action named `{name}` in the catalogue any more.")
         return
     try:
         preview = service.preview(incident_id, name, {})
@@ -101,7 +98,7 @@ def _open_modal(
     except SlackApiError as exc:
         if exc.response.get("error") not in TRIGGER_ERRORS:
             raise
-        _say(respond, TRIGGER_LOST)
+        say(respond, TRIGGER_LOST)
 
 
 def _submit(services: SlackServices, ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
@@ -119,8 +116,7 @@ def _submit(services: SlackServices, ack: Ack, body: dict[str, Any], view: dict[
         value = (entry.get("selected_option") or {}).get("value") if "selected_option" in entry else entry.get("value")
         if name is not None and value is not None:
             given[name] = str(value)
-    user = body.get("user") or {}
-    user_id, user_name = str(user.get("id", "")), str(user.get("username") or user.get("name") or user.get("id"))
+    user_id, user_name = clicker(body)
     thread = services.remediation_thread
     assert thread is not None
     try:
@@ -155,15 +151,14 @@ def _notice(text: str) -> dict[str, Any]:
 def _decide(services: SlackServices, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
     parsed = parse_request_value(str(action.get("value", "")))
     if parsed is None:
-        _say(respond, NOT_OURS)
+        say(respond, NOT_OURS)
         return
     service = _service(services)
     if service is None:
-        _say(respond, OFF)
+        say(respond, OFF)
         return
     request_id, fingerprint = parsed
-    user = body.get("user") or {}
-    user_id, user_name = str(user.get("id", "")), str(user.get("username") or user.get("name") or user.get("id"))
+    user_id, user_name = clicker(body)
     thread = services.remediation_thread
     assert thread is not None
     action_id = action.get("action_id")
@@ -185,4 +180,4 @@ def _decide(services: SlackServices, body: dict[str, Any], action: dict[str, Any
         answer = escape(str(exc), 600)
     finally:
         thread.wake()
-    _say(respond, answer)
+    say(respond, answer)
