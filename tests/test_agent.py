@@ -165,8 +165,7 @@ def test_user_text_is_escaped_and_the_bot_ignores_bots(bot: SlackBot) -> None:
     own = {"type": "message", "channel": dm, "channel_type": "im", "user": BOT_USER_ID, "bot_id": "B0STANDIN"}
     assert bot.driver.event({**own, "text": "is checkout down?", "ts": "1.000001"}).acked
     assert bot.driver.event({**own, "subtype": "bot_message", "text": "hi", "ts": "1.000002"}).acked
-    time.sleep(0.3)
-    assert len(bot.standin.calls("chat.postMessage")) == before
+    assert_nothing_posted_since(bot, before)
 
 
 @pytest.mark.parametrize(
@@ -202,8 +201,7 @@ def test_dm_events_with_a_subtype_are_acknowledged_and_not_answered(bot: SlackBo
     for event in events:
         delivered = bot.driver.event({"type": "message", "channel": dm, "channel_type": "im", **event}, retry=False)
         assert [attempt.status for attempt in delivered.attempts] == [200]  # acked at once: Slack does not re-send
-    time.sleep(0.3)
-    assert len(bot.standin.calls("chat.postMessage")) == before
+    assert_nothing_posted_since(bot, before)
 
 
 def test_an_answer_slack_rate_limits_is_edited_in_by_the_outbox_after_retry_after(bot: SlackBot) -> None:
@@ -254,3 +252,11 @@ def test_resolved_incidents_notes_answer_how_to_questions_within_their_audience(
     question = "how do I unseal the vault?"
     assert "key holders" not in block_text(ask(bot, question, user="U0BOB"))  # posted in a private channel
     assert "Unseal it with three key holders' shares." in block_text(ask(bot, question, user="U0CAROL"))
+
+
+def assert_nothing_posted_since(bot: SlackBot, before: int) -> None:
+    """No post since ``before`` posts but a later question's own. An ignored event is dropped by the listener's
+    matcher before its ack returns; the later question, answered, shows the bot kept working meanwhile (a negative
+    has no event of its own to wait on, and a fixed sleep only hoped)."""
+    ask(bot, "how do I reset my password?", user="U0BOB")
+    assert len(bot.standin.calls("chat.postMessage")) == before + 1  # the later question's "looking…"
