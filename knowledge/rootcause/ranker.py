@@ -220,19 +220,15 @@ class RootCauseRanker:
                 for dependency in world.services.get(component, ()):
                     if dependency not in alerting:
                         sharing.setdefault(dependency, set()).add(component)
-        for dependency, users in sharing.items():
-            if len(users) >= 2:
-                silent[dependency] = (SERVICE, f"{len(users)} alerting services depend on it")
         worst: dict[str, float] = {}
         for _, subject, meaning in located:
             worst[subject.component] = max(worst.get(subject.component, 0.0), meaning.failure)
-        for component, failure in worst.items():
-            if alerting.get(component) == SERVICE and failure < NEUTRAL:
-                for dependency in world.services.get(component, ()):
-                    if dependency not in alerting:
-                        silent.setdefault(
-                            dependency, (SERVICE, f"{_bare(component)} depends on it and shows only symptoms")
-                        )
+        for dependency, users in sharing.items():
+            symptomatic = sorted(user for user in users if worst[user] < NEUTRAL)
+            if len(users) >= 2:
+                silent[dependency] = (SERVICE, f"{len(users)} alerting services depend on it")
+            elif symptomatic:
+                silent[dependency] = (SERVICE, f"{_bare(symptomatic[0])} depends on it and shows only symptoms")
         for _, subject, meaning in located:
             if meaning.backlog:
                 for consumer in self._reverse().get(subject.component, ()):
