@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import yaml
 
-from tests.support import serve_handler
+from tests.support import reply_json, serve_handler
 
 ROLE_FILE = Path(__file__).resolve().parents[1] / "deploy" / "kubernetes-role.yml"
 TOKEN = "standin-token-0123456789"
@@ -222,12 +222,7 @@ def _handler(standin: KubeStandin) -> type[BaseHTTPRequestHandler]:
             raw = self.rfile.read(length) if length else b""
             headers = {k.lower(): v for k, v in self.headers.items()}
             status, body = standin.handle(self.command, self.path, headers, raw)
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            reply_json(self, status, json.dumps(body).encode())
 
         do_GET = do_PATCH = do_DELETE = do_PUT = do_POST = _serve
 

@@ -20,7 +20,7 @@ from bot.remediation.catalogue import Catalogue
 from bot.remediation.executors import CatalogueExecutor
 from bot.remediation.runner import Notice, Runner
 from bot.remediation.service import Mode, RemediationService
-from tests.support import T0, FakeClock, serve_handler
+from tests.support import T0, FakeClock, reply_json, serve_handler
 
 REQUESTER, ALICE, BOB, CAROL, MALLORY = "U0REQUESTER", "U0ALICE", "U0BOB", "U0CAROL", "U0MALLORY"
 ONCALL = "S0ONCALL"  # a user group: its members come from the resolver
@@ -80,14 +80,7 @@ def recording_target() -> Iterator[Target]:
             with target.lock:
                 target.active -= 1
             payload = json.dumps({"ok": status < 300, "echo": headers.get("authorization")}).encode()
-            try:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-            except OSError:
-                pass  # the caller gave up (timeout) or was killed
+            reply_json(self, status, payload)
 
         do_PUT = do_POST
 

@@ -142,6 +142,19 @@ def serve_handler(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
         thread.join(timeout=5)
 
 
+def reply_json(handler: BaseHTTPRequestHandler, status: int, payload: bytes) -> None:
+    """Answer a :func:`serve_handler` request with a JSON body; a client that already gave up (a timeout, a killed
+    process) is no error of the target's."""
+    try:
+        handler.send_response(status)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(payload)))
+        handler.end_headers()
+        handler.wfile.write(payload)
+    except OSError:
+        pass
+
+
 def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.02) -> Any:
     """Poll ``predicate`` until it returns something truthy (real threads need real time)."""
     deadline = time.monotonic() + timeout

@@ -22,7 +22,7 @@ from bot.settings import Settings
 from knowledge.embeddings import Embedder
 from tests.agent_support import agent_settings, ask, block_text
 from tests.slack_support import running_bot
-from tests.support import FakeClock, serve_handler
+from tests.support import FakeClock, reply_json, serve_handler
 
 
 @dataclass(frozen=True)
@@ -59,14 +59,7 @@ def server() -> Iterator[Script]:
             time.sleep(delay)
             answer = {"choices": [{"index": 0, "message": {"role": "assistant", "content": text}}]}
             payload = json.dumps(answer).encode() if status == 200 else text.encode()
-            try:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-            except OSError:
-                pass  # the client gave up
+            reply_json(self, status, payload)
 
         def log_message(self, *_args: Any) -> None:
             pass
