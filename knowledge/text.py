@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from knowledge.alerts import AlertStatus, NormalizedAlert, alertmanager_alert
@@ -84,6 +85,7 @@ def workload_name(pod: str) -> str:
     return _STATEFUL_ORDINAL.sub("", _POD_SUFFIX.sub("", pod.strip()))
 
 
+@lru_cache(maxsize=1 << 16)  # a storm repeats the same label values and annotations thousands of times
 def normalize_volatile(text: str) -> str:
     """Replace values that change between occurrences of one problem with fixed tokens (or drop them)."""
     text = _UUID.sub(UUID_MARK, text)

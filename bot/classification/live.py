@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.classification.texts import incident_texts
+from bot.classification.texts import classifier_input
 from bot.correlation.live import _upcoming_alerts
 from bot.db.database import Database
 from bot.incidents.models import OPEN_STATUSES, Incident, TimelineEntry
@@ -41,7 +41,7 @@ MODEL, PERSON = "model", "person"  # Incident.category_source
 CLASSIFIED = "classified"  # the timeline entry of a category the model changed
 CHANGES = frozenset({"opened", "alerts_added", "merged_in", "split", "not_related"})  # entries that change alerts
 PENDING_BATCH = 50  # incidents classified per prepare at most
-_KEEP = 2_000  # predictions of upcoming alerts kept at most (oldest dropped first)
+_KEEP = 2_000  # predictions kept by classifier input at most (least recently used dropped first)
 
 
 class LiveClassification:
@@ -80,10 +80,8 @@ class LiveClassification:
         incident.category_source = None  # waits for the model, unless its prediction is ready
         if entry.kind != "opened":
             return
-        from knowledge.classify.model import incident_text
-
         with self._lock:
-            prediction = self._prepared.get(incident_text(incident_texts(session, incident.id)))
+            prediction = self._prepared.get(classifier_input(session, incident.id))
         if prediction is not None:
             self._apply(incident, prediction)
 
@@ -109,20 +107,21 @@ class LiveClassification:
                 .order_by(Incident.id)
                 .limit(PENDING_BATCH)
             ).all()
-            inputs = {incident_id: incident_text(incident_texts(session, incident_id)) for incident_id, _ in waiting}
+            inputs = {incident_id: classifier_input(session, incident_id) for incident_id, _ in waiting}
+        with self._lock:  # an input predicted before (an incident whose new alerts repeat its texts) is not again
+            known = {text: p for text in [*upcoming, *inputs.values()] if (p := self._prepared.get(text)) is not None}
+        wanted = [text for text in dict.fromkeys([*upcoming, *inputs.values()]) if text not in known]
+        predicted = dict(zip(wanted, self.model.predict(wanted), strict=True)) if wanted else {}
         with self._lock:
-            fresh = [text for text in dict.fromkeys(upcoming) if text not in self._prepared]
-        wanted = list(dict.fromkeys([*fresh, *inputs.values()]))
-        if not wanted:
-            return 0
-        predicted = dict(zip(wanted, self.model.predict(wanted), strict=True))
-        with self._lock:
-            for text in fresh:
-                self._prepared[text] = predicted[text]
+            for text, prediction in predicted.items():
+                self._prepared[text] = prediction
+            for text in known:
+                self._prepared.move_to_end(text)
             while len(self._prepared) > _KEEP:
                 self._prepared.popitem(last=False)
         if waiting:
-            self._apply_waiting(database, [(i, count, predicted[inputs[i]]) for i, count in waiting])
+            every = {**known, **predicted}
+            self._apply_waiting(database, [(i, count, every[inputs[i]]) for i, count in waiting])
         return len(wanted)
 
     def _apply_waiting(self, database: Database, results: Sequence[tuple[int, int, Prediction]]) -> None:

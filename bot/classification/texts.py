@@ -7,18 +7,32 @@ from sqlalchemy.orm import Session
 
 from bot.incidents.models import IncidentAlert
 from bot.ingest.models import Alert
+from knowledge.classify.inputs import MAX_ALERTS, incident_text
 from knowledge.text import alert_text
 
 ALERTS_READ = 200  # the first alerts of an incident, in arrival order, are what it is about
 
 
-def incident_texts(session: Session, incident_id: int) -> list[str]:
-    """The distinct canonical texts of the incident's first :data:`ALERTS_READ` alerts, in arrival order."""
+def incident_texts(session: Session, incident_id: int, distinct: int = ALERTS_READ) -> list[str]:
+    """The distinct canonical texts of the incident's first :data:`ALERTS_READ` alerts, in arrival order; the
+    first ``distinct`` of them at most (the alerts after those are not read)."""
     alerts = session.scalars(
         select(Alert)
         .join(IncidentAlert, IncidentAlert.alert_id == Alert.id)
         .where(IncidentAlert.incident_id == incident_id)
         .order_by(Alert.id)
         .limit(ALERTS_READ)
+        .execution_options(yield_per=2 * distinct)
     )
-    return list(dict.fromkeys(alert_text(alert.normalized()) for alert in alerts))
+    texts: dict[str, None] = {}
+    for alert in alerts:
+        texts[alert_text(alert.normalized())] = None
+        if len(texts) >= distinct:
+            alerts.close()
+            break
+    return list(texts)
+
+
+def classifier_input(session: Session, incident_id: int) -> str:
+    """What the classifier reads of the incident: its first :data:`MAX_ALERTS` distinct alert texts."""
+    return incident_text(incident_texts(session, incident_id, MAX_ALERTS))
