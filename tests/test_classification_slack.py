@@ -160,6 +160,9 @@ def test_routes_key_on_category_or_labels_and_the_first_match_wins(monkeypatch: 
     assert router.channel_for([{"service": "orders", "team": "payments"}], "database") == "pay"
     assert router.channel_for([{"service": "orders"}], "network") == "orders"
     assert router.channel_for([{"category": "database"}], None) == "incidents"  # never an alert label
+    assert router.only is None  # routes lead elsewhere: each incident is routed by its labels and category
+    assert ChannelRouter([], "#incidents").only == "incidents"
+    assert ChannelRouter([Route("team", "payments", "incidents")], "#incidents").only == "incidents"
     monkeypatch.setenv("INCIBOT_ROUTES", "category=databse:#db")
     with pytest.raises(ValidationError, match=r"unknown category 'databse'.*one of compute, network"):
         Settings()

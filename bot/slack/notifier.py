@@ -39,6 +39,8 @@ class ChannelRouter:
     def __init__(self, routes: Sequence[Route], default_channel: str) -> None:
         self._routes = list(routes)
         self.default = default_channel.lstrip("#")
+        # Every incident's channel when no route leads anywhere else (nothing to read to route it).
+        self.only = self.default if all(route.channel == self.default for route in self._routes) else None
 
     def channel_for(self, labels: Sequence[dict[str, str]], category: str | None = None) -> str:
         for route in self._routes:
@@ -115,6 +117,8 @@ class SlackNotifier:
     ) -> None:
         """An alert that joined an incident posted in another route's channel leaves a one-line pointer in its own
         route's channel (one per channel and delivery), so that team sees where its alert went."""
+        if self._router.only is not None:
+            return  # one channel for all: no alert has a route of its own
         home = self._channel(session, incident, opening=True)  # where it was posted: its opening alerts' route
         joined = session.execute(
             select(Alert.alertname, Alert.labels, IncidentAlert.reason)
@@ -173,6 +177,8 @@ class SlackNotifier:
 
     def _channel(self, session: Session, incident: Incident, *, opening: bool = False) -> str:
         """The incident's route, from its first alerts (``opening``: only those it opened with) and its category."""
+        if self._router.only is not None:
+            return self._router.only
         return self._router.channel_for(self._labels(session, incident, opening=opening), incident.category)
 
     def _labels(self, session: Session, incident: Incident, *, opening: bool) -> Sequence[dict[str, str]]:
