@@ -1,0 +1,85 @@
+"""The worker's classification prepare: an incident is predicted again only when what the classifier reads of it
+changed (a storm's alerts repeat their texts; each round used to predict every waiting incident anew)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any, cast
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from bot.classification.live import MODEL, LiveClassification
+from bot.incidents.models import Incident
+from bot.runtime import Runtime
+from bot.settings import Settings
+from knowledge.classify.model import Prediction, TextClassifier
+from tests.conftest import auth
+from tests.support import FakeClock, am_alert, am_group, serve_in_thread
+
+
+@dataclass
+class _CountingModel:
+    """Says "database" for every input and remembers what it was asked."""
+
+    asked: list[str] = field(default_factory=list)
+    card: Any = field(default_factory=lambda: SimpleNamespace(version="counting-1"))
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        self.asked.extend(texts)
+        return [Prediction("database", 0.9, False) for _ in texts]
+
+
+@pytest.fixture
+def runtime_and_http(settings: Settings, clock: FakeClock) -> Iterator[tuple[Runtime, httpx.Client]]:
+    runtime = Runtime.build(settings.model_copy(update={"process_deliveries": False}), clock=clock)
+    with serve_in_thread(runtime.asgi_app()) as url, httpx.Client(base_url=url, timeout=10) as http:
+        yield runtime, http
+
+
+def _send_and_apply(runtime: Runtime, http: httpx.Client, alerts: list[dict[str, Any]]) -> None:
+    assert http.post("/alerts/alertmanager", json=am_group(alerts), headers=auth()).status_code == 202
+    while runtime.worker.run_once():
+        pass
+
+
+def _incident(runtime: Runtime) -> Incident:
+    with runtime.database.read() as session:
+        [incident] = session.scalars(select(Incident))
+        return incident
+
+
+def _wait_for_the_model(runtime: Runtime) -> None:
+    """What an alert joining does to a model's category (the classification listener is off in these settings)."""
+    with runtime.database.write() as session:
+        session.scalars(select(Incident)).one().category_source = None
+
+
+def test_an_incident_is_predicted_again_only_when_its_classifier_input_changed(
+    runtime_and_http: tuple[Runtime, httpx.Client],
+) -> None:
+    runtime, http = runtime_and_http
+    _send_and_apply(runtime, http, [am_alert(pod="a"), am_alert(pod="b")])
+    model = _CountingModel()
+    live = LiveClassification(lambda: cast(TextClassifier, model))
+    live.prepare(runtime.database)
+    assert len(model.asked) == 1  # two pods of one workload: one alert text
+    first = _incident(runtime)
+    assert (first.category, first.category_source, first.category_model) == ("database", MODEL, "counting-1")
+
+    _send_and_apply(runtime, http, [am_alert(pod="a"), am_alert(pod="b"), am_alert(pod="c")])
+    _wait_for_the_model(runtime)
+    live.prepare(runtime.database)
+    assert len(model.asked) == 1  # the third pod's alert reads the same: the prediction is reused
+    assert _incident(runtime).category_source == MODEL
+
+    other = am_alert(pod="d")
+    other["annotations"]["summary"] = "Checkout returns 503 from its payment client"
+    _send_and_apply(runtime, http, [am_alert(pod="a"), am_alert(pod="b"), am_alert(pod="c"), other])
+    _wait_for_the_model(runtime)
+    live.prepare(runtime.database)
+    assert len(model.asked) == 2 and "payment client" in model.asked[-1]  # a new text: predicted again
+    assert _incident(runtime).category_source == MODEL
