@@ -233,15 +233,12 @@ class IncidentService:
         if added:
             self._note(session, incident, at, SYSTEM_ACTOR, "alerts_added", _describe("added", added))
         if not change.resolved:
-            return
-        incident.last_alert_at = at
+            return  # a resolve is not an alert joining: ``last_alert_at`` stays (the correlator reads it so)
         resolved = _describe("resolved", change.resolved)
         if not incident.is_open or _any_firing(session, incident.id):
             self._note(session, incident, at, SYSTEM_ACTOR, "alerts_resolved", resolved)
             return
-        incident.status = IncidentStatus.RESOLVED
-        incident.resolved_at = at
-        incident.resolved_by = SYSTEM_ACTOR
+        _mark_resolved(incident, at, SYSTEM_ACTOR)
         every = "its alert" if incident.alert_count == 1 else f"all {incident.alert_count} alerts"
         self._note(session, incident, at, SYSTEM_ACTOR, "auto_resolved", f"Auto-resolved: {every} resolved. {resolved}")
 
@@ -277,9 +274,7 @@ class IncidentService:
             return Outcome(False, f"Incident {incident_id} is already resolved (by {incident.resolved_by}).")
         now = self._clock()
         name = actor_name or actor
-        incident.status = IncidentStatus.RESOLVED
-        incident.resolved_at = now
-        incident.resolved_by = name
+        _mark_resolved(incident, now, name)
         incident.resolution_note = note
         self._note(session, incident, now, actor, "resolved", f"Resolved by {name}" + (f": {note}" if note else "."))
         return Outcome(True, f"Incident {incident_id} resolved by {name}.")
@@ -384,6 +379,14 @@ def _holds_fingerprint(session: Session, incident_id: int, fingerprint: str) -> 
         .join(Alert, Alert.id == IncidentAlert.alert_id)
         .where(IncidentAlert.incident_id == incident_id, Alert.fingerprint == fingerprint),
     )
+
+
+def _mark_resolved(incident: Incident, at: datetime, by: str) -> None:
+    """Resolve; a correlation decision prepared on the incident while it fired is made again (its version)."""
+    incident.status = IncidentStatus.RESOLVED
+    incident.resolved_at = at
+    incident.resolved_by = by
+    incident.correlation_version += 1
 
 
 def _any_firing(session: Session, incident_id: int) -> bool:
