@@ -144,22 +144,31 @@ def test_decisions_are_made_ahead_and_made_again_when_a_candidate_changed(stack_
         assert correlation.prepare(stack.runtime.database) == 0  # nothing left to decide
 
 
-def test_a_decision_that_no_longer_holds_waits_for_the_next_transaction_and_is_made_before_it(stack_for: Any) -> None:
+def test_decisions_are_planned_in_order_and_one_that_no_longer_holds_waits_for_the_next_transaction(
+    stack_for: Any,
+) -> None:
     for stack in stack_for():
         correlation = stack.runtime.incidents.correlation
         assert isinstance(correlation, LearnedCorrelation)
         _node_failure(stack)
-        assert correlation.prepare(stack.runtime.database) == 3  # each decided against no incident at all
-        first, second, _ = _pending_deliveries(stack)
-        assert _apply(stack, first, decide_later=True) == 1  # its decision holds: it opens the incident
-        # The second alert's decision had not seen that incident: in a transaction that did work already it waits.
-        assert _apply(stack, second, decide_later=True) == 0
-        assert len(stack.links()) == 1
-        assert correlation.prepare(stack.runtime.database) >= 1  # decided again, outside any write transaction
+        assert correlation.prepare(stack.runtime.database) == 3
+        first, second, third = _pending_deliveries(stack)
+        assert _apply(stack, first, decide_later=True) == 1  # it opens the incident
+        # The second was decided on the incident the first was to open (its placeholder, now the real one): it holds
+        # in a transaction that did work already.
         assert _apply(stack, second, decide_later=True) == 1
         [incident] = stack.incidents()
         assert [link.incident_id for link in stack.links()] == [incident.id, incident.id]
-        assert stack.links()[1].decision == "learned"
+        assert stack.links()[1].decision == "learned" and f"joined #{incident.id}:" in (stack.links()[1].reason or "")
+        # Something the plan did not foresee: a person resolves the incident. The third alert's decision read it
+        # firing, so it waits and is decided again before the next transaction.
+        with stack.runtime.database.write() as session:
+            assert stack.runtime.incidents.resolve(session, incident.id, "U1").changed
+        assert _apply(stack, third, decide_later=True) == 0
+        assert len(stack.links()) == 2
+        assert correlation.prepare(stack.runtime.database) == 1
+        assert _apply(stack, third, decide_later=True) == 1
+        assert len(stack.links()) == 3
 
 
 def _pending_deliveries(stack: Stack) -> list[Delivery]:

@@ -25,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.classification.texts import classifier_input
-from bot.correlation.live import _upcoming_alerts
+from bot.correlation.live import upcoming_alerts
 from bot.db.database import Database
 from bot.incidents.models import OPEN_STATUSES, Incident, TimelineEntry
 from bot.incidents.service import SYSTEM_ACTOR, IncidentService
@@ -93,9 +93,7 @@ class LiveClassification:
         from knowledge.classify.model import incident_text
 
         with database.read() as session:
-            upcoming = [
-                incident_text([alert_text(a.normalized())]) for a, _ in _upcoming_alerts(session, OrderedDict())
-            ]
+            upcoming = [incident_text([alert_text(a.normalized())]) for a, _ in upcoming_alerts(session)]
             waiting = session.execute(
                 select(Incident.id, Incident.alert_count)
                 .where(

@@ -1,27 +1,26 @@
 """The learned correlator in the worker: decisions computed before the write transaction, applied in it.
 
 :meth:`LearnedCorrelation.prepare` runs outside any write transaction (the SQLite writer lock is shared with
-ingest): it reads the next pending deliveries' new alerts, embeds their texts and decides each against the
-candidates it reads. In the transaction, :meth:`decide` reads the candidates again: if they are the same
-incidents at the same versions, the prepared decision stands. Otherwise (another worker, a merge, an incident
-opened or joined earlier in the transaction) the event waits for the next transaction and is decided again
-before it, when the transaction has done other work already (:func:`~bot.incidents.service.may_decide_later`);
-only as its transaction's first work is it decided there, with the embeddings already cached.
+ingest): it reads the next pending deliveries' new alerts, embeds their texts and decides each in order, on the
+candidates it reads overlaid with what the earlier decisions will do (:mod:`bot.correlation.plan`). In the
+transaction, :meth:`decide` reads the candidates again: if they are the same incidents at the same versions, the
+prepared decision stands. Otherwise (another worker, a merge, a resolve, an alert applied out of the planned
+order) the plan is dropped, and the event waits for the next transaction and is decided again before it, when
+the transaction has done other work already (:func:`~bot.incidents.service.may_decide_later`); only as its
+transaction's first work is it decided there, with the embeddings already cached.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-import numpy as np
-import numpy.typing as npt
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.correlation.plan import Plan, resolved
 from bot.correlation.store import ProfileStore
 from bot.db.database import Database
 from bot.incidents.grouping import SourceGrouping
@@ -29,16 +28,17 @@ from bot.incidents.models import Incident, IncidentAlert
 from bot.incidents.service import DecideLater, may_decide_later
 from bot.ingest.models import Alert, Delivery, DeliveryStatus
 from bot.ingest.parsed import Action
-from knowledge.correlation.correlator import Correlator, Decision, PairScorer
+from knowledge.correlation.correlator import Correlator, Decision
 from knowledge.correlation.facts import AlertFacts, alert_facts
 from knowledge.correlation.profile import IncidentProfile
 
 log = logging.getLogger(__name__)
 
 PREPARE_DELIVERIES = 50  # pending deliveries looked at per prepare
-PREPARE_ALERTS = 200  # new alerts decided ahead per prepare
-RECHECK = 2  # the next new alerts, whose decisions made ahead are checked against their candidates per prepare
+PREPARE_ALERTS = 200  # new alerts looked at per prepare (planned ahead at most)
+PLAN_STEP = 32  # new alerts added to the plan per prepare at most
 _KEEP = 2_000  # prepared decisions kept at most (a decision never applied is dropped, oldest first)
+_PLANNED_INCIDENTS = 5_000  # a plan touching more incidents is made again from the database
 
 
 def facts_of(alert: Alert) -> AlertFacts:
@@ -63,42 +63,42 @@ class _FactsCache:
 
 
 class LearnedCorrelation:
-    """One incident per fault: the pair model decides (see :mod:`knowledge.correlation.correlator`)."""
+    """One incident per fault: the pair model decides (see :mod:`knowledge.correlation.correlator`).
 
-    def __init__(self, correlator: Correlator, store: ProfileStore) -> None:
+    ``plan``: decide ahead on the incidents as the earlier decisions will leave them (the worker applies these
+    decisions). In shadow mode they are never applied, so each is made on the database's incidents as they are."""
+
+    def __init__(self, correlator: Correlator, store: ProfileStore, *, plan: bool = True) -> None:
         self.correlator = correlator
         self.store = store
+        self._planning = plan
+        self._plan = Plan()
         self._prepared: OrderedDict[int, Decision] = OrderedDict()
         self._facts = _FactsCache(_KEEP)
 
     def prepare(self, database: Database) -> int:
-        """Decide ahead for the new alerts of the next pending deliveries; returns how many were decided.
-
-        The first ``RECHECK`` of them are decided again when their candidates changed since (each join bumps its
-        incident's version, and a storm's alerts share their candidates): the next transaction then finds their
-        decisions standing, instead of deciding in the write lock or leaving them for the round after."""
+        """Decide ahead, in order, for the new alerts of the next pending deliveries not decided yet; returns how
+        many were decided."""
         with database.read() as session:
-            upcoming = []
-            for alert, received_at in _upcoming_alerts(session, self._prepared):
+            upcoming = _upcoming(session)
+            if not _prefix(self._prepared, upcoming) or len(self._plan) > _PLANNED_INCIDENTS:
+                self._drop_plan()  # the deliveries are applied in another order than planned
+            todo = [alert_id for alert_id in upcoming if alert_id not in self._prepared][:PLAN_STEP]
+            reads = []
+            for alert in _load(session, todo):
                 facts = self._facts(alert)
-                candidates = self.store.candidates(session, facts, received_at)
-                held = self._prepared.get(alert.id)
-                if held is None or held.considered != _considered(candidates):
-                    upcoming.append((alert.id, facts, received_at, candidates))
-        self._embed_ahead(
-            [facts.text, *(t for c in candidates for t in c.texts)] for _, facts, _, candidates in upcoming
-        )
-        batch = _BatchScorer(self.correlator.scorer)
-        ahead = copy.copy(self.correlator)
-        ahead.scorer = batch
-        for _, facts, received_at, candidates in upcoming:  # the rows every decision asks to score
-            ahead.decide(facts, received_at, candidates)
-        batch.score()
-        for alert_id, facts, received_at, candidates in upcoming:
-            self._prepared[alert_id] = ahead.decide(facts, received_at, candidates)
+                at = upcoming[alert.id]
+                reads.append((alert.id, facts, at, self.store.candidates(session, facts, at)))
+        self._embed_ahead([facts.text, *(t for c in read for t in c.texts)] for _, facts, _, read in reads)
+        for alert_id, facts, at, read in reads:
+            candidates = self._plan.candidates(facts, read) if self._planning else read
+            decision = self.correlator.decide(facts, at, candidates)
+            self._prepared[alert_id] = decision
+            if self._planning:
+                self._plan.add(alert_id, facts, at, decision, candidates, self.correlator.components(facts))
         while len(self._prepared) > _KEEP:
             self._prepared.popitem(last=False)
-        return len(upcoming)
+        return len(reads)
 
     def _embed_ahead(self, texts: Iterable[list[str]]) -> None:
         """Embed the texts the decisions will compare in one batch (one model call per alert cost far more); the
@@ -107,12 +107,20 @@ class LearnedCorrelation:
         if self.correlator.embedder is not None and wanted:
             self.correlator.embedder.embed(wanted)
 
+    def _drop_plan(self) -> None:
+        self._prepared.clear()
+        self._plan = Plan()
+
     def decide(self, session: Session, alert: Alert, at: datetime) -> Decision:
         facts = self._facts(alert)
         candidates = self.store.candidates(session, facts, at)
         prepared = self._prepared.pop(alert.id, None)
-        if prepared is not None and prepared.considered == _considered(candidates):
-            return prepared
+        if prepared is not None:
+            decision = resolved(session, prepared)
+            if decision is not None and set(decision.considered) == set(_considered(candidates)):
+                return decision
+        if self._planning:
+            self._drop_plan()  # what follows was planned on a state the database did not reach
         if may_decide_later():
             raise DecideLater(alert.id)  # prepare decides it again, before the next transaction
         return self.correlator.decide(facts, at, candidates)
@@ -152,44 +160,24 @@ class ShadowCorrelation:
         log.info("shadow correlation: alert %d (%s) → #%d; learned %s", alert.id, alert.alertname, incident.id, text)
 
 
-class _BatchScorer:
-    """Scores many decisions' rows in one model call (a call costs milliseconds however few its rows): the
-    decisions are made once to collect the rows each asks for (answered with zeros, those decisions are dropped),
-    :meth:`score` calls the model on them all, and the decisions made again get their rows' probabilities (the
-    same inputs give the same rows; rows never seen go to the model)."""
-
-    def __init__(self, scorer: PairScorer) -> None:
-        self._scorer = scorer
-        self._asked: list[npt.NDArray[np.float64]] = []
-        self._answers: dict[bytes, npt.NDArray[np.float64]] | None = None
-
-    def probabilities(self, rows: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        if self._answers is None:
-            self._asked.append(rows)
-            return np.zeros(len(rows), dtype=np.float64)
-        answer = self._answers.get(rows.tobytes())
-        return answer if answer is not None else self._scorer.probabilities(rows)
-
-    def score(self) -> None:
-        self._answers = {}
-        asked = [rows for rows in self._asked if len(rows)]
-        if not asked:
-            return
-        every = self._scorer.probabilities(np.vstack(asked))
-        start = 0
-        for rows in asked:
-            self._answers[rows.tobytes()] = every[start : start + len(rows)]
-            start += len(rows)
-
-
 def _considered(candidates: Sequence[IncidentProfile]) -> tuple[tuple[int, int], ...]:
     """What a decision on ``candidates`` read: each one's (incident, version), as ``Decision.considered``."""
     return tuple((c.id, c.version) for c in candidates)
 
 
-def _upcoming_alerts(session: Session, prepared: OrderedDict[int, Decision]) -> Sequence[tuple[Alert, datetime]]:
-    """The not yet linked alerts that the next pending deliveries fire, in order, with their delivery's time: the
-    first ``RECHECK`` whether decided ahead or not, then those not decided ahead."""
+def _prefix(prepared: OrderedDict[int, Decision], upcoming: dict[int, datetime]) -> bool:
+    """Whether the upcoming alerts decided ahead come before every one not decided yet (the plan's order)."""
+    undecided = False
+    for alert_id in upcoming:
+        if alert_id not in prepared:
+            undecided = True
+        elif undecided:
+            return False
+    return True
+
+
+def _upcoming(session: Session) -> dict[int, datetime]:
+    """The not yet linked alerts that the next pending deliveries fire, in order, with their delivery's time."""
     deliveries = session.execute(
         select(Delivery.events, Delivery.events_applied, Delivery.received_at)
         .where(Delivery.status == DeliveryStatus.PENDING)
@@ -197,20 +185,29 @@ def _upcoming_alerts(session: Session, prepared: OrderedDict[int, Decision]) -> 
         .limit(PREPARE_DELIVERIES)
     )
     wanted: dict[int, datetime] = {}
-    firing = 0
     for events, applied, received_at in deliveries:
         for alert_id, action in events[applied:]:
-            if action != Action.FIRING:
-                continue
-            firing += 1
-            if firing <= RECHECK or alert_id not in prepared:
+            if action == Action.FIRING:
                 wanted.setdefault(alert_id, received_at)
             if len(wanted) >= PREPARE_ALERTS:
                 break
         if len(wanted) >= PREPARE_ALERTS:
             break
     if not wanted:
-        return []
+        return {}
     linked = set(session.scalars(select(IncidentAlert.alert_id).where(IncidentAlert.alert_id.in_(wanted))))
-    alerts = {a.id: a for a in session.scalars(select(Alert).where(Alert.id.in_(wanted)))}
-    return [(alerts[i], at) for i, at in wanted.items() if i in alerts and i not in linked]
+    return {alert_id: at for alert_id, at in wanted.items() if alert_id not in linked}
+
+
+def _load(session: Session, ids: Sequence[int]) -> list[Alert]:
+    """The alerts of ``ids`` that exist, in the order given."""
+    if not ids:
+        return []
+    alerts = {a.id: a for a in session.scalars(select(Alert).where(Alert.id.in_(ids)))}
+    return [alerts[i] for i in ids if i in alerts]
+
+
+def upcoming_alerts(session: Session) -> list[tuple[Alert, datetime]]:
+    """The not yet linked alerts that the next pending deliveries fire, in order, with their delivery's time."""
+    upcoming = _upcoming(session)
+    return [(alert, upcoming[alert.id]) for alert in _load(session, list(upcoming))]

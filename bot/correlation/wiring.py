@@ -93,7 +93,6 @@ def build_correlation(settings: Settings, embedder: Embedder | None = None) -> C
     if settings.correlation == "source":
         return source
     correlator = build_correlator(settings, embedder)
-    learned = LearnedCorrelation(correlator, ProfileStore(correlator.policy.horizon))
-    if settings.correlation == "shadow":
-        return ShadowCorrelation(source, learned)
-    return learned
+    shadow = settings.correlation == "shadow"  # its decisions are never applied: nothing to plan on
+    learned = LearnedCorrelation(correlator, ProfileStore(correlator.policy.horizon), plan=not shadow)
+    return ShadowCorrelation(source, learned) if shadow else learned

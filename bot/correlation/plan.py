@@ -1,0 +1,128 @@
+"""Correlation decisions made ahead in order, each on the incidents as the decisions before it will leave them.
+
+The worker decides before its write transaction and applies in it. Deciding every upcoming alert on the incidents
+as they are *now* made each decision after the first stale in a storm: the first alert's join changes the incident
+the next one read. A :class:`Plan` instead decides the upcoming alerts in their order, on the database's
+candidates overlaid with what the earlier planned decisions do to them (an incident joined is the planned copy,
+an incident opened is a new candidate, named by a placeholder until it exists). In the transaction each decision
+is checked as before, against the candidates read there, with placeholders resolved to the incidents their
+alerts opened. A plan that no longer matches the database (a check failed, something else changed an incident)
+is dropped and made again from the database.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.incidents.models import IncidentAlert
+from knowledge.correlation.correlator import Decision
+from knowledge.correlation.facts import AlertFacts
+from knowledge.correlation.profile import IncidentProfile
+from knowledge.correlation.state import MAX_CANDIDATES, index_keys
+from knowledge.correlation.topology import Components
+
+_PLACEHOLDER = re.compile(r"#-(\d+)\b")
+
+
+def placeholder(alert_id: int) -> int:
+    """The id a plan gives the incident that ``alert_id`` opens (never a real id: those are positive)."""
+    return -alert_id
+
+
+@dataclass(slots=True)
+class _Planned:
+    profile: IncidentProfile  # the incident as the plan leaves it (the plan's own copy)
+    keys: set[str] = field(default_factory=set)  # index keys the plan adds to it
+    opened: int | None = None  # a new incident: its place among those the plan opens
+
+
+class Plan:
+    """The incidents as the planned decisions leave them."""
+
+    def __init__(self) -> None:
+        self._planned: dict[int, _Planned] = {}
+        self._opened = 0
+
+    def __len__(self) -> int:
+        return len(self._planned)
+
+    def candidates(self, facts: AlertFacts, read: list[IncidentProfile]) -> list[IncidentProfile]:
+        """``read`` (the database's candidates for ``facts``) as the planned decisions will leave them: joined
+        incidents as planned, and the planned ones that share an index key with the alert, in the database's order
+        (latest activity first, a new incident after every existing one) and number."""
+        keys = set(index_keys(facts))
+        found = {candidate.id: candidate for candidate in read}
+        for incident, planned in self._planned.items():
+            if incident in found or planned.keys & keys:
+                found[incident] = planned.profile
+        return sorted(found.values(), key=self._order, reverse=True)[:MAX_CANDIDATES]
+
+    def _order(self, candidate: IncidentProfile) -> tuple[datetime, int]:
+        planned = self._planned.get(candidate.id)
+        opened = planned.opened if planned is not None else None
+        return candidate.last_at, candidate.id if opened is None else (1 << 62) + opened
+
+    def add(
+        self,
+        alert_id: int,
+        facts: AlertFacts,
+        at: datetime,
+        decision: Decision,
+        candidates: list[IncidentProfile],
+        components: Components | None,
+    ) -> None:
+        """Apply a planned decision to the planned incidents (as the transaction will apply it)."""
+        if decision.incident is None:
+            planned = _Planned(IncidentProfile(id=placeholder(alert_id), opened_at=at, last_at=at), opened=self._opened)
+            self._opened += 1
+        else:
+            planned = self._planned.get(decision.incident) or _Planned(
+                _copy(next(c for c in candidates if c.id == decision.incident))
+            )
+        planned.profile.add(facts, at, components)
+        planned.keys.update(index_keys(facts))
+        self._planned[planned.profile.id] = planned
+
+
+def resolved(session: Session, decision: Decision) -> Decision | None:
+    """``decision`` with its placeholders replaced by the incidents their alerts opened, as this transaction sees
+    them; None while one of those alerts is not linked yet."""
+    wanted = {-i for i, _ in decision.considered if i < 0}
+    wanted |= {-i for i in (decision.incident, decision.merge_with) if i is not None and i < 0}
+    if not wanted:
+        return decision
+    links = select(IncidentAlert.alert_id, IncidentAlert.incident_id).where(IncidentAlert.alert_id.in_(wanted))
+    found = dict(session.execute(links).tuples().all())
+    if len(found) < len(wanted):
+        return None
+
+    def real(incident: int) -> int:
+        return found[-incident] if incident < 0 else incident
+
+    return replace(
+        decision,
+        incident=None if decision.incident is None else real(decision.incident),
+        merge_with=None if decision.merge_with is None else real(decision.merge_with),
+        considered=tuple((real(i), version) for i, version in decision.considered),
+        reason=_PLACEHOLDER.sub(lambda match: f"#{found[int(match.group(1))]}", decision.reason),
+    )
+
+
+def _copy(profile: IncidentProfile) -> IncidentProfile:
+    """A profile whose sets the plan may change (a candidate's are shared with the store's cache)."""
+    return replace(
+        profile,
+        fingerprints=set(profile.fingerprints),
+        alertnames=profile.alertnames.copy(),
+        clusters=set(profile.clusters),
+        group_keys=set(profile.group_keys),
+        entities=profile.entities.copy(),
+        texts=list(profile.texts),
+        services=set(profile.services),
+        nodes=set(profile.nodes),
+    )
