@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: install run test lint bench bench-search bench-storm bench-agent clean
+.PHONY: install run test lint bench bench-search bench-storm bench-drain bench-agent clean
 
 # torch is installed first and pinned: pip then takes the CPU wheel; an unpinned torch (or uv/poetry)
 # pulls a multi-GB CUDA build.
@@ -39,6 +39,9 @@ bench-search: $(STAMP)  # about an hour the first time (embeds 100k texts into b
 
 bench-storm: $(STAMP)  # the dev storm through the whole pipeline at 250-2000 alerts/s; needs wrk, prometheus-alertmanager
 	$(PY) bench/storm.py
+
+bench-drain: $(STAMP)  # the worker alone applying the accepted dev storm, 3 runs (a few minutes)
+	$(PY) bench/drain.py
 
 bench-agent: $(STAMP)  # 100 questions in a DM through the running bot and its stand-in, 3 runs (a few minutes)
 	$(PY) bench/agent.py

@@ -1,0 +1,193 @@
+"""Benchmark of the processing worker alone: how fast it applies a storm that ingest has already accepted.
+
+``bench/storm.py`` measures the whole pipeline, where the worker shares the SQLite write lock and the cores with
+ingest (and yields the lock while deliveries pour in). This one isolates the worker's own cost:
+
+1. Once: ``incibot serve`` with ``INCIBOT_PROCESS_DELIVERIES=false`` on a fresh SQLite state dir accepts the dev
+   storm (``--stream``) replayed by ``incibot replay``'s code at ``--rate`` alerts/s, then stops: every delivery
+   is stored, none applied.
+2. Per run, on a fresh copy of that state: the worker built by the composition root (``Runtime.build`` with the
+   service's defaults: learned correlation, classification, root cause, the Slack notifier's outbox, the search
+   documents) calls ``ProcessingWorker.run_once`` until no delivery is pending, in this process, with nothing else
+   running (no outbox sender, no suggestions, no ingest).
+
+Reported per run: seconds to drain, events applied (new occurrences, resolves), events/s, worker rounds (one
+prepare outside the write lock plus one write transaction each), texts the embedder had to encode, and how many
+incidents the storm became. Medians over ``--runs`` are printed and written to ``bench/results/drain.json``. At
+the replay's compressed time the whole day is minutes apart, so the incidents say nothing of correlation quality
+(``incibot eval dedup`` measures that).
+
+Run: ``.venv/bin/python bench/drain.py`` (``--runs 3``; a few minutes). Exit status: 0 ran, 2 could not run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import ingest  # bench/ingest.py (a script's directory is on sys.path): service start/stop, the token
+from sqlalchemy import text
+
+from bot.cli.replay import read_stream, replay
+
+BENCH_DIR = Path(__file__).resolve().parent
+DEFAULT_STREAM = BENCH_DIR.parent.parent / "shared" / "data" / "storm" / "storm.jsonl.gz"
+DEFAULT_OUTPUT = BENCH_DIR / "results" / "drain.json"
+
+
+@dataclass
+class DrainRun:
+    seconds: float
+    events: int
+    events_per_second: float
+    rounds: int
+    texts_embedded: int
+    incidents: int
+
+
+class _AcceptOnly(ingest.SqliteBackend):
+    """The service's SQLite defaults, with the worker off: deliveries are stored, not applied."""
+
+    def prepare(self, state_dir: Path) -> dict[str, str]:
+        return {**super().prepare(state_dir), "INCIBOT_PROCESS_DELIVERIES": "false"}
+
+
+def accept_storm(cfg: ingest.Config, stream: Path, rate: int, state_dir: Path) -> dict[str, Any]:
+    """The storm stored by ``incibot serve`` (worker off) in ``state_dir``; returns what the replay achieved."""
+    stats: dict[str, float] = {}
+    with ingest.running_service(cfg, _AcceptOnly(), state_dir, stats) as service:
+        sent = replay(list(read_stream(stream)), f"http://127.0.0.1:{service.port}", ingest.TOKEN, rate=rate)
+    if sent.errors:
+        raise ingest.BenchError(f"the replay had {sent.errors} HTTP errors")
+    return {"lines": sent.lines, "webhooks": sent.webhooks, "alerts_per_second": round(sent.rate, 1)}
+
+
+def drain(state_dir: Path) -> DrainRun:
+    """Apply every pending delivery of ``state_dir`` with the service's worker, in this process (started by
+    :func:`_in_child` with the service's environment)."""
+    from bot.runtime import Runtime  # the model libraries load only in the child that drains
+    from bot.settings import Settings
+
+    runtime = Runtime.build(Settings(state_dir=state_dir))
+    if runtime.classification is not None:
+        runtime.classification.load()  # what the worker does at start-up, not timed
+    embedder = runtime.knowledge.embedder if runtime.knowledge is not None else None
+    misses = getattr(embedder, "misses", 0)
+    with runtime.database.read() as session:
+        events = session.scalar(
+            text("SELECT coalesce(sum(json_array_length(events)), 0) FROM deliveries WHERE status = 'pending'")
+        )
+    rounds, started = 0, time.perf_counter()
+    while True:
+        done = runtime.worker.run_once()
+        rounds += 1
+        if not done and not _pending(runtime):
+            break
+    seconds = time.perf_counter() - started
+    with runtime.database.read() as session:
+        incidents = session.scalar(text("SELECT count(*) FROM incidents")) or 0
+    runtime.database.dispose()
+    return DrainRun(
+        seconds=round(seconds, 2),
+        events=int(events or 0),
+        events_per_second=round((events or 0) / seconds, 1),
+        rounds=rounds,
+        texts_embedded=getattr(embedder, "misses", 0) - misses,
+        incidents=incidents,
+    )
+
+
+def _pending(runtime: Any) -> bool:
+    with runtime.database.read() as session:
+        return bool(session.scalar(text("SELECT count(*) FROM deliveries WHERE status = 'pending'")))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--stream", type=Path, default=DEFAULT_STREAM, help="storm-format stream (the dev storm)")
+    parser.add_argument("--rate", type=int, default=1000, help="alerts/s of the replay that fills the queue (1000)")
+    parser.add_argument("--runs", type=int, default=3, help="drains of the same accepted storm (3); medians")
+    parser.add_argument("--incibot", type=Path, default=Path(sys.executable).parent / "incibot")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON results file")
+    args = parser.parse_args(argv)
+    if not args.stream.is_file():
+        parser.error(f"{args.stream} not found (the dev storm is in /work/shared/data/storm/); pass --stream")
+    if args.runs < 1 or args.rate < 1:
+        parser.error("need --runs >= 1 and --rate >= 1")
+    cfg = ingest.parse_args(["--db", "sqlite", "--incibot", str(args.incibot)])
+    started = time.monotonic()
+    try:
+        with ingest.phase_dir(cfg, "drain") as accepted:
+            replayed = accept_storm(cfg, args.stream, args.rate, accepted)
+            runs = []
+            for number in range(1, args.runs + 1):
+                with ingest.phase_dir(cfg, f"drain-run{number}") as state_dir:
+                    shutil.rmtree(state_dir)
+                    shutil.copytree(accepted, state_dir)
+                    runs.append(_in_child(state_dir))
+                print(f"  run {number}/{args.runs}: {_describe(runs[-1])}", flush=True)
+    except ingest.BenchError as exc:
+        print(f"drain benchmark could not run: {exc}", file=sys.stderr)
+        return 2
+    medians = {name: statistics.median(getattr(run, name) for run in runs) for name in asdict(runs[0])}
+    print(f"medians of {len(runs)} runs: {_describe(DrainRun(**medians))}")
+    _write(args, replayed, runs, medians, time.monotonic() - started)
+    print(f"results in {args.output}")
+    return 0
+
+
+def _in_child(state_dir: Path) -> DrainRun:
+    """One drain in a fresh interpreter (nothing cached from an earlier run: the embedder, parsed profiles)."""
+    env = {**ingest._service_env(state_dir, {}), "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, __file__, "--drain-one", str(state_dir)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise ingest.BenchError(f"the drain failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
+    return DrainRun(**json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def _describe(run: DrainRun) -> str:
+    return (
+        f"{run.events:,.0f} events in {run.seconds:.1f} s ({run.events_per_second:.1f}/s), {run.rounds:,.0f} rounds, "
+        f"{run.texts_embedded:,.0f} texts embedded, {run.incidents:,.0f} incidents"
+    )
+
+
+def _write(
+    args: argparse.Namespace, replayed: dict[str, Any], runs: list[DrainRun], medians: dict[str, float], wall: float
+) -> None:
+    git = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False, cwd=BENCH_DIR)
+    document = {
+        "benchmark": "processing worker alone, applying an accepted storm (SQLite)",
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": "python bench/drain.py " + " ".join(sys.argv[1:]),
+        "wall_seconds": round(wall, 1),
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "python_version": platform.python_version(),
+            "git_commit": git.stdout.strip(),
+        },
+        "config": {"stream": args.stream.name, "rate": args.rate, "runs": args.runs, "replay": replayed},
+        "medians": medians,
+        "runs": [asdict(run) for run in runs],
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(document, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--drain-one":
+        print(json.dumps(asdict(drain(Path(sys.argv[2])))))
+        sys.exit(0)
+    sys.exit(main())
