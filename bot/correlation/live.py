@@ -38,7 +38,7 @@ PREPARE_DELIVERIES = 50  # pending deliveries looked at per prepare
 PREPARE_ALERTS = 200  # new alerts looked at per prepare (planned ahead at most)
 PLAN_STEP = 32  # new alerts added to the plan per prepare at most
 _KEEP = 2_000  # prepared decisions kept at most (a decision never applied is dropped, oldest first)
-_PLANNED_INCIDENTS = 5_000  # a plan touching more incidents is made again from the database
+_PLANNED_INCIDENTS = 500  # a plan touching more incidents is made again from the database (each is a profile copy)
 
 
 def facts_of(alert: Alert) -> AlertFacts:
@@ -81,7 +81,9 @@ class LearnedCorrelation:
         many were decided."""
         with database.read() as session:
             upcoming = _upcoming(session)
-            if not _prefix(self._prepared, upcoming) or len(self._plan) > _PLANNED_INCIDENTS:
+            if not self._prepared or len(self._plan) > _PLANNED_INCIDENTS:
+                self._drop_plan()  # all of it applied (the database is what it planned), or grown large
+            elif not _prefix(self._prepared, upcoming):
                 self._drop_plan()  # the deliveries are applied in another order than planned
             todo = [alert_id for alert_id in upcoming if alert_id not in self._prepared][:PLAN_STEP]
             reads = []

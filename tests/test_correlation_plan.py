@@ -1,0 +1,63 @@
+"""The plan's view of candidates: incidents as the decisions before an alert will leave them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from bot.correlation.plan import Plan, placeholder
+from knowledge.alerts import AlertStatus, NormalizedAlert
+from knowledge.correlation.correlator import Decision, Kind
+from knowledge.correlation.facts import AlertFacts, alert_facts
+from knowledge.correlation.profile import IncidentProfile
+
+T0 = datetime(2025, 3, 10, 4, 0, tzinfo=UTC)
+
+
+def _facts(name: str, cluster: str = "c1", **labels: str) -> AlertFacts:
+    alert = NormalizedAlert("alertmanager", AlertStatus.FIRING, name, {"alertname": name, "cluster": cluster, **labels})
+    return alert_facts(alert)
+
+
+OPENS = Decision(Kind.NEW, None, None, "new incident")
+
+
+def _joined(incident: int) -> Decision:
+    return Decision(Kind.LEARNED, incident, 0.9, f"joined #{incident}")
+
+
+def _stored(incident: int, facts: AlertFacts, at: datetime, version: int) -> IncidentProfile:
+    """A candidate as the store reads it (its sets are the store's cache: nobody may change them)."""
+    profile = IncidentProfile(id=incident, opened_at=at, last_at=at)
+    profile.add(facts, at)
+    profile.version = version
+    return profile
+
+
+def test_an_incident_the_plan_opens_is_a_candidate_of_later_alerts_that_share_a_key() -> None:
+    plan = Plan()
+    db_down = _facts("PostgresDown", node="worker-7", service="orders-db")
+    plan.add(41, db_down, T0, OPENS, [], None)
+    pods = _facts("KubePodNotReady", node="worker-7", pod="cart-api-5d8f9c7b6-q2w4x")
+    elsewhere = _facts("KubePodNotReady", node="worker-9")
+    older = _stored(3, elsewhere, T0, version=5)
+    [first, second] = plan.candidates(pods, [older])  # the node and the cluster are shared
+    assert (first.id, first.version, first.alerts) == (placeholder(41), 1, 1)
+    assert second is older  # a new incident sorts after an existing one with the same latest activity
+    assert [c.id for c in plan.candidates(_facts("Other", namespace="x"), [])] == [placeholder(41)]  # the cluster
+    assert plan.candidates(_facts("Other", cluster="c2"), []) == []  # nothing shared
+
+
+def test_a_planned_join_changes_the_plans_copy_never_the_stores_profile() -> None:
+    plan = Plan()
+    first = _facts("HighErrorRate", service="checkout")
+    stored = _stored(7, first, T0, version=3)
+    later = T0 + timedelta(minutes=2)
+    second = _facts("HighLatency", service="checkout", pod="checkout-7d9f8c6b5-x2x4k")
+    plan.add(42, second, later, _joined(7), [stored], None)
+    [planned] = plan.candidates(second, [stored])
+    assert (planned.id, planned.version, planned.alerts, planned.last_at) == (7, 4, 2, later)
+    assert "HighLatency" in planned.alertnames and second.text in planned.texts
+    assert (stored.version, stored.alerts, set(stored.alertnames)) == (3, 1, {"HighErrorRate"})
+    # A third alert that shares only the new alert's pod still finds the incident: the plan added that key.
+    [again] = plan.candidates(_facts("PodOOMKilled", pod="checkout-7d9f8c6b5-x2x4k"), [])
+    assert again is planned
