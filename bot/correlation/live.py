@@ -179,7 +179,7 @@ def _prefix(prepared: OrderedDict[int, Decision], upcoming: dict[int, datetime])
 
 
 def _upcoming(session: Session) -> dict[int, datetime]:
-    """The not yet linked alerts that the next pending deliveries fire, in order, with their delivery's time."""
+    """The ids of :func:`upcoming_alerts` (nothing of the alerts read), in order, with their delivery's time."""
     deliveries = session.execute(
         select(Delivery.events, Delivery.events_applied, Delivery.received_at)
         .where(Delivery.status == DeliveryStatus.PENDING)

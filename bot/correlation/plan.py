@@ -82,7 +82,7 @@ class Plan:
             self._opened += 1
         else:
             planned = self._planned.get(decision.incident) or _Planned(
-                _copy(next(c for c in candidates if c.id == decision.incident))
+                next(c for c in candidates if c.id == decision.incident).copy()
             )
         planned.profile.add(facts, at, components)
         planned.keys.update(index_keys(facts))
@@ -110,19 +110,4 @@ def resolved(session: Session, decision: Decision) -> Decision | None:
         merge_with=None if decision.merge_with is None else real(decision.merge_with),
         considered=tuple((real(i), version) for i, version in decision.considered),
         reason=_PLACEHOLDER.sub(lambda match: f"#{found[int(match.group(1))]}", decision.reason),
-    )
-
-
-def _copy(profile: IncidentProfile) -> IncidentProfile:
-    """A profile whose sets the plan may change (a candidate's are shared with the store's cache)."""
-    return replace(
-        profile,
-        fingerprints=set(profile.fingerprints),
-        alertnames=profile.alertnames.copy(),
-        clusters=set(profile.clusters),
-        group_keys=set(profile.group_keys),
-        entities=profile.entities.copy(),
-        texts=list(profile.texts),
-        services=set(profile.services),
-        nodes=set(profile.nodes),
     )

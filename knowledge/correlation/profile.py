@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -62,6 +62,20 @@ class IncidentProfile:
         if components is not None:
             self.services |= components.services
             self.nodes |= components.nodes
+
+    def copy(self) -> IncidentProfile:
+        """A profile with sets of its own (the store's candidates share theirs with its cache)."""
+        return replace(
+            self,
+            fingerprints=set(self.fingerprints),
+            alertnames=self.alertnames.copy(),
+            clusters=set(self.clusters),
+            group_keys=set(self.group_keys),
+            entities=self.entities.copy(),
+            texts=list(self.texts),
+            services=set(self.services),
+            nodes=set(self.nodes),
+        )
 
     def resolve_one(self, at: datetime) -> None:
         """One of its occurrences resolved; the incident resolves with its last."""
