@@ -25,9 +25,9 @@ Ints = npt.NDArray[np.int64]
 
 @dataclass(frozen=True, slots=True)
 class _Fold:
-    """One calibrated fold: its trees' roots and baseline, and its isotonic calibrator's knots."""
+    """One calibrated fold: how many trees it has, its baseline, and its isotonic calibrator's knots."""
 
-    roots: Ints
+    trees: int
     baseline: float
     knots_x: Floats
     knots_y: Floats
@@ -43,6 +43,7 @@ class CompiledEnsemble:
     children: Ints  # node ``n``'s left child at ``2n``, its right child at ``2n + 1``
     missing_right: Ints  # 1 where a missing value (NaN) goes right
     value: Floats
+    roots: Ints  # every tree's root, fold after fold
     depth: int
     folds: tuple[_Fold, ...]
 
@@ -50,9 +51,9 @@ class CompiledEnsemble:
         """The mean over folds of the calibrated probability of the positive class, one per row."""
         rows = np.ascontiguousarray(rows, dtype=np.float64)
         count, width = rows.shape
-        roots = np.concatenate([fold.roots for fold in self.folds])
-        node = np.tile(roots, count)
-        base = np.repeat(np.arange(count, dtype=np.int64) * width, len(roots))
+        trees = len(self.roots)
+        node = np.tile(self.roots, count)
+        base = np.repeat(np.arange(count, dtype=np.int64) * width, trees)
         flat = rows.ravel()
         missing = bool(np.isnan(flat).any())
         for _ in range(self.depth):
@@ -61,12 +62,12 @@ class CompiledEnsemble:
             if missing:
                 right = np.where(np.isnan(x), self.missing_right.take(node), right)
             node = self.children.take(2 * node + right)
-        values = self.value.take(node).reshape(count, len(roots))
+        values = self.value.take(node).reshape(count, trees)
         total = np.zeros(count, dtype=np.float64)
         start = 0
         for fold in self.folds:
-            raw = fold.baseline + values[:, start : start + len(fold.roots)].sum(axis=1)
-            start += len(fold.roots)
+            raw = fold.baseline + values[:, start : start + fold.trees].sum(axis=1)
+            start += fold.trees
             total += np.interp(np.clip(raw, fold.knots_x[0], fold.knots_x[-1]), fold.knots_x, fold.knots_y)
         return total / len(self.folds)
 
@@ -91,18 +92,16 @@ def compile_estimator(estimator: Any) -> CompiledEnsemble | None:
             or not hasattr(calibrators[0], "X_thresholds_")
         ):
             return None
-        roots = []
         for (tree,) in predictors:
             nodes = tree.nodes
             if nodes["is_categorical"].any():
                 return None
-            roots.append(offset)
             arrays.append((nodes, offset))
             offset += len(nodes)
         iso = calibrators[0]
         compiled.append(
             _Fold(
-                roots=np.asarray(roots, dtype=np.int64),
+                trees=len(predictors),
                 baseline=float(np.ravel(booster._baseline_prediction)[0]),
                 knots_x=np.asarray(iso.X_thresholds_, dtype=np.float64),
                 knots_y=np.asarray(iso.y_thresholds_, dtype=np.float64),
@@ -121,6 +120,7 @@ def compile_estimator(estimator: Any) -> CompiledEnsemble | None:
         children=children,
         missing_right=np.where(leaf, 0, 1 - nodes["missing_go_to_left"].astype(np.int64)),
         value=nodes["value"].astype(np.float64),
+        roots=np.asarray([base for _, base in arrays], dtype=np.int64),
         depth=int(nodes["depth"].max()),
         folds=tuple(compiled),
     )
