@@ -61,3 +61,35 @@ def test_a_planned_join_changes_the_plans_copy_never_the_stores_profile() -> Non
     # A third alert that shares only the new alert's pod still finds the incident: the plan added that key.
     [again] = plan.candidates(_facts("PodOOMKilled", pod="checkout-7d9f8c6b5-x2x4k"), [])
     assert again is planned
+
+
+def test_a_planned_resolve_resolves_the_plans_copy_unless_another_alert_of_it_fires() -> None:
+    facts = _facts("PostgresDown", service="orders-db", node="worker-3")
+    stored = _stored(7, facts, T0, version=3)
+    later = T0 + timedelta(minutes=4)
+
+    plan = Plan()
+    plan.resolve(7, later, stored, fires_in_store=False)  # its last firing alert resolves
+    [resolved] = plan.candidates(facts, [stored])
+    assert (resolved.firing, resolved.resolved_at, resolved.version) == (0, later, 4)  # as the transaction leaves it
+    assert (stored.firing, stored.resolved_at, stored.version) == (1, None, 3)  # the store's profile is untouched
+    plan.resolve(7, later + timedelta(minutes=1), stored, fires_in_store=False)
+    assert plan.candidates(facts, [stored])[0].version == 4  # resolved already: nothing changes
+
+    plan = Plan()
+    plan.resolve(7, later, stored, fires_in_store=True)  # another alert linked to it still fires
+    assert plan.candidates(facts, [stored]) == [stored]
+
+    plan = Plan()
+    plan.add(42, _facts("PostgresTooManyConnections", service="orders-db"), T0, _joined(7), [stored], None)
+    assert plan.incident_of(42) == 7
+    plan.resolve(7, later, stored, fires_in_store=False)  # the alert the plan joins to it fires
+    assert plan.candidates(facts, [stored])[0].firing > 0
+
+    plan = Plan()
+    plan.add(43, facts, T0, OPENS, [], None, fires=False)  # it opens an incident, and its resolve is accepted already
+    plan.resolve(placeholder(43), later, None, fires_in_store=False)
+    [opened] = plan.candidates(facts, [])
+    assert (opened.id, opened.firing, opened.resolved_at) == (placeholder(43), 0, later)
+    plan.resolve(99, later, None, fires_in_store=False)  # not a candidate (merged): nothing to plan
+    assert 99 not in plan.incidents()

@@ -4,6 +4,7 @@ write lock, shadow mode, and the runaway guard. Real SQLite, real HTTP, the real
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -12,7 +13,7 @@ from slack_sdk import WebClient
 from sqlalchemy import select
 
 from bot.correlation.live import LearnedCorrelation, ShadowCorrelation
-from bot.incidents.models import Incident, IncidentAlert
+from bot.incidents.models import Incident, IncidentAlert, IncidentStatus
 from bot.ingest.models import Alert, Delivery
 from bot.runtime import Runtime
 from bot.settings import Route, Settings
@@ -27,8 +28,18 @@ class Stack:
     def __init__(self, runtime: Runtime, http: httpx.Client, clock: FakeClock) -> None:
         self.runtime, self.http, self.clock = runtime, http, clock
 
-    def fire(self, name: str, *, group: str, summary: str, **labels: str) -> None:
-        alert = am_alert(name, starts_at=self.clock.now, **labels)
+    def fire(
+        self,
+        name: str,
+        *,
+        group: str,
+        summary: str,
+        status: str = "firing",
+        since: datetime | None = None,
+        **labels: str,
+    ) -> None:
+        """Send one alert in its own webhook (``since``: the start of the episode a resolve ends)."""
+        alert = am_alert(name, status=status, starts_at=since or self.clock.now, **labels)
         alert["annotations"] = {"summary": summary, "description": summary}
         response = self.http.post(
             "/alerts/alertmanager", json=am_group([alert], group_key=f"{{}}:{{{group}}}"), headers=auth()
@@ -169,6 +180,38 @@ def test_decisions_are_planned_in_order_and_one_that_no_longer_holds_waits_for_t
         assert correlation.prepare(stack.runtime.database) == 1
         assert _apply(stack, third, decide_later=True) == 1
         assert len(stack.links()) == 3
+
+
+def test_a_resolve_between_two_new_alerts_is_planned_so_the_later_decision_holds(stack_for: Any) -> None:
+    for stack in stack_for():
+        correlation = stack.runtime.incidents.correlation
+        assert isinstance(correlation, LearnedCorrelation)
+        where = {"cluster": "prod-eu", "namespace": "shop", "node": "worker-3", "pod": "orders-db-0"}
+        down = {"group": 'alertname="PostgresDown"', "summary": "PostgreSQL orders-db is down", **where}
+        started = stack.clock.now
+        stack.fire("PostgresDown", service="orders-db", **down)
+        stack.step()
+        [incident] = stack.incidents()
+        stack.clock.advance(minutes=3)
+        stack.fire("PostgresDown", service="orders-db", status="resolved", since=started, **down)
+        stack.clock.advance(seconds=20)
+        stack.fire(
+            "PostgresTooManyConnections",
+            group='alertname="PostgresTooManyConnections"',
+            summary="PostgreSQL orders-db has too many connections",
+            service="orders-db",
+            **where,
+        )
+        # Planned before either delivery is applied: the later alert is decided on the incident as the resolve
+        # will leave it (resolved when its only alert resolves), not as it is now.
+        assert correlation.prepare(stack.runtime.database) == 1
+        resolve, later = _pending_deliveries(stack)
+        assert _apply(stack, resolve, decide_later=True) == 1
+        [resolved] = stack.incidents()
+        assert resolved.status == IncidentStatus.RESOLVED
+        assert resolved.correlation_version > incident.correlation_version
+        assert _apply(stack, later, decide_later=True) == 1  # it holds: no second decision in or before a transaction
+        assert len(stack.links()) == 2
 
 
 def _pending_deliveries(stack: Stack) -> list[Delivery]:

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
@@ -28,6 +29,7 @@ from bot.incidents.models import Incident, IncidentAlert
 from bot.incidents.service import DecideLater, may_decide_later
 from bot.ingest.models import Alert, Delivery, DeliveryStatus
 from bot.ingest.parsed import Action
+from knowledge.alerts import AlertStatus
 from knowledge.correlation.correlator import Correlator, Decision
 from knowledge.correlation.facts import AlertFacts, alert_facts
 from knowledge.correlation.profile import IncidentProfile
@@ -83,21 +85,28 @@ class LearnedCorrelation:
             upcoming = _upcoming(session)
             if not self._prepared or len(self._plan) > _PLANNED_INCIDENTS:
                 self._drop_plan()  # all of it applied (the database is what it planned), or grown large
-            elif not _prefix(self._prepared, upcoming):
+            elif not _prefix(self._prepared, upcoming.firing):
                 self._drop_plan()  # the deliveries are applied in another order than planned
-            todo = [alert_id for alert_id in upcoming if alert_id not in self._prepared][:PLAN_STEP]
+            todo = [alert_id for alert_id in upcoming.firing if alert_id not in self._prepared][:PLAN_STEP]
             reads = []
             for alert in _load(session, todo):
                 facts = self._facts(alert)
-                at = upcoming[alert.id]
-                reads.append((alert.id, facts, at, self.store.candidates(session, facts, at)))
-        self._embed_ahead([facts.text, *(t for c in read for t in c.texts)] for _, facts, _, read in reads)
-        for alert_id, facts, at, read in reads:
+                at = upcoming.firing[alert.id]
+                fires = alert.status == AlertStatus.FIRING.value
+                reads.append((alert.id, facts, at, fires, self.store.candidates(session, facts, at)))
+            resolves = None
+            if self._planning:
+                resolves = _Resolves.read(session, self.store, self._plan, upcoming, todo, reads)
+        self._embed_ahead([facts.text, *(t for c in read for t in c.texts)] for _, facts, _, _, read in reads)
+        for alert_id, facts, at, fires, read in reads:
+            if resolves is not None:
+                resolves.apply(self._plan, alert_id)
             candidates = self._plan.candidates(facts, read) if self._planning else read
             decision = self.correlator.decide(facts, at, candidates)
             self._prepared[alert_id] = decision
             if self._planning:
-                self._plan.add(alert_id, facts, at, decision, candidates, self.correlator.components(facts))
+                components = self.correlator.components(facts)
+                self._plan.add(alert_id, facts, at, decision, candidates, components, fires=fires)
         while len(self._prepared) > _KEEP:
             self._prepared.popitem(last=False)
         return len(reads)
@@ -178,8 +187,17 @@ def _prefix(prepared: OrderedDict[int, Decision], upcoming: dict[int, datetime])
     return True
 
 
-def _upcoming(session: Session) -> dict[int, datetime]:
-    """The ids of :func:`upcoming_alerts` (nothing of the alerts read), in order, with their delivery's time."""
+@dataclass(frozen=True, slots=True)
+class _Upcoming:
+    """What the next pending deliveries do that correlation plans for."""
+
+    firing: dict[int, datetime]  # the alerts they fire, not linked yet, in order, with their delivery's time
+    resolves: dict[int, list[tuple[int, datetime]]]  # per alert of ``firing``: alerts resolved since the one before
+
+
+def _upcoming(session: Session) -> _Upcoming:
+    """The new alerts of the next pending deliveries, and the resolves between them. A delivery's resolves count
+    after its new alerts, as the worker settles its incidents once the delivery's events are applied."""
     deliveries = session.execute(
         select(Delivery.events, Delivery.events_applied, Delivery.received_at)
         .where(Delivery.status == DeliveryStatus.PENDING)
@@ -187,18 +205,78 @@ def _upcoming(session: Session) -> dict[int, datetime]:
         .limit(PREPARE_DELIVERIES)
     )
     wanted: dict[int, datetime] = {}
+    steps: list[tuple[list[int], list[int], datetime]] = []  # per delivery: alerts fired first, resolved
     for events, applied, received_at in deliveries:
+        fired: list[int] = []
+        resolved: list[int] = []
         for alert_id, action in events[applied:]:
-            if action == Action.FIRING:
-                wanted.setdefault(alert_id, received_at)
-            if len(wanted) >= PREPARE_ALERTS:
-                break
+            if action == Action.FIRING and alert_id not in wanted:
+                wanted[alert_id] = received_at
+                fired.append(alert_id)
+                if len(wanted) >= PREPARE_ALERTS:
+                    break
+            elif action == Action.RESOLVED:
+                resolved.append(alert_id)
+        steps.append((fired, resolved, received_at))
         if len(wanted) >= PREPARE_ALERTS:
             break
     if not wanted:
-        return {}
+        return _Upcoming({}, {})
     linked = set(session.scalars(select(IncidentAlert.alert_id).where(IncidentAlert.alert_id.in_(wanted))))
-    return {alert_id: at for alert_id, at in wanted.items() if alert_id not in linked}
+    firing: dict[int, datetime] = {}
+    resolves: dict[int, list[tuple[int, datetime]]] = {}
+    since: list[tuple[int, datetime]] = []
+    for fired, resolved, received_at in steps:
+        for alert_id in fired:
+            if alert_id not in linked:
+                firing[alert_id] = received_at
+                if since:
+                    resolves[alert_id], since = since, []
+        since += [(alert_id, received_at) for alert_id in resolved]
+    return _Upcoming(firing, resolves)
+
+
+@dataclass(slots=True)
+class _Resolves:
+    """The resolves a prepare plans, with what the database says of them: the incident each resolved alert is
+    linked to, those incidents' profiles, and which incidents have a linked alert that fires."""
+
+    before: dict[int, list[tuple[int, datetime]]]
+    linked: dict[int, int]
+    stored: dict[int, IncidentProfile]
+    firing: set[int]
+
+    @classmethod
+    def read(
+        cls,
+        session: Session,
+        store: ProfileStore,
+        plan: Plan,
+        upcoming: _Upcoming,
+        todo: Sequence[int],
+        reads: Sequence[tuple[int, AlertFacts, datetime, bool, list[IncidentProfile]]],
+    ) -> _Resolves:
+        before = {alert_id: upcoming.resolves[alert_id] for alert_id in todo if alert_id in upcoming.resolves}
+        resolved = {alert_id for pairs in before.values() for alert_id, _ in pairs}
+        if not resolved:
+            return cls(before, {}, {}, set())
+        links = select(IncidentAlert.alert_id, IncidentAlert.incident_id).where(IncidentAlert.alert_id.in_(resolved))
+        linked = dict(session.execute(links).tuples().all())
+        # Any incident a resolve may reach: linked to a resolved alert, or one a planned alert joins (a candidate).
+        reachable = set(linked.values()) | {c.id for *_, read in reads for c in read} | set(plan.incidents())
+        reachable = {i for i in reachable if i > 0}
+        firing = select(IncidentAlert.incident_id).join(Alert, Alert.id == IncidentAlert.alert_id)
+        firing = firing.where(IncidentAlert.incident_id.in_(reachable), Alert.status == AlertStatus.FIRING.value)
+        return cls(before, linked, store.profiles(session, set(linked.values())), set(session.scalars(firing)))
+
+    def apply(self, plan: Plan, alert_id: int) -> None:
+        """Resolve in ``plan`` what the resolves before ``alert_id`` resolve."""
+        for gone, at in self.before.get(alert_id, ()):
+            incident = plan.incident_of(gone)
+            if incident is None:
+                incident = self.linked.get(gone)
+            if incident is not None:
+                plan.resolve(incident, at, self.stored.get(incident), fires_in_store=incident in self.firing)
 
 
 def _load(session: Session, ids: Sequence[int]) -> list[Alert]:
@@ -209,7 +287,9 @@ def _load(session: Session, ids: Sequence[int]) -> list[Alert]:
     return [alerts[i] for i in ids if i in alerts]
 
 
-def upcoming_alerts(session: Session) -> list[tuple[Alert, datetime]]:
-    """The not yet linked alerts that the next pending deliveries fire, in order, with their delivery's time."""
-    upcoming = _upcoming(session)
-    return [(alert, upcoming[alert.id]) for alert in _load(session, list(upcoming))]
+def upcoming_alerts(session: Session, known: Container[int] = ()) -> list[tuple[int, Alert | None]]:
+    """The not yet linked alerts that the next pending deliveries fire, in order: each id with its alert, read
+    only when not in ``known`` (None for those)."""
+    ids = list(_upcoming(session).firing)
+    loaded = {alert.id: alert for alert in _load(session, [i for i in ids if i not in known])}
+    return [(alert_id, loaded.get(alert_id)) for alert_id in ids if alert_id in known or alert_id in loaded]

@@ -6,8 +6,10 @@ the next one read. A :class:`Plan` instead decides the upcoming alerts in their 
 candidates overlaid with what the earlier planned decisions do to them (an incident joined is the planned copy,
 an incident opened is a new candidate, named by a placeholder until it exists). In the transaction each decision
 is checked as before, against the candidates read there, with placeholders resolved to the incidents their
-alerts opened. A plan that no longer matches the database (a check failed, something else changed an incident)
-is dropped and made again from the database.
+alerts opened. The plan also resolves an incident where the transaction will: at the end of the delivery that
+resolves one of its alerts, when none of the alerts linked to it (or planned to join it) fires any more. A plan
+that no longer matches the database (a check failed, something else changed an incident) is dropped and made
+again from the database.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class _Planned:
     profile: IncidentProfile  # the incident as the plan leaves it (the plan's own copy)
     keys: set[str] = field(default_factory=set)  # index keys the plan adds to it
     opened: int | None = None  # a new incident: its place among those the plan opens
+    firing: int = 0  # alerts the plan joins to it that fire now
 
 
 class Plan:
@@ -47,6 +50,15 @@ class Plan:
     def __init__(self) -> None:
         self._planned: dict[int, _Planned] = {}
         self._opened = 0
+        self._incident_of: dict[int, int] = {}  # alert id -> the incident the plan puts it in
+
+    def incidents(self) -> list[int]:
+        """The incidents the plan changes (placeholders for those it opens)."""
+        return list(self._planned)
+
+    def incident_of(self, alert_id: int) -> int | None:
+        """The incident a planned alert joins or opens (a placeholder for one the plan opens); None if unplanned."""
+        return self._incident_of.get(alert_id)
 
     def __len__(self) -> int:
         return len(self._planned)
@@ -75,8 +87,11 @@ class Plan:
         decision: Decision,
         candidates: list[IncidentProfile],
         components: Components | None,
+        *,
+        fires: bool = True,
     ) -> None:
-        """Apply a planned decision to the planned incidents (as the transaction will apply it)."""
+        """Apply a planned decision to the planned incidents (as the transaction will apply it). ``fires``: the
+        alert fires now (an alert whose resolve was accepted already keeps nothing open)."""
         if decision.incident is None:
             planned = _Planned(IncidentProfile(id=placeholder(alert_id), opened_at=at, last_at=at), opened=self._opened)
             self._opened += 1
@@ -86,7 +101,23 @@ class Plan:
             )
         planned.profile.add(facts, at, components)
         planned.keys.update(index_keys(facts))
+        planned.firing += fires
         self._planned[planned.profile.id] = planned
+        self._incident_of[alert_id] = planned.profile.id
+
+    def resolve(self, incident: int, at: datetime, stored: IncidentProfile | None, *, fires_in_store: bool) -> None:
+        """An alert of ``incident`` resolved at ``at``: the incident resolves unless another of its alerts fires
+        (one linked to it in the database, ``fires_in_store``, or one the plan joins to it). ``stored``: the
+        database's profile, for an incident the plan has not touched yet (None: not a candidate, e.g. merged)."""
+        planned = self._planned.get(incident)
+        if planned is None:
+            if stored is None:
+                return
+            planned = _Planned(stored.copy())
+        if planned.profile.firing == 0 or planned.firing or (fires_in_store and incident > 0):
+            return  # resolved already, or something still fires
+        planned.profile.resolve(at)
+        self._planned[incident] = planned
 
 
 def resolved(session: Session, decision: Decision) -> Decision | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,6 +25,15 @@ _INDEX_KEY = text(
     " ON CONFLICT (key, incident_id) DO UPDATE SET last_at = excluded.last_at"
 ).bindparams(bindparam("last_at", type_=IncidentKey.__table__.c.last_at.type))
 PARSED_PROFILES = 20_000  # parsed profiles kept by incident (an entry stands only for the version it was read at)
+_PROFILE_COLUMNS = (
+    Incident.id,
+    Incident.opened_at,
+    Incident.last_alert_at,
+    Incident.status,
+    Incident.resolved_at,
+    Incident.alert_count,
+    Incident.correlation_version,
+)
 
 
 def profile_of(incident: Incident) -> IncidentProfile:
@@ -65,6 +75,17 @@ class ProfileStore:
         params: dict[str, Any] = {f"key{i}": key for i, key in enumerate(keys)}
         found = session.execute(self._candidates_statement(len(keys)), {**params, "since": at - self.horizon})
         rows = sorted(found, key=lambda r: (r.last_alert_at, r.id), reverse=True)[:MAX_CANDIDATES]
+        return self._profiles(session, rows)
+
+    def profiles(self, session: Session, ids: Collection[int]) -> dict[int, IncidentProfile]:
+        """The profiles of the incidents ``ids`` as candidates are read (merged ones are never candidates)."""
+        if not ids:
+            return {}
+        rows = session.execute(select(*_PROFILE_COLUMNS).where(Incident.id.in_(ids), Incident.merged_into.is_(None)))
+        return {profile.id: profile for profile in self._profiles(session, list(rows))}
+
+    def _profiles(self, session: Session, rows: Sequence[Any]) -> list[IncidentProfile]:
+        """Profiles of incident rows (:data:`_PROFILE_COLUMNS`), their sets parsed once per version."""
         self._parse_missing(session, {r.id: r.correlation_version for r in rows})
         profiles = []
         for row in rows:
@@ -90,15 +111,7 @@ class ProfileStore:
                 for i in range(keys)
             ]
             recent = union_all(*(select(ids.c.incident_id) for ids in per_key))
-            statement = select(
-                Incident.id,
-                Incident.opened_at,
-                Incident.last_alert_at,
-                Incident.status,
-                Incident.resolved_at,
-                Incident.alert_count,
-                Incident.correlation_version,
-            ).where(
+            statement = select(*_PROFILE_COLUMNS).where(
                 Incident.id.in_(recent),
                 Incident.merged_into.is_(None),
                 Incident.status.in_(OPEN_STATUSES) | (Incident.resolved_at >= bindparam("since")),

@@ -84,6 +84,12 @@ class IncidentProfile:
         if self.firing == 0:
             self.resolved_at = at
 
+    def resolve(self, at: datetime) -> None:
+        """The incident resolved as a whole: none of its alerts fires any more."""
+        self.firing = 0
+        self.resolved_at = at
+        self.version += 1
+
     def service_count(self) -> int:
         """How many distinct services its alerts name (for the runaway guard)."""
         return len({value for kind, value in self.entities if kind in ("service", "workload")})
