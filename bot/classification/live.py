@@ -52,6 +52,7 @@ class LiveClassification:
         self._model: TextClassifier | None = None
         self._service: IncidentService | None = None
         self._prepared: OrderedDict[str, Prediction] = OrderedDict()  # by classifier input
+        self._upcoming: OrderedDict[int, str] = OrderedDict()  # the classifier input of upcoming alerts, by id
         self._lock = threading.Lock()
 
     def attach(self, service: IncidentService) -> None:
@@ -93,7 +94,15 @@ class LiveClassification:
         from knowledge.classify.model import incident_text
 
         with database.read() as session:
-            upcoming = [incident_text([alert_text(a.normalized())]) for a, _ in upcoming_alerts(session)]
+            upcoming = []
+            for alert_id, alert in upcoming_alerts(session, known=self._upcoming):
+                if alert is not None:  # read once per alert: should a re-send change its text, the incident it
+                    # opens finds no prediction for its input in on_timeline and waits for the next prepare
+                    self._upcoming[alert_id] = incident_text([alert_text(alert.normalized())])
+                self._upcoming.move_to_end(alert_id)
+                upcoming.append(self._upcoming[alert_id])
+            while len(self._upcoming) > _KEEP:
+                self._upcoming.popitem(last=False)
             waiting = session.execute(
                 select(Incident.id, Incident.alert_count)
                 .where(
