@@ -18,10 +18,12 @@ from starlette.applications import Starlette
 from bot.agent.handover import Handover, HelpDesk, ProblemReports
 from bot.agent.notify import ResolvedNotifier
 from bot.agent.wiring import build_agent
+from bot.background import BackgroundLoop
 from bot.changes.http import ChangesEndpoint
 from bot.classification.live import LiveClassification
 from bot.classification.wiring import build_classification
-from bot.correlation.wiring import build_correlation
+from bot.correlation.prefetch import EmbeddingPrefetch
+from bot.correlation.wiring import build_correlation, build_prefetch
 from bot.db.database import Database
 from bot.incidents.corrections import build_corrections
 from bot.incidents.service import IncidentListener, IncidentService
@@ -115,6 +117,7 @@ class Runtime:
     classification: LiveClassification | None = None  # None: INCIBOT_CLASSIFICATION=false
     remediation: Remediation | None = None  # actions on incidents, their approvals and runs (always built by build())
     changes: ChangesEndpoint | None = None  # POST /changes (always built by build())
+    prefetch: EmbeddingPrefetch | None = None  # embeds queued alerts' texts ahead of the worker (learned correlation)
 
     @classmethod
     def build(
@@ -153,11 +156,12 @@ class Runtime:
         worker = ProcessingWorker(
             database, incidents, metrics, clock, max_attempts=settings.max_attempts, idle_poll=WORKER_IDLE_POLL
         )
+        prefetch = build_prefetch(database, incidents.correlation)
         writer = DeliveryWriter(
             database,
             DeliveryStore(settings.ignore_alertnames),
             clock,
-            on_commit=lambda _stored: worker.wake(),
+            on_commit=lambda _stored: _wake(worker, prefetch),
         )
         slack.services.handover = Handover(ProblemReports(database, writer), HelpDesk(database), settings.help_channel)
         verifier = TokenVerifier(settings.ingest_tokens if ingest_tokens is None else ingest_tokens)
@@ -188,6 +192,7 @@ class Runtime:
             classification,
             remediation=remediation,
             changes=changes,
+            prefetch=prefetch,
         )
 
     def asgi_app(self, roles: frozenset[Role] = ALL_ROLES) -> Starlette:
@@ -218,6 +223,8 @@ class Runtime:
                 self.classification.load()  # once, here: a model whose card does not match stops start-up
             if self.settings.process_deliveries:
                 self.worker.start()
+                if self.prefetch is not None:
+                    self.prefetch.start()
             else:
                 log.warning("processing is off (INCIBOT_PROCESS_DELIVERIES=false): deliveries are stored only")
             self.maintenance.start()
@@ -230,6 +237,8 @@ class Runtime:
         """Stop taking deliveries, commit what is queued, finish the batch in hand, release the database."""
         self.writer.stop()
         self.worker.stop()
+        if self.prefetch is not None:
+            self.prefetch.stop()
         self.maintenance.stop()
         if self.remediation is not None:
             self.remediation.runner.stop()
@@ -238,3 +247,9 @@ class Runtime:
             self.knowledge.indexer.stop()
         self.database.dispose()
         log.info("incibot stopped cleanly")
+
+
+def _wake(*loops: BackgroundLoop | None) -> None:
+    for loop in loops:
+        if loop is not None:
+            loop.wake()

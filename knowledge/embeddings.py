@@ -108,13 +108,16 @@ class Embedder:
         self._cache: OrderedDict[str, Vectors] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
+        self._encoding: dict[str, threading.Event] = {}  # texts being encoded by some thread, set when stored
         self.hits = 0
         self.misses = 0
 
     def embed(self, texts: Sequence[str]) -> Vectors:
-        """One row per text, in order; shape ``(len(texts), dimension)``, each row of norm 1."""
+        """One row per text, in order; shape ``(len(texts), dimension)``, each row of norm 1. A text another
+        thread is encoding is waited for, not encoded twice."""
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         todo: dict[str, list[int]] = {}
+        waits: dict[str, list[int]] = {}
         with self._lock:
             for i, text in enumerate(texts):
                 cached = self._cache.get(text)
@@ -122,21 +125,43 @@ class Embedder:
                     self._cache.move_to_end(text)
                     out[i] = cached
                     self.hits += 1
+                elif text in self._encoding and text not in todo:
+                    waits.setdefault(text, []).append(i)
                 else:
                     todo.setdefault(text, []).append(i)
                     self.misses += 1
+            done = threading.Event()
+            for text in todo:
+                self._encoding[text] = done
+            awaited = {text: self._encoding[text] for text in waits}
         if todo:
-            unique = list(todo)
-            vectors = self._encode(unique)
+            try:
+                self._store(todo, out)
+            finally:
+                with self._lock:
+                    for text in todo:
+                        del self._encoding[text]
+                done.set()
+        for text, indexes in waits.items():
+            awaited[text].wait()
             with self._lock:
-                for text, vector in zip(unique, vectors, strict=True):
-                    for i in todo[text]:
-                        out[i] = vector
-                    self._cache[text] = vector
-                    self._cache.move_to_end(text)
-                while len(self._cache) > self._cache_size:
-                    self._cache.popitem(last=False)
+                vector = self._cache.get(text)
+            if vector is None:  # the other thread failed, or its vector was evicted already
+                vector = self.embed([text])[0]
+            out[indexes] = vector
         return out
+
+    def _store(self, todo: dict[str, list[int]], out: Vectors) -> None:
+        """Encode ``todo``'s texts, write them to their rows of ``out`` and to the cache."""
+        unique = list(todo)
+        vectors = self._encode(unique)
+        with self._lock:
+            for text, vector in zip(unique, vectors, strict=True):
+                out[todo[text]] = vector
+                self._cache[text] = vector
+                self._cache.move_to_end(text)
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
 
     def embed_one(self, text: str) -> npt.NDArray[np.float32]:
         return np.asarray(self.embed([text])[0], dtype=np.float32)

@@ -13,6 +13,7 @@ import numpy.typing as npt
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.correlation.live import LearnedCorrelation, ShadowCorrelation
+from bot.correlation.prefetch import EmbeddingPrefetch
 from bot.correlation.store import ProfileStore
 from bot.db.database import Database
 from bot.incidents.grouping import Correlation, SourceGrouping
@@ -86,6 +87,14 @@ def correlation_policy(settings: Settings, threshold: float = DEFAULT_THRESHOLD)
         max_services=settings.correlation_max_services,
         max_age=settings.correlation_max_age,
     )
+
+
+def build_prefetch(database: Database, correlation: Correlation) -> EmbeddingPrefetch | None:
+    """The embedding prefetch for the worker of ``correlation`` (None: it embeds nothing)."""
+    learned = correlation.learned if isinstance(correlation, ShadowCorrelation) else correlation
+    if not isinstance(learned, LearnedCorrelation) or learned.correlator.embedder is None:
+        return None
+    return EmbeddingPrefetch(database, learned.correlator.embedder)
 
 
 def build_correlation(settings: Settings, embedder: Embedder | None = None) -> Correlation:

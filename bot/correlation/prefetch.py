@@ -1,0 +1,86 @@
+"""Embeds the texts of alerts waiting in the delivery queue, in a thread of its own, ahead of the worker.
+
+In a storm the embedding model is most of the worker's cost: each new alert text is compared with its candidates'.
+The worker's prepare embeds what it needs when it needs it; this loop reads the pending deliveries past the last
+one it read and embeds their new alerts' texts into the shared embedder's cache first, in small batches, while the
+worker does its database work. Torch computes outside the interpreter lock, so the two use a core each.
+
+The thread runs at a lower CPU priority (Linux: ``nice`` +10 for this thread alone), so that ingestion, which
+shares the machine, keeps the cores it needs during a storm; it holds no lock anyone waits on. Nothing waits for
+this loop: a text it has not reached is embedded by prepare, one it is encoding right now is waited for
+(:meth:`~knowledge.embeddings.Embedder.embed`), and a delivery it skipped (committed after a later id was read, on
+PostgreSQL) only costs prepare the time it would have taken anyway.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import select
+
+from bot.background import BackgroundLoop
+from bot.db.database import Database
+from bot.ingest.models import Alert, Delivery, DeliveryStatus
+from bot.ingest.parsed import Action
+from knowledge.text import alert_text
+
+log = logging.getLogger(__name__)
+
+NICENESS = 10  # added to this thread's nice value (Linux), so that ingestion and the worker come first
+DELIVERIES = 200  # pending deliveries read per round
+BATCH = 16  # texts per model call (a short call never keeps prepare waiting on a text long)
+IDLE_POLL = 0.5  # seconds between looks at the queue when nothing was new (ingest also wakes it)
+
+
+class TextEmbedder(Protocol):
+    def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]: ...
+
+
+class EmbeddingPrefetch(BackgroundLoop):
+    """Keeps the embedder's cache ahead of the processing worker (``run_once``: one read of the queue)."""
+
+    def __init__(self, database: Database, embedder: TextEmbedder, *, idle_poll: float = IDLE_POLL) -> None:
+        super().__init__("embedding-prefetch", idle_poll)
+        self._database = database
+        self._embedder = embedder
+        self._after = 0  # the newest delivery read
+
+    def _run(self) -> None:
+        _lower_priority()
+        super()._run()
+
+    def run_once(self) -> int:
+        """Embed the new alerts' texts of the next pending deliveries not read yet; returns how many were read."""
+        with self._database.read() as session:
+            deliveries = session.execute(
+                select(Delivery.id, Delivery.events)
+                .where(Delivery.status == DeliveryStatus.PENDING, Delivery.id > self._after)
+                .order_by(Delivery.id)
+                .limit(DELIVERIES)
+            ).all()
+            if not deliveries:
+                return 0
+            fired = {alert_id for _, events in deliveries for alert_id, action in events if action == Action.FIRING}
+            alerts = session.scalars(select(Alert).where(Alert.id.in_(fired)).order_by(Alert.id))
+            texts = list(dict.fromkeys(alert_text(alert.normalized()) for alert in alerts))
+        self._after = deliveries[-1].id
+        for start in range(0, len(texts), BATCH):
+            if self.stopping:
+                break
+            self._embedder.embed(texts[start : start + BATCH])
+        return len(deliveries)
+
+
+def _lower_priority() -> None:
+    """Lower the calling thread's CPU priority where the system can (Linux: a thread id is a process id here)."""
+    try:
+        thread = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, thread, os.getpriority(os.PRIO_PROCESS, thread) + NICENESS)
+    except (AttributeError, OSError):  # no per-thread priority here: the thread runs at the process's
+        log.debug("embedding prefetch runs at the process's priority")
