@@ -17,7 +17,7 @@ from sqlalchemy import event, func, select
 
 from bot.incidents.models import Incident, IncidentAlert, TimelineEntry
 from bot.ingest.models import Delivery
-from bot.processing.worker import CHUNK_BUDGET, SQLITE_CHUNK_BUDGET, ProcessingWorker
+from bot.processing.worker import CHUNK_BUDGET, SQLITE_CHUNK_ROOM, SQLITE_HOLD_BUDGET, ProcessingWorker
 from bot.runtime import Runtime
 from bot.settings import Settings
 from tests.conftest import auth
@@ -55,9 +55,16 @@ class Bot:
         return delivery_id
 
     def worker(self, chunk_events: int, timer: FakeTimer) -> ProcessingWorker:
+        """A worker whose SQLite transactions have a storm's budget (the short one) at all times."""
         runtime = self.runtime
         return ProcessingWorker(
-            runtime.database, runtime.incidents, runtime.metrics, self.clock, chunk_events=chunk_events, timer=timer
+            runtime.database,
+            runtime.incidents,
+            runtime.metrics,
+            self.clock,
+            chunk_events=chunk_events,
+            calm_budget=SQLITE_HOLD_BUDGET,
+            timer=timer,
         )
 
     def progress(self) -> dict[int, tuple[str, int]]:
@@ -115,7 +122,7 @@ def test_a_large_delivery_is_applied_in_chunks_and_its_group_waits(bot: Bot) -> 
 def test_a_chunk_ends_when_its_transaction_has_run_for_its_budget(bot: Bot) -> None:
     big = bot.send(12, BIG, "big-")
     # Every read of the timer is 40% of the budget later: a chunk ends after a few events.
-    budget = SQLITE_CHUNK_BUDGET if bot.runtime.database.is_sqlite else CHUNK_BUDGET
+    budget = SQLITE_HOLD_BUDGET + SQLITE_CHUNK_ROOM if bot.runtime.database.is_sqlite else CHUNK_BUDGET
     worker = bot.worker(chunk_events=1000, timer=FakeTimer(step=budget * 0.4))
     applied = []
     while worker.run_once():
@@ -162,8 +169,8 @@ def test_a_large_delivery_in_progress_gets_a_chunk_in_every_transaction_while_sm
 ) -> None:
     big = bot.send(9, BIG, "big-")
     small = [bot.send(1, f'{{}}:{{pod="small-{n}"}}', f"small-{n}-") for n in range(6)]
-    # Each read of the timer is 3 ms later: on SQLite one small delivery spends the 4 ms budget of a transaction,
-    # yet the big one, in progress, still gets its chunk (its budget is SQLITE_CHUNK_BUDGET).
+    # Each read of the timer is 3 ms later: on SQLite one small delivery spends the 12 ms budget of a transaction,
+    # yet the big one, in progress, still gets its chunk (its budget has SQLITE_CHUNK_ROOM more).
     worker = bot.worker(chunk_events=3, timer=FakeTimer(step=0.003))
     history = []
     while worker.run_once():
@@ -203,3 +210,27 @@ def test_chunks_read_neither_the_body_nor_each_alert_again(bot: Bot) -> None:
     assert not [statement for statement in selects if re.search(r"FROM alerts WHERE alerts\.id = ", statement)]
     [incident] = bot.incidents()
     assert (incident.alert_count, bot.links(incident.id)) == (250, 250)
+
+
+def test_on_sqlite_transactions_are_short_while_deliveries_pour_in_and_longer_once_they_stop(bot: Bot) -> None:
+    if not bot.runtime.database.is_sqlite:
+        pytest.skip("the budgets are SQLite's (PostgreSQL has row locks: ingestion never waits for the worker)")
+    runtime = bot.runtime
+    timer = FakeTimer(step=0.002)
+    worker = ProcessingWorker(runtime.database, runtime.incidents, runtime.metrics, bot.clock, timer=timer)
+    small = [bot.send(1, f'{{}}:{{pod="calm-{n}"}}', f"calm-{n}-") for n in range(20)]
+
+    def done() -> int:
+        return sum(status == "done" for status, _ in bot.progress().values())
+
+    assert worker.step() > 0  # no storm seen yet: the calm budget
+    calm = done()
+    storm = [bot.send(1, f'{{}}:{{pod="storm-{n}"}}', f"storm-{n}-") for n in range(20)]
+    assert worker.step() > 0  # 20 deliveries arrived within a few (fake) milliseconds: a storm
+    before = done()
+    assert worker.step() > 0  # ... so this transaction had the short budget
+    during = done() - before
+    assert 0 < during < calm
+    while worker.run_once():
+        pass
+    assert done() == len(small) + len(storm)

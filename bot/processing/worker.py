@@ -7,11 +7,11 @@ arrival order: a group whose earlier delivery is held by another worker, or is w
 left for later. Each delivery runs in a savepoint; one that keeps failing ends ``failed`` after
 ``max_attempts`` and waits for ``incibot deliveries retry``.
 
-A large delivery is applied in chunks (``chunk_events`` events, and no longer than ``SQLITE_CHUNK_BUDGET`` on
-SQLite, ``CHUNK_BUDGET`` elsewhere), each committed together with the delivery's ``events_applied``: locks are
-yielded between chunks, a crash resumes after the last committed chunk, and the delivery stays ``pending``
-(so its group's later deliveries wait) until its last chunk is applied. Transactions alternate between taking
-the chunk first and taking newer small deliveries first, so that neither starves the other.
+A large delivery is applied in chunks (``chunk_events`` events, and no longer than the transaction's budget plus
+``SQLITE_CHUNK_ROOM`` on SQLite, ``CHUNK_BUDGET`` elsewhere), each committed together with the delivery's
+``events_applied``: locks are yielded between chunks, a crash resumes after the last committed chunk, and the
+delivery stays ``pending`` (so its group's later deliveries wait) until its last chunk is applied. Transactions
+alternate between taking the chunk first and taking newer small deliveries first, so that neither starves the other.
 """
 
 from __future__ import annotations
@@ -37,8 +37,9 @@ log = logging.getLogger(__name__)
 MAX_BACKOFF = timedelta(minutes=5)
 BATCH = 100
 SQLITE_BATCH = 32
-SQLITE_HOLD_BUDGET = 0.012  # seconds of work per SQLite write transaction (each blocks ingestion)
-SQLITE_CHUNK_BUDGET = 0.05  # ... except for a chunk of a large delivery, which may hold it this long
+SQLITE_HOLD_BUDGET = 0.012  # seconds of work per SQLite write transaction during a storm (each blocks ingestion)
+SQLITE_CALM_BUDGET = 0.05  # ... otherwise (fewer, larger transactions: each round's preparation is paid less often)
+SQLITE_CHUNK_ROOM = 0.038  # ... and a chunk of a large delivery in progress this much longer
 CHUNK_BUDGET = 0.5  # elsewhere, seconds per chunk (its incident rows stay locked, e.g. to an acknowledge)
 CHUNK_EVENTS = 500  # events of one delivery applied per transaction at most
 CHUNK_YIELD_FACTOR = 1  # on SQLite, after a chunk, leave the lock free as long as the chunk held it
@@ -57,6 +58,7 @@ class ProcessingWorker(BackgroundLoop):
         max_attempts: int = 5,
         batch_size: int | None = None,
         chunk_events: int = CHUNK_EVENTS,
+        calm_budget: float = SQLITE_CALM_BUDGET,
         idle_poll: float = 1.0,
         timer: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -68,10 +70,12 @@ class ProcessingWorker(BackgroundLoop):
         # Short write transactions on SQLite (each holds the only write lock), larger ones elsewhere.
         self._batch_size = batch_size or (SQLITE_BATCH if database.is_sqlite else BATCH)
         self._chunk_events = chunk_events
+        self._calm_budget = calm_budget  # on SQLite, seconds a transaction takes deliveries on outside storms
         self._timer = timer
         super().__init__("processing-worker", idle_poll)
         self._held = 0.0  # seconds the last batch held the write lock
         self._chunked = False  # the last batch stopped a delivery between two chunks
+        self._storm = False  # deliveries arrived faster than STORM_ARRIVALS_PER_SECOND at the last look
         self._chunk_first = False  # whether this batch takes deliveries in progress before the others
         self._newest = 0  # the newest delivery id seen, and when: the arrival rate tells a storm
         self._events: dict[int, Sequence[Any]] = {}  # the events of deliveries in progress (they never change)
@@ -92,7 +96,8 @@ class ProcessingWorker(BackgroundLoop):
             # the chunks of a large one, leave the lock free: accepting alerts comes first, applying can catch up.
             # The next round's prepare (outside the lock) counts towards that time; the rest is waited out before
             # its transaction.
-            if self._storming():
+            self._storm = self._storming()
+            if self._storm:
                 self._resume_at = self._timer() + self._held * STORM_YIELD_FACTOR
             elif self._chunked:
                 self._resume_at = self._timer() + self._held * CHUNK_YIELD_FACTOR
@@ -123,7 +128,7 @@ class ProcessingWorker(BackgroundLoop):
             for delivery in _in_progress_placed(batch, first=self._chunk_first):
                 if delivery.order_key in blocked:
                     continue
-                if self._database.is_sqlite and progress and self._timer() - locked > _budget(delivery):
+                if self._database.is_sqlite and progress and self._timer() - locked > self._budget(delivery):
                     # Left pending for the next transaction (a claim is only a row lock), with its group. A large
                     # delivery in progress, when last in the batch, may still get its chunk.
                     blocked.add(delivery.order_key)
@@ -225,9 +230,16 @@ class ProcessingWorker(BackgroundLoop):
         self._metrics.delivery_processed(delivery.source)
         return True
 
+    def _budget(self, delivery: Delivery) -> float:
+        """How long (s) a SQLite transaction may already have held the lock and still take ``delivery`` on."""
+        return self._hold_budget() + (SQLITE_CHUNK_ROOM if delivery.events_applied else 0.0)
+
+    def _hold_budget(self) -> float:
+        return SQLITE_HOLD_BUDGET if self._storm else self._calm_budget
+
     def _chunk_limit(self, locked: float) -> Callable[[int], bool]:
         """Whether a chunk is full: ``chunk_events`` applied, or the transaction has run for its budget."""
-        budget = SQLITE_CHUNK_BUDGET if self._database.is_sqlite else CHUNK_BUDGET
+        budget = self._hold_budget() + SQLITE_CHUNK_ROOM if self._database.is_sqlite else CHUNK_BUDGET
 
         def enough(applied: int) -> bool:
             return applied >= self._chunk_events or self._timer() - locked > budget
@@ -256,8 +268,3 @@ def _in_progress_placed(batch: list[Delivery], *, first: bool) -> list[Delivery]
     """The batch with the groups of partly applied deliveries first or last (in order within a group)."""
     started = {delivery.order_key for delivery in batch if delivery.events_applied}
     return sorted(batch, key=lambda delivery: (delivery.order_key in started) != first)
-
-
-def _budget(delivery: Delivery) -> float:
-    """How long (s) a SQLite transaction may already have held the lock and still take ``delivery`` on."""
-    return SQLITE_CHUNK_BUDGET if delivery.events_applied else SQLITE_HOLD_BUDGET
