@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 NICENESS = 10  # added to this thread's nice value (Linux), so that ingestion and the worker come first
 DELIVERIES = 200  # pending deliveries read per round
-BATCH = 16  # texts per model call (a short call never keeps prepare waiting on a text long)
+BATCH = 4  # texts per model call: prepare waits for a text in flight at most one call (larger batches gain ~5%)
 IDLE_POLL = 0.5  # seconds between looks at the queue when nothing was new (ingest also wakes it)
 
 
