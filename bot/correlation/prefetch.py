@@ -5,9 +5,10 @@ The worker's prepare embeds what it needs when it needs it; this loop reads the 
 one it read and embeds their new alerts' texts into the shared embedder's cache first, in small batches, while the
 worker does its database work. Torch computes outside the interpreter lock, so the two use a core each.
 
-The thread runs at a lower CPU priority (Linux: ``nice`` +10 for this thread alone), so that ingestion, which
-shares the machine, keeps the cores it needs during a storm; it holds no lock anyone waits on. Nothing waits for
-this loop: a text it has not reached is embedded by prepare, one it is encoding right now is waited for
+The thread only takes CPU that nothing else wants (Linux: ``SCHED_IDLE`` for this thread alone; elsewhere ``nice``
++10), so that ingestion, which shares the machine, keeps the cores it needs during a storm; it holds no lock anyone
+waits on, and a worker that waits for a text it is encoding leaves it the worker's core. Nothing waits for this
+loop: a text it has not reached is embedded by prepare, one it is encoding right now is waited for
 (:meth:`~knowledge.embeddings.Embedder.embed`), and a delivery it skipped (committed after a later id was read, on
 PostgreSQL) only costs prepare the time it would have taken anyway.
 """
@@ -32,7 +33,7 @@ from knowledge.text import alert_text
 
 log = logging.getLogger(__name__)
 
-NICENESS = 10  # added to this thread's nice value (Linux), so that ingestion and the worker come first
+NICENESS = 10  # added to the thread's nice value where it cannot be scheduled as idle
 DELIVERIES = 200  # pending deliveries read per round
 BATCH = 4  # texts per model call: prepare waits for a text in flight at most one call (larger batches gain ~5%)
 IDLE_POLL = 0.5  # seconds between looks at the queue when nothing was new (ingest also wakes it)
@@ -78,9 +79,15 @@ class EmbeddingPrefetch(BackgroundLoop):
 
 
 def _lower_priority() -> None:
-    """Lower the calling thread's CPU priority where the system can (Linux: a thread id is a process id here)."""
+    """Let the calling thread run only on otherwise idle CPU where the system can (Linux: ``SCHED_IDLE`` for this
+    thread alone; a thread id is a process id there), else nice it."""
+    thread = threading.get_native_id()
     try:
-        thread = threading.get_native_id()
+        os.sched_setscheduler(thread, os.SCHED_IDLE, os.sched_param(0))
+        return
+    except (AttributeError, OSError):
+        pass
+    try:
         os.setpriority(os.PRIO_PROCESS, thread, os.getpriority(os.PRIO_PROCESS, thread) + NICENESS)
     except (AttributeError, OSError):  # no per-thread priority here: the thread runs at the process's
         log.debug("embedding prefetch runs at the process's priority")
