@@ -15,6 +15,7 @@ from typing import Any
 import uvicorn
 from pydantic import SecretStr
 
+from bot.cli.worker import freeze_startup_heap
 from bot.db import migrate
 from bot.ingest import token_file
 from bot.knowledge.wiring import KnowledgeConfigurationError
@@ -75,6 +76,7 @@ def run_serve(settings: Settings, args: argparse.Namespace) -> int:
         print(f"incibot: {exc}", file=sys.stderr)
         return 2
     worker = _worker_process(settings, runtime)
+    freeze_startup_heap()  # the web process holds the embedding model too (search, the agent)
     config = uvicorn.Config(
         runtime.asgi_app(frozenset({"web"})),
         host=args.host,
