@@ -83,3 +83,41 @@ def test_an_incident_is_predicted_again_only_when_its_classifier_input_changed(
     live.prepare(runtime.database)
     assert len(model.asked) == 2 and "payment client" in model.asked[-1]  # a new text: predicted again
     assert _incident(runtime).category_source == MODEL
+
+
+class _SlowTimer:
+    """Every read is a second later: each write transaction's budget is spent after one incident."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += 1.0
+        return self.now
+
+
+def test_one_write_transaction_applies_predictions_for_its_budget_and_the_rest_wait_for_the_next_prepare(
+    runtime_and_http: tuple[Runtime, httpx.Client],
+) -> None:
+    runtime, http = runtime_and_http
+    for name in ("DiskFull", "PodCrashLooping", "HighLatency"):  # three source groups: three incidents
+        group = am_group([am_alert(name, pod=name.lower())], group_key=f'{{}}:{{alertname="{name}"}}')
+        assert http.post("/alerts/alertmanager", json=group, headers=auth()).status_code == 202
+    while runtime.worker.run_once():
+        pass
+    with runtime.database.write() as session:
+        for incident in session.scalars(select(Incident)):
+            incident.category_source = None  # all three wait for the model
+    model = _CountingModel()
+    live = LiveClassification(lambda: cast(TextClassifier, model), timer=_SlowTimer())
+
+    def classified() -> int:
+        with runtime.database.read() as session:
+            return sum(i.category_source == MODEL for i in session.scalars(select(Incident)))
+
+    assert live.prepare(runtime.database) == 3  # all three predicted at once ...
+    assert classified() == 1  # ... one applied: the transaction's budget was spent
+    assert live.prepare(runtime.database) == 0  # the others' predictions are kept
+    assert classified() == 2
+    live.prepare(runtime.database)
+    assert classified() == 3 and len(model.asked) == 3

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
@@ -41,14 +42,16 @@ MODEL, PERSON = "model", "person"  # Incident.category_source
 CLASSIFIED = "classified"  # the timeline entry of a category the model changed
 CHANGES = frozenset({"opened", "alerts_added", "merged_in", "split", "not_related"})  # entries that change alerts
 PENDING_BATCH = 50  # incidents classified per prepare at most
+APPLY_BUDGET = 0.012  # seconds one write transaction applies predictions for (on SQLite each blocks ingestion)
 _KEEP = 2_000  # predictions kept by classifier input at most (least recently used dropped first)
 
 
 class LiveClassification:
     """An :class:`~bot.incidents.service.IncidentListener` that classifies incidents with ``load()``'s model."""
 
-    def __init__(self, load: Callable[[], TextClassifier]) -> None:
+    def __init__(self, load: Callable[[], TextClassifier], *, timer: Callable[[], float] = time.monotonic) -> None:
         self._load = load
+        self._timer = timer
         self._model: TextClassifier | None = None
         self._service: IncidentService | None = None
         self._prepared: OrderedDict[str, Prediction] = OrderedDict()  # by classifier input
@@ -132,9 +135,16 @@ class LiveClassification:
         return len(wanted)
 
     def _apply_waiting(self, database: Database, results: Sequence[tuple[int, int, Prediction]]) -> None:
-        """Apply predictions to incidents still waiting with the alerts they were made from."""
+        """Apply predictions to incidents still waiting with the alerts they were made from, for
+        :data:`APPLY_BUDGET` at most: each one's timeline note tells every listener (Slack's outbox, search), and
+        fifty of them held SQLite's write lock for hundreds of milliseconds while webhooks waited. Those left
+        wait for the next prepare (their predictions are kept)."""
         with database.write() as session:
-            for incident_id, alert_count, prediction in results:
+            session.connection()  # BEGIN: on SQLite this waits for the write lock
+            locked = self._timer()
+            for index, (incident_id, alert_count, prediction) in enumerate(results):
+                if index and self._timer() - locked > APPLY_BUDGET:
+                    break
                 incident = session.get(Incident, incident_id, with_for_update=True)
                 if incident is None or incident.category_source is not None or incident.alert_count != alert_count:
                     continue  # a person classified it, or its alerts changed again: the next prepare sees it
