@@ -125,7 +125,7 @@ class Embedder:
                     self._cache.move_to_end(text)
                     out[i] = cached
                     self.hits += 1
-                elif text in self._encoding and text not in todo:
+                elif text in self._encoding:  # this call's own texts join it after the loop
                     waits.setdefault(text, []).append(i)
                 else:
                     todo.setdefault(text, []).append(i)

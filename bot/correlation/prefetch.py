@@ -26,10 +26,10 @@ import numpy.typing as npt
 from sqlalchemy import select
 
 from bot.background import BackgroundLoop
+from bot.correlation.live import facts_of
 from bot.db.database import Database
 from bot.ingest.models import Alert, Delivery, DeliveryStatus
 from bot.ingest.parsed import Action
-from knowledge.text import alert_text
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ class EmbeddingPrefetch(BackgroundLoop):
                 return 0
             fired = {alert_id for _, events in deliveries for alert_id, action in events if action == Action.FIRING}
             alerts = session.scalars(select(Alert).where(Alert.id.in_(fired)).order_by(Alert.id))
-            texts = list(dict.fromkeys(alert_text(alert.normalized()) for alert in alerts))
+            texts = list(dict.fromkeys(facts_of(alert).text for alert in alerts))  # what correlation compares
         self._after = deliveries[-1].id
         for start in range(0, len(texts), BATCH):
             if self.stopping:
