@@ -14,6 +14,7 @@ from pydantic import BeforeValidator, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from knowledge.classify.categories import CATEGORY_KEYS
+from knowledge.embeddings import Precision
 from knowledge.runbooks import SAMPLE_RUNBOOKS
 
 SOURCES: tuple[str, ...] = ("alertmanager", "grafana", "pagerduty", "generic", "changes")  # token scopes
@@ -104,6 +105,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     knowledge: bool = True  # load the embedding model at start-up: runbooks and similar incidents in posts
     embedding_model: str = "all-MiniLM-L6-v2"
+    embedding_precision: Precision = "auto"  # auto: bfloat16 where the CPU has native bfloat16 instructions
     model_threads: int = Field(default=1, gt=0)  # torch's CPU threads per service process (it shares its cores)
     classification: bool = True  # the worker classifies incidents (off: they stay unclassified until people pick)
     # When (UTC) one process a day trains a challenger of each model and promotes it if it is not worse; "off": never.

@@ -14,7 +14,9 @@ from knowledge.embeddings import (
     EmbeddingModelError,
     ModelSource,
     bundled_model_dir,
+    native_bfloat16,
     resolve_model,
+    use_bfloat16,
     verify_weights,
 )
 from knowledge.evaluation import Query, measure, prediction_lines, run_queries
@@ -143,6 +145,31 @@ def test_vectors_are_normalised_batched_and_cached(embedder: Embedder) -> None:
     assert embedder.hits == hits + 2
     assert np.array_equal(again[0], vectors[1]) and np.array_equal(again[1], vectors[1])
     assert np.allclose(embedder.embed_one("Node disk almost full"), vectors[0])
+
+
+def test_bfloat16_encoding_agrees_with_float32(embedder: Embedder) -> None:
+    texts = [
+        "Node disk almost full",
+        "Kube Pod Crash Looping\nPod payments/payments-api is crash looping.\nnamespace: payments; severity: warning",
+        "Office printer toner is low",
+    ]
+    model = embedder._model  # the session's loaded model, encoded twice: in float32 and under bfloat16 autocast
+    full = Embedder(model, embedder.name, bfloat16=False).embed(texts)
+    half = Embedder(model, embedder.name, bfloat16=True).embed(texts)
+    assert half.dtype == np.float32 and np.allclose(np.linalg.norm(half, axis=1), 1.0, atol=1e-5)
+    assert not np.array_equal(full, half)  # bfloat16 did compute
+    assert float((full * half).sum(axis=1).min()) > 0.9995
+
+
+def test_bfloat16_only_where_the_cpu_has_it(tmp_path: Path) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16\n\nprocessor\t: 1\n")
+    assert native_bfloat16(cpuinfo)
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512bw\n")
+    assert not native_bfloat16(cpuinfo)
+    assert not native_bfloat16(tmp_path / "missing")
+    assert use_bfloat16("bfloat16") and not use_bfloat16("float32")
+    assert use_bfloat16("auto") == native_bfloat16()
 
 
 @pytest.mark.parametrize("ranker", list(Ranker))

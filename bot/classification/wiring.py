@@ -34,7 +34,7 @@ def load_champion(settings: Settings, database: Database, embedder: Embedder | N
     champion's card does not match this code (said in one line)."""
     from bot.registry import classify  # scikit-learn: only where a model is used
 
-    lazy = LazyEmbedder(settings.embedding_model, embedder, settings.model_threads)
+    lazy = LazyEmbedder(settings.embedding_model, embedder, settings.model_threads, settings.embedding_precision)
     with database.read() as session:
         directory = champion_dir(session, classify.KIND)
     if directory is not None:

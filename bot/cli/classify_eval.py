@@ -50,7 +50,7 @@ def eval_classify(settings: Settings, args: argparse.Namespace) -> int:
         print(f"incibot: {args.data}: field {args.label!r} has a single value; nothing to classify", file=sys.stderr)
         return 2
     try:
-        embedder = load_embedder(settings.embedding_model)
+        embedder = load_embedder(settings.embedding_model, precision=settings.embedding_precision)
     except EmbeddingModelError as exc:
         print(f"incibot: {exc}", file=sys.stderr)
         return 1

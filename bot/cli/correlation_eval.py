@@ -62,7 +62,7 @@ def eval_dedup(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     try:
         model = load_pair_model(args.models_dir)
-        embedder = load_embedder(settings.embedding_model)
+        embedder = load_embedder(settings.embedding_model, precision=settings.embedding_precision)
     except (ModelError, EmbeddingModelError) as exc:
         print(f"incibot: {exc}", file=sys.stderr)
         return 1

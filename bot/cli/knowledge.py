@@ -92,7 +92,7 @@ def eval_retrieval(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     started = time.monotonic()
     try:
-        embedder = load_embedder(_model(settings, args))
+        embedder = load_embedder(_model(settings, args), precision=settings.embedding_precision)
     except EmbeddingModelError as exc:
         print(f"incibot: {exc}", file=sys.stderr)
         return 1
@@ -127,7 +127,7 @@ def eval_retrieval(settings: Settings, args: argparse.Namespace) -> int:
 def eval_similar(settings: Settings, args: argparse.Namespace) -> int:
     try:
         alerts = read_stream(args.stream)
-        embedder = load_embedder(_model(settings, args))
+        embedder = load_embedder(_model(settings, args), precision=settings.embedding_precision)
     except (OSError, ValueError, EmbeddingModelError) as exc:
         print(f"incibot: {exc}", file=sys.stderr)
         return 2 if not isinstance(exc, EmbeddingModelError) else 1
@@ -182,7 +182,7 @@ def knowledge_search(settings: Settings, args: argparse.Namespace) -> int:
     folder = args.runbooks or settings.effective_runbooks_dir
     try:
         runbooks = load_corpus(folder)
-        embedder = load_embedder(_model(settings, args))
+        embedder = load_embedder(_model(settings, args), precision=settings.embedding_precision)
     except (OSError, EmbeddingModelError) as exc:
         print(f"incibot: {exc}", file=sys.stderr)
         return 1

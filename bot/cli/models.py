@@ -129,7 +129,8 @@ def train_correlate_command(settings: Settings, args: argparse.Namespace) -> int
         ]
     )
     extra, people = people_corrections(settings, args.corrections_weight)
-    embedder = LazyEmbedder(settings.embedding_model)  # loaded once a stream has been read: bad input fails fast
+    # Loaded once a stream has been read: bad input fails fast.
+    embedder = LazyEmbedder(settings.embedding_model, precision=settings.embedding_precision)
     policy = correlation_policy(settings)
     try:
         model = train_correlate(streams, args.generated, args.seed, embedder, command, policy, extra=extra)
@@ -250,7 +251,7 @@ def train_classify_command(settings: Settings, args: argparse.Namespace) -> int:
         print(f"{KIND}: kept the champion {current.version}: it was trained on the same data by the same command")
         return 0
     try:
-        embedder = load_embedder(settings.embedding_model)
+        embedder = load_embedder(settings.embedding_model, precision=settings.embedding_precision)
         prior = fit_seed_prior(embedder, args.seed) if args.refit_prior else None
         model = train_classifier(
             [e.text for e in examples],

@@ -64,7 +64,7 @@ def eval_qa(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     started = time.monotonic()
     try:
-        embedder = load_embedder(args.model or settings.embedding_model)
+        embedder = load_embedder(args.model or settings.embedding_model, precision=settings.embedding_precision)
     except EmbeddingModelError as exc:
         print(f"incibot: {exc}", file=sys.stderr)
         return 1

@@ -21,7 +21,7 @@ from bot.registry.store import champion_dir
 from bot.settings import Settings
 from knowledge.correlation.correlator import DEFAULT_THRESHOLD, CorrelationPolicy, Correlator
 from knowledge.correlation.topology import Topology
-from knowledge.embeddings import Embedder, load_embedder
+from knowledge.embeddings import Embedder, Precision, load_embedder
 
 if TYPE_CHECKING:
     from knowledge.correlation.model import PairModel
@@ -32,17 +32,24 @@ log = logging.getLogger(__name__)
 class LazyEmbedder:
     """The configured embedder, loaded on first use (a CLI command that never correlates never loads it)."""
 
-    def __init__(self, model: str, loaded: Embedder | None = None, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        model: str,
+        loaded: Embedder | None = None,
+        threads: int | None = None,
+        precision: Precision = "auto",
+    ) -> None:
         self._model = model
         self._embedder = loaded
         self._threads = threads
+        self._precision = precision
         self._lock = threading.Lock()
 
     def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         if self._embedder is None:
             with self._lock:
                 if self._embedder is None:
-                    self._embedder = load_embedder(self._model, threads=self._threads)
+                    self._embedder = load_embedder(self._model, threads=self._threads, precision=self._precision)
         return self._embedder.embed(texts)
 
 
@@ -55,7 +62,8 @@ def build_correlator(settings: Settings, embedder: Embedder | None = None) -> Co
     model = champion_pair_model(settings)
     topology = Topology.load(settings.topology_file) if settings.topology_file else None
     policy = correlation_policy(settings, model.threshold)
-    return Correlator(model, LazyEmbedder(settings.embedding_model, embedder, settings.model_threads), topology, policy)
+    lazy = LazyEmbedder(settings.embedding_model, embedder, settings.model_threads, settings.embedding_precision)
+    return Correlator(model, lazy, topology, policy)
 
 
 def champion_pair_model(settings: Settings) -> PairModel:

@@ -31,7 +31,9 @@ class Knowledge:
         if not folder.is_dir():
             raise KnowledgeConfigurationError(f"INCIBOT_RUNBOOKS_DIR {folder} is not a directory")
         try:
-            embedder = embedder or load_embedder(settings.embedding_model, threads=settings.model_threads)
+            embedder = embedder or load_embedder(
+                settings.embedding_model, threads=settings.model_threads, precision=settings.embedding_precision
+            )
         except EmbeddingModelError as exc:
             raise KnowledgeConfigurationError(f"INCIBOT_EMBEDDING_MODEL: {exc}") from exc
         index_dir = settings.effective_index_dir
