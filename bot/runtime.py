@@ -207,20 +207,30 @@ class Runtime:
             changes=self.changes,
         )
 
-    def start(self, roles: frozenset[Role] = ALL_ROLES) -> None:
+    def start(self, roles: frozenset[Role] = ALL_ROLES, *, before_threads: Callable[[], None] | None = None) -> None:
         """Start the parts of ``roles``: ``web`` takes deliveries and Slack requests; ``worker`` applies
         deliveries, sends the Slack outbox and runs the periodic jobs (``serve`` runs it in a child process,
-        so processing never competes with ingestion for the interpreter)."""
+        so processing never competes with ingestion for the interpreter).
+
+        What the roles load (indexes, the classifier) is loaded first; then ``before_threads`` runs (the worker
+        process freezes its start-up heap there: a full collection holds the interpreter for hundreds of
+        milliseconds, and a thread holding SQLite's write lock would wait that long for it, with every webhook
+        behind it); then the threads start."""
+        if self.knowledge is not None:
+            if "worker" in roles:
+                self.knowledge.indexer.open()  # brings (heals) the indexes up to date
+            elif "web" in roles:
+                self.knowledge.start_web()
+        if "worker" in roles and self.classification is not None and self.settings.process_deliveries:
+            self.classification.load()  # once, here: a model whose card does not match stops start-up
+        if before_threads is not None:
+            before_threads()
         if "web" in roles:
             self.writer.start()
-            if self.knowledge is not None and "worker" not in roles:
-                self.knowledge.start_web()
             self.slack.start_web(self.bot_url)
         if "worker" in roles:
             if self.knowledge is not None:
-                self.knowledge.indexer.start()  # opens (heals) the indexes first
-            if self.classification is not None and self.settings.process_deliveries:
-                self.classification.load()  # once, here: a model whose card does not match stops start-up
+                self.knowledge.indexer.start()
             if self.settings.process_deliveries:
                 self.worker.start()
                 if self.prefetch is not None:

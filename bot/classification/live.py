@@ -67,6 +67,10 @@ class LiveClassification:
         _ = self.model
 
     @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    @property
     def model(self) -> TextClassifier:
         """The classifier, loaded once (at the worker's start-up, or by its first prepare)."""
         if self._model is None:

@@ -45,8 +45,7 @@ def run_worker(settings: Settings, args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    runtime.start(frozenset({"worker"}))
-    freeze_startup_heap()
+    runtime.start(frozenset({"worker"}), before_threads=freeze_startup_heap)
     try:
         while not stop.wait(PARENT_CHECK_SECONDS):
             if args.parent_pid is not None and os.getppid() != args.parent_pid:

@@ -29,6 +29,9 @@ BATCH = 64
 
 
 class KnowledgeIndexer(BackgroundLoop):
+    """Keeps the search indexes up to date: :meth:`open` catches them up once (start-up, before the thread), the
+    thread then embeds pending incident documents as they come."""
+
     def __init__(
         self,
         database: Database,
@@ -65,10 +68,6 @@ class KnowledgeIndexer(BackgroundLoop):
         if self._incidents.save():
             log.info("incident index saved (watermark %d)", self._incidents.watermark)
         log.info("runbooks %s: %s", self._runbooks.folder, self._runbooks.rebuild()[1])
-
-    def start(self) -> None:
-        self.open()
-        super().start()
 
     def stop(self) -> None:
         super().stop()

@@ -1,0 +1,43 @@
+"""Runtime.start: what a role loads is loaded before any of its threads runs.
+
+The worker process freezes its start-up heap between the two (``before_threads``): a full collection holds the
+interpreter for hundreds of milliseconds, and a thread that holds SQLite's write lock meanwhile (the maintenance
+run starts at once) would stall every webhook that long.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from bot.runtime import Runtime
+from bot.settings import Settings
+from knowledge.embeddings import Embedder
+from tests.support import FakeClock
+
+WORKER_THREADS = {"processing-worker", "embedding-prefetch", "knowledge-indexer", "slack-outbox"}
+
+
+def _names() -> set[str]:
+    return {thread.name for thread in threading.enumerate()}
+
+
+def test_the_worker_role_loads_runs_before_threads_then_starts_its_threads(
+    knowledge_settings: Settings, shared_embedder: Embedder, clock: FakeClock
+) -> None:
+    settings = knowledge_settings.model_copy(update={"correlation": "learned", "classification": True})
+    runtime = Runtime.build(settings, clock=clock, embedder=shared_embedder)
+    seen: dict[str, object] = {}
+
+    def before_threads() -> None:
+        seen["threads"] = _names()
+        seen["classifier"] = runtime.classification is not None and runtime.classification.loaded
+
+    try:
+        runtime.start(frozenset({"worker"}), before_threads=before_threads)
+        started = _names()
+    finally:
+        runtime.stop()
+        runtime.database.dispose()
+    assert not WORKER_THREADS & seen["threads"]  # type: ignore[operator]
+    assert started >= WORKER_THREADS
+    assert seen["classifier"] is True  # loaded first
