@@ -17,7 +17,13 @@ from sqlalchemy import event, func, select
 
 from bot.incidents.models import Incident, IncidentAlert, TimelineEntry
 from bot.ingest.models import Delivery
-from bot.processing.worker import CHUNK_BUDGET, SQLITE_CHUNK_ROOM, SQLITE_HOLD_BUDGET, ProcessingWorker
+from bot.processing.worker import (
+    CHUNK_BUDGET,
+    SQLITE_CHUNK_ROOM,
+    SQLITE_HOLD_BUDGET,
+    STORM_CALM_AFTER,
+    ProcessingWorker,
+)
 from bot.runtime import Runtime
 from bot.settings import Settings
 from tests.conftest import auth
@@ -234,3 +240,33 @@ def test_on_sqlite_transactions_are_short_while_deliveries_pour_in_and_longer_on
     while worker.run_once():
         pass
     assert done() == len(small) + len(storm)
+
+
+def test_a_storm_ends_only_after_a_while_without_arrivals(bot: Bot) -> None:
+    """Between two rounds ingestion may have committed nothing (the worker held the lock, or its writer commits
+    webhooks in groups): that alone must not end the storm and give the worker its long transactions again."""
+    if not bot.runtime.database.is_sqlite:
+        pytest.skip("the budgets are SQLite's (PostgreSQL has row locks: ingestion never waits for the worker)")
+    runtime = bot.runtime
+    timer = FakeTimer(step=0.002)
+    worker = ProcessingWorker(runtime.database, runtime.incidents, runtime.metrics, bot.clock, timer=timer)
+
+    def done() -> int:
+        return sum(status == "done" for status, _ in bot.progress().values())
+
+    def applied_by_one_step() -> int:
+        before = done()
+        assert worker.step() > 0
+        return done() - before
+
+    bot.send(1, '{}:{pod="first"}', "first-")
+    assert worker.step() > 0  # the first look: no rate yet
+    for n in range(60):
+        bot.send(1, f'{{}}:{{pod="storm-{n}"}}', f"storm-{n}-")
+    assert worker.step() > 0  # sees the storm
+    assert worker.step() > 0  # nothing arrived since the last look, milliseconds ago: too soon to call it over
+    still = applied_by_one_step()
+    timer.now += STORM_CALM_AFTER  # a quiet half second
+    assert worker.step() > 0  # this look ends the storm
+    calm = applied_by_one_step()
+    assert 0 < still < calm

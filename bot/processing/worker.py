@@ -45,6 +45,7 @@ CHUNK_EVENTS = 500  # events of one delivery applied per transaction at most
 CHUNK_YIELD_FACTOR = 1  # on SQLite, after a chunk, leave the lock free as long as the chunk held it
 STORM_ARRIVALS_PER_SECOND = 100  # above this, on SQLite, processing yields the write lock to ingestion
 STORM_YIELD_FACTOR = 4  # ... holding it at most a fifth of the time
+STORM_CALM_AFTER = 0.5  # seconds below that rate before a storm counts as over
 
 
 class ProcessingWorker(BackgroundLoop):
@@ -104,8 +105,14 @@ class ProcessingWorker(BackgroundLoop):
         return processed
 
     def _storming(self) -> bool:
+        """Whether deliveries arrive faster than :data:`STORM_ARRIVALS_PER_SECOND`. A storm starts at the first look
+        that sees it, and ends only after :data:`STORM_CALM_AFTER` seconds below the rate: between two rounds (tens
+        of milliseconds) ingestion may have committed nothing, because this worker held the lock or because its
+        writer commits webhooks in groups, and each wrong "calm" gave ingestion a transaction four times longer."""
         latest, now = self._newest_delivery(), self._timer()
         rate = (latest - self._newest) / max(now - self._checked, 1e-3)
+        if self._storm and rate <= STORM_ARRIVALS_PER_SECOND and now - self._checked < STORM_CALM_AFTER:
+            return True  # too soon to tell: measured again over a longer time at the next look
         first = self._newest == 0
         self._newest, self._checked = latest, now
         return not first and rate > STORM_ARRIVALS_PER_SECOND
