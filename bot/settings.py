@@ -106,6 +106,7 @@ class Settings(BaseSettings):
     knowledge: bool = True  # load the embedding model at start-up: runbooks and similar incidents in posts
     embedding_model: str = "all-MiniLM-L6-v2"
     embedding_precision: Precision = "auto"  # auto: bfloat16 where the CPU has native bfloat16 instructions
+    worker_nice: int = Field(default=10, ge=0, le=19)  # the worker process's CPU niceness: ingestion comes first
     model_threads: int = Field(default=1, gt=0)  # torch's CPU threads per service process (it shares its cores)
     classification: bool = True  # the worker classifies incidents (off: they stay unclassified until people pick)
     # When (UTC) one process a day trains a challenger of each model and promotes it if it is not worse; "off": never.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import stat
 import subprocess
@@ -139,6 +140,24 @@ def test_serve_creates_a_private_token_once_and_reuses_it(env: dict[str, str], s
         assert f"Using the ingest token in {token_file}" in second.log()
         assert token not in second.log()  # printed once, when created
         assert httpx.post(f"{second.url}/alerts/alertmanager", json=group, headers=auth(token)).status_code == 202
+
+
+def _children(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads a process's children from Linux's /proc")
+def test_serve_runs_its_worker_at_a_lower_cpu_priority(
+    env: dict[str, str], database_url: str, state_dir: Path, tmp_path: Path
+) -> None:
+    """Ingestion comes first where the two share cores: the worker child is niced, serve itself is not."""
+    ours = os.getpriority(os.PRIO_PROCESS, 0)
+    with ServeProcess({**env, "INCIBOT_WORKER_NICE": "7"}, tmp_path / "serve.log") as server:
+        assert server.process is not None
+        assert os.getpriority(os.PRIO_PROCESS, server.process.pid) == ours
+        assert wait_for(lambda: _children(server.process.pid))  # type: ignore[union-attr]
+        [worker] = _children(server.process.pid)
+        assert wait_for(lambda: os.getpriority(os.PRIO_PROCESS, worker) == min(ours + 7, 19))
 
 
 def test_serve_refuses_a_public_address_without_a_token(env: dict[str, str], state_dir: Path) -> None:

@@ -33,6 +33,7 @@ def register(commands: Any) -> None:
 
 
 def run_worker(settings: Settings, args: argparse.Namespace) -> int:
+    lower_priority(settings.worker_nice)
     try:
         runtime = Runtime.build(settings.model_copy(update={"process_deliveries": True}))
     except (SlackConfigurationError, KnowledgeConfigurationError) as exc:
@@ -54,6 +55,15 @@ def run_worker(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         runtime.stop()
     return 0
+
+
+def lower_priority(nice: int) -> None:
+    """Give this process's CPU time to ingestion when they compete: the worker catches up afterwards, a webhook
+    that waits makes its sender retry. ``nice`` is added to the current niceness (0: unchanged); threads started
+    later inherit it (the embedding prefetch lowers itself further)."""
+    if nice > 0:
+        os.nice(nice)
+        log.info("worker niceness %d", os.getpriority(os.PRIO_PROCESS, 0))
 
 
 def freeze_startup_heap() -> None:
