@@ -24,6 +24,7 @@ from bot.classification.live import LiveClassification
 from bot.classification.wiring import build_classification
 from bot.correlation.prefetch import EmbeddingPrefetch
 from bot.correlation.wiring import build_correlation, build_prefetch
+from bot.db.checkpoints import WalCheckpointer
 from bot.db.database import Database
 from bot.incidents.corrections import build_corrections
 from bot.incidents.service import IncidentListener, IncidentService
@@ -118,6 +119,7 @@ class Runtime:
     remediation: Remediation | None = None  # actions on incidents, their approvals and runs (always built by build())
     changes: ChangesEndpoint | None = None  # POST /changes (always built by build())
     prefetch: EmbeddingPrefetch | None = None  # embeds queued alerts' texts ahead of the worker (learned correlation)
+    checkpointer: WalCheckpointer | None = None  # SQLite: the WAL checkpoints, off every commit's path
 
     @classmethod
     def build(
@@ -193,6 +195,7 @@ class Runtime:
             remediation=remediation,
             changes=changes,
             prefetch=prefetch,
+            checkpointer=WalCheckpointer(database) if database.is_sqlite else None,
         )
 
     def asgi_app(self, roles: frozenset[Role] = ALL_ROLES) -> Starlette:
@@ -225,6 +228,8 @@ class Runtime:
             self.classification.load()  # once, here: a model whose card does not match stops start-up
         if before_threads is not None:
             before_threads()
+        if self.checkpointer is not None:
+            self.checkpointer.start()
         if "web" in roles:
             self.writer.start()
             self.slack.start_web(self.bot_url)
@@ -250,6 +255,8 @@ class Runtime:
         if self.prefetch is not None:
             self.prefetch.stop()
         self.maintenance.stop()
+        if self.checkpointer is not None:
+            self.checkpointer.stop()
         if self.remediation is not None:
             self.remediation.runner.stop()
         self.slack.stop()

@@ -4,7 +4,8 @@ SQLite runs in WAL mode with ``synchronous=NORMAL`` (a commit survives a process
 before a power loss may not). Write transactions start with ``BEGIN IMMEDIATE`` so two writers queue on the
 busy timeout instead of deadlocking on a lock upgrade; pysqlite's own transaction handling is switched off
 so that SAVEPOINTs work (SQLAlchemy's documented recipe). A write transaction waits for the lock in 0.5 ms steps up
-to the lock timeout, then fails (a webhook answers 503).
+to the lock timeout, then fails (a webhook answers 503). Long-running processes checkpoint the WAL from a thread
+(:mod:`bot.db.checkpoints`); a commit does so itself only past :data:`AUTO_CHECKPOINT_PAGES`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 _BEGIN_OPTION = "incibot_sqlite_begin"
 LOCK_RETRY_SECONDS = 0.0005
+# A commit checkpoints the WAL itself only past this many pages (~40 MB); long-running processes checkpoint from a
+# thread (bot.db.checkpoints) long before, so that no webhook's commit waits for a checkpoint's fsyncs.
+AUTO_CHECKPOINT_PAGES = 10_000
 
 
 class DatabaseUnavailable(Exception):
@@ -130,6 +134,7 @@ def _configure_sqlite(engine: Engine, lock_timeout: float) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=0")  # _on_begin waits for the write lock, more finely than SQLite
+        cursor.execute(f"PRAGMA wal_autocheckpoint={AUTO_CHECKPOINT_PAGES}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
