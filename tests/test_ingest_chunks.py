@@ -218,28 +218,34 @@ def test_chunks_read_neither_the_body_nor_each_alert_again(bot: Bot) -> None:
     assert (incident.alert_count, bot.links(incident.id)) == (250, 250)
 
 
+def _done(bot: Bot) -> int:
+    return sum(status == "done" for status, _ in bot.progress().values())
+
+
+def _applied_by_one_step(bot: Bot, worker: ProcessingWorker) -> int:
+    before = _done(bot)
+    assert worker.step() > 0
+    return _done(bot) - before
+
+
 def test_on_sqlite_transactions_are_short_while_deliveries_pour_in_and_longer_once_they_stop(bot: Bot) -> None:
     if not bot.runtime.database.is_sqlite:
         pytest.skip("the budgets are SQLite's (PostgreSQL has row locks: ingestion never waits for the worker)")
     runtime = bot.runtime
     timer = FakeTimer(step=0.002)
     worker = ProcessingWorker(runtime.database, runtime.incidents, runtime.metrics, bot.clock, timer=timer)
-    small = [bot.send(1, f'{{}}:{{pod="calm-{n}"}}', f"calm-{n}-") for n in range(20)]
-
-    def done() -> int:
-        return sum(status == "done" for status, _ in bot.progress().values())
-
-    assert worker.step() > 0  # no storm seen yet: the calm budget
-    calm = done()
+    small = [bot.send(1, f'{{}}:{{pod="calm-{n}"}}', f"calm-{n}-") for n in range(40)]
+    first = _applied_by_one_step(bot, worker)  # no rate measured yet: a storm's budget (ingestion first)
+    timer.now += STORM_CALM_AFTER
+    assert worker.step() > 0  # nothing arrived for half a second: calm
+    calm = _applied_by_one_step(bot, worker)
     storm = [bot.send(1, f'{{}}:{{pod="storm-{n}"}}', f"storm-{n}-") for n in range(20)]
     assert worker.step() > 0  # 20 deliveries arrived within a few (fake) milliseconds: a storm
-    before = done()
-    assert worker.step() > 0  # ... so this transaction had the short budget
-    during = done() - before
-    assert 0 < during < calm
+    during = _applied_by_one_step(bot, worker)  # ... so this transaction had the short budget
+    assert 0 < first < calm and 0 < during < calm
     while worker.run_once():
         pass
-    assert done() == len(small) + len(storm)
+    assert _done(bot) == len(small) + len(storm)
 
 
 def test_a_storm_ends_only_after_a_while_without_arrivals(bot: Bot) -> None:
@@ -250,23 +256,14 @@ def test_a_storm_ends_only_after_a_while_without_arrivals(bot: Bot) -> None:
     runtime = bot.runtime
     timer = FakeTimer(step=0.002)
     worker = ProcessingWorker(runtime.database, runtime.incidents, runtime.metrics, bot.clock, timer=timer)
-
-    def done() -> int:
-        return sum(status == "done" for status, _ in bot.progress().values())
-
-    def applied_by_one_step() -> int:
-        before = done()
-        assert worker.step() > 0
-        return done() - before
-
     bot.send(1, '{}:{pod="first"}', "first-")
     assert worker.step() > 0  # the first look: no rate yet
     for n in range(60):
         bot.send(1, f'{{}}:{{pod="storm-{n}"}}', f"storm-{n}-")
     assert worker.step() > 0  # sees the storm
     assert worker.step() > 0  # nothing arrived since the last look, milliseconds ago: too soon to call it over
-    still = applied_by_one_step()
+    still = _applied_by_one_step(bot, worker)
     timer.now += STORM_CALM_AFTER  # a quiet half second
     assert worker.step() > 0  # this look ends the storm
-    calm = applied_by_one_step()
+    calm = _applied_by_one_step(bot, worker)
     assert 0 < still < calm

@@ -76,7 +76,7 @@ class ProcessingWorker(BackgroundLoop):
         super().__init__("processing-worker", idle_poll)
         self._held = 0.0  # seconds the last batch held the write lock
         self._chunked = False  # the last batch stopped a delivery between two chunks
-        self._storm = False  # deliveries arrived faster than STORM_ARRIVALS_PER_SECOND at the last look
+        self._storm = True  # deliveries arrive faster than STORM_ARRIVALS_PER_SECOND (until measured: ingestion first)
         self._chunk_first = False  # whether this batch takes deliveries in progress before the others
         self._newest = 0  # the newest delivery id seen, and when: the arrival rate tells a storm
         self._events: dict[int, Sequence[Any]] = {}  # the events of deliveries in progress (they never change)
@@ -105,17 +105,20 @@ class ProcessingWorker(BackgroundLoop):
         return processed
 
     def _storming(self) -> bool:
-        """Whether deliveries arrive faster than :data:`STORM_ARRIVALS_PER_SECOND`. A storm starts at the first look
-        that sees it, and ends only after :data:`STORM_CALM_AFTER` seconds below the rate: between two rounds (tens
-        of milliseconds) ingestion may have committed nothing, because this worker held the lock or because its
-        writer commits webhooks in groups, and each wrong "calm" gave ingestion a transaction four times longer."""
+        """Whether deliveries arrive faster than :data:`STORM_ARRIVALS_PER_SECOND`. Until a first rate is measured it
+        is assumed (a worker starting beside a busy ingest must not take long transactions while it finds out). A
+        storm starts at the first look that sees it, and ends only after :data:`STORM_CALM_AFTER` seconds below the
+        rate: between two rounds (tens of milliseconds) ingestion may have committed nothing, because this worker
+        held the lock or because its writer commits webhooks in groups."""
         latest, now = self._newest_delivery(), self._timer()
+        if self._newest == 0:  # the first look (or nothing stored yet): a baseline, no rate
+            self._newest, self._checked = latest, now
+            return self._storm
         rate = (latest - self._newest) / max(now - self._checked, 1e-3)
         if self._storm and rate <= STORM_ARRIVALS_PER_SECOND and now - self._checked < STORM_CALM_AFTER:
             return True  # too soon to tell: measured again over a longer time at the next look
-        first = self._newest == 0
         self._newest, self._checked = latest, now
-        return not first and rate > STORM_ARRIVALS_PER_SECOND
+        return rate > STORM_ARRIVALS_PER_SECOND
 
     def run_once(self) -> int:
         """Claim and process one batch; returns how much was done: deliveries finished (done or failed) and
