@@ -8,9 +8,9 @@ ingest (and yields the lock while deliveries pour in). This one isolates the wor
    is stored, none applied.
 2. Per run, on a fresh copy of that state: the worker built by the composition root (``Runtime.build`` with the
    service's defaults: learned correlation, classification, root cause, the Slack notifier's outbox, the search
-   documents) calls ``ProcessingWorker.run_once`` until no delivery is pending, in this process, beside the
-   embedding prefetch that the worker process runs with it, and nothing else (no outbox sender, no suggestions, no
-   ingest).
+   documents) calls ``ProcessingWorker.step`` (its thread's round) until no delivery is pending, in this process,
+   beside the embedding prefetch that the worker process runs with it, and nothing else (no outbox sender, no
+   suggestions, no ingest).
 
 Reported per run: seconds to drain, events applied (new occurrences, resolves), events/s, worker rounds (one
 prepare outside the write lock plus one write transaction each), texts the embedder had to encode, and how many
@@ -93,7 +93,7 @@ def drain(state_dir: Path) -> DrainRun:
     if runtime.prefetch is not None:
         runtime.prefetch.start()
     while True:
-        done = runtime.worker.run_once()
+        done = runtime.worker.step()  # the worker thread's round: its SQLite budget follows the arrival rate (0 here)
         rounds += 1
         if not done and not _pending(runtime):
             break
