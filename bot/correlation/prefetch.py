@@ -18,11 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Sequence
-from typing import Protocol
 
-import numpy as np
-import numpy.typing as npt
 from sqlalchemy import select
 
 from bot.background import BackgroundLoop
@@ -30,6 +26,7 @@ from bot.correlation.live import facts_of
 from bot.db.database import Database
 from bot.ingest.models import Alert, Delivery, DeliveryStatus
 from bot.ingest.parsed import Action
+from knowledge.correlation.correlator import TextEmbedder
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +34,6 @@ NICENESS = 10  # added to the thread's nice value where it cannot be scheduled a
 DELIVERIES = 200  # pending deliveries read per round
 BATCH = 4  # texts per model call: prepare waits for a text in flight at most one call (larger batches gain ~5%)
 IDLE_POLL = 0.5  # seconds between looks at the queue when nothing was new (ingest also wakes it)
-
-
-class TextEmbedder(Protocol):
-    def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]: ...
 
 
 class EmbeddingPrefetch(BackgroundLoop):
