@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -22,7 +23,7 @@ from bot.slack.models import SeenRequest
 from bot.standin.driver import Signing
 from bot.standin.signing import signed_headers
 from tests.slack_support import SlackBot, running_bot
-from tests.support import FakeClock, am_alert, am_group, wait_for
+from tests.support import T0, FakeClock, am_alert, am_group, wait_for
 
 pytestmark = pytest.mark.db
 
@@ -64,6 +65,37 @@ def test_alerts_post_once_and_resolve_edits_in_place(bot: SlackBot) -> None:
     [reply] = bot.posts()[0]["replies"]
     assert reply["text"].startswith("Auto-resolved")
     assert len(bot.posts()) == 1
+
+
+def test_a_flapping_alerts_resolves_and_reopens_are_coalesced_into_a_few_thread_replies(
+    bot: SlackBot, clock: FakeClock
+) -> None:
+    _open_incident(bot)
+    for flap in range(1, 13):  # twelve episodes, each resolved and fired again half a minute apart
+        ended, started = T0 + timedelta(minutes=flap - 1), T0 + timedelta(minutes=flap)
+        bot.send(am_group([am_alert(pod=f"web-{n}", status="resolved", starts_at=ended) for n in range(3)]))
+        bot.send(am_group([am_alert(pod=f"web-{n}", starts_at=started) for n in range(3)]))
+        _run_at_this_instant(bot)
+        clock.advance(seconds=30)
+        bot.standin.advance_clock(30)
+    bot.drain()
+    kinds = [entry.kind for entry in bot.timeline(1)]
+    assert kinds.count("auto_resolved") == kinds.count("reopened") == 12  # every change is on the timeline
+    replies = [reply["text"] for reply in bot.posts()[0]["replies"] if "joined" not in reply["text"]]
+    assert 2 <= len(replies) <= 5  # ... and a few thread replies say them, not 24
+    assert replies[0].startswith("Auto-resolved")  # the first changes are said as they happen
+    summary = next(text for text in replies if "status changes" in text)
+    assert "auto-resolved" in summary and "reopened" in summary and "Latest: Reopened" in summary
+    said = sum(
+        int(text.split(" status changes")[0]) if "status changes" in text else text.count("\n") + 1 for text in replies
+    )
+    assert said == 24  # each change said once across the replies
+
+
+def _run_at_this_instant(bot: SlackBot) -> None:
+    """The worker and the outbox do what is due now, as their threads would; the clock stays."""
+    while bot.runtime.worker.run_once() or bot.runtime.slack.outbox.run_once():
+        pass
 
 
 def test_slash_ack_updates_post_and_names_the_user(bot: SlackBot) -> None:

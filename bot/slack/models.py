@@ -17,6 +17,7 @@ class OutboxKind(enum.StrEnum):
     UPDATE_INCIDENT = "update_incident"  # re-render the main message in place (coalesced)
     THREAD_REPLY = "thread_reply"  # one line in the incident's thread
     ALERTS_JOINED = "alerts_joined"  # alerts that joined since the last such reply (coalesced)
+    STATUS_CHANGES = "status_changes"  # the alerts' resolves and reopens since the last such reply (coalesced)
     CREATE_CHANNEL = "create_channel"  # the optional per-incident channel
     POINTER = "pointer"  # an alert of this channel's route joined an incident posted in another channel
     AGENT_DM = "agent_dm"  # the virtual agent tells a subscriber by DM that the incident resolved

@@ -1,8 +1,9 @@
 """Turns incident timeline entries into outbox items, in the transaction that made the change.
 
 So a change and its Slack writes commit together: nothing is posted for a rolled-back change, and no
-committed change goes unannounced. Updates of the main message and "alerts joined" replies are coalesced
-(one pending item per incident); every other entry becomes one thread reply.
+committed change goes unannounced. Updates of the main message, "alerts joined" replies and the alerts' status
+changes (:mod:`bot.slack.status_changes`) are coalesced (one pending item per incident); every other entry becomes
+one thread reply.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from bot.incidents.models import CategoryLabel, Incident, IncidentAlert, Timelin
 from bot.ingest.models import Alert
 from bot.settings import Route
 from bot.slack.models import IncidentTimer, OutboxItem, OutboxKind, OutboxStatus
+from bot.slack.status_changes import FLAPPING_REPLY_EVERY, STATUS_KINDS, flapping
 from knowledge.alerts import severity_rank
 
 REMINDER = "unacked_reminder"
@@ -96,6 +98,9 @@ class SlackNotifier:
         channel = incident.slack_channel or self._channel(session, incident)
         if entry.kind == "alerts_added":
             enqueue_coalesced(session, OutboxKind.ALERTS_JOINED, incident, channel, now + COALESCE_WINDOW)
+        elif entry.kind in STATUS_KINDS:
+            wait = FLAPPING_REPLY_EVERY if flapping(session, incident.id, now) else COALESCE_WINDOW
+            enqueue_coalesced(session, OutboxKind.STATUS_CHANGES, incident, channel, now + wait)
         else:
             payload = {"text": entry.text, "timeline_kind": entry.kind}
             if entry.kind == CATEGORY_SET:  # a person's category: say where it would now go, if elsewhere

@@ -21,6 +21,7 @@ from bot.slack import blocks, mrkdwn
 from bot.slack.cards import alert_counts, alert_id_span, alert_lines, join_reasons, stored_suggestions
 from bot.slack.models import OutboxItem, OutboxKind, OutboxStatus
 from bot.slack.remediation_blocks import edited_request, request_message
+from bot.slack.status_changes import newest_entry, reported_up_to, status_entries, status_text
 from bot.slack.summary_blocks import CAUSE_QUESTION, cause_question
 
 METADATA_EVENT = "incibot_outbox"
@@ -184,6 +185,15 @@ def _prepare_joined(r: Render) -> Call:
     return r.call("chat.postMessage", args, thread_ts=r.incident.slack_ts)
 
 
+def _prepare_status(r: Render) -> Call:
+    after = int(r.item.payload.get("after", reported_up_to(r.session, r.item)))
+    upto = int(r.item.payload.get("upto", newest_entry(r.session, r.incident.id)))
+    r.item.payload = {"after": after, "upto": upto}  # a retry renders the same reply
+    text = status_text(status_entries(r.session, r.incident.id, after, upto))
+    args = {"channel": r.channel, "thread_ts": r.incident.slack_ts, "text": text, "metadata": r.metadata}
+    return r.call("chat.postMessage", args, thread_ts=r.incident.slack_ts)
+
+
 def _prepare_pointer(r: Render) -> Call:
     payload = r.item.payload
     where = mrkdwn.channel(r.incident.slack_channel or str(payload.get("incident_channel", "")))
@@ -264,6 +274,14 @@ KINDS: Mapping[OutboxKind, Kind] = {
     OutboxKind.ALERTS_JOINED: Kind(
         "chat.postMessage",
         _prepare_joined,
+        creates_message=True,
+        needs_post=True,
+        coalesced=True,
+        recoveries={**_GONE, **_IN_CHANNEL},
+    ),
+    OutboxKind.STATUS_CHANGES: Kind(
+        "chat.postMessage",
+        _prepare_status,
         creates_message=True,
         needs_post=True,
         coalesced=True,
