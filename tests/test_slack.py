@@ -81,8 +81,12 @@ def test_a_flapping_alerts_resolves_and_reopens_are_coalesced_into_a_few_thread_
     bot.drain()
     kinds = [entry.kind for entry in bot.timeline(1)]
     assert kinds.count("auto_resolved") == kinds.count("reopened") == 12  # every change is on the timeline
-    replies = [reply["text"] for reply in bot.posts()[0]["replies"] if "joined" not in reply["text"]]
-    assert 2 <= len(replies) <= 5  # ... and a few thread replies say them, not 24
+    every = [reply["text"] for reply in bot.posts()[0]["replies"]]
+    joined = [text for text in every if " joined:" in text]
+    assert sum(int(text.split()[0]) for text in joined) == 36  # each refire's 3 alerts announced once ...
+    assert len(joined) <= 3  # ... in a few replies that wait for the flapping incident's status reply
+    replies = [text for text in every if text not in joined]
+    assert 2 <= len(replies) <= 5  # ... and a few thread replies say the 24 changes
     assert replies[0].startswith("Auto-resolved")  # the first changes are said as they happen
     summary = next(text for text in replies if "status changes" in text)
     assert "auto-resolved" in summary and "reopened" in summary and "Latest: Reopened" in summary

@@ -20,7 +20,7 @@ from bot.incidents.models import CategoryLabel, Incident, IncidentAlert, Timelin
 from bot.ingest.models import Alert
 from bot.settings import Route
 from bot.slack.models import IncidentTimer, OutboxItem, OutboxKind, OutboxStatus
-from bot.slack.status_changes import FLAPPING_REPLY_EVERY, STATUS_KINDS, flapping
+from bot.slack.status_changes import FLAPPING_REPLY_EVERY, STATUS_KINDS, flapping, held_until
 from knowledge.alerts import severity_rank
 
 REMINDER = "unacked_reminder"
@@ -97,7 +97,9 @@ class SlackNotifier:
             return  # the post is still queued; it renders the alerts as they are when it is sent
         channel = incident.slack_channel or self._channel(session, incident)
         if entry.kind == "alerts_added":
-            enqueue_coalesced(session, OutboxKind.ALERTS_JOINED, incident, channel, now + COALESCE_WINDOW)
+            due = now + COALESCE_WINDOW
+            held = held_until(session, incident.id)  # a flapping incident's refires join with its status reply
+            enqueue_coalesced(session, OutboxKind.ALERTS_JOINED, incident, channel, max(due, held or due))
         elif entry.kind in STATUS_KINDS:
             wait = FLAPPING_REPLY_EVERY if flapping(session, incident.id, now) else COALESCE_WINDOW
             enqueue_coalesced(session, OutboxKind.STATUS_CHANGES, incident, channel, now + wait)

@@ -4,7 +4,8 @@ A flapping alert resolves its incident and reopens it again and again: one threa
 hundreds of replies for one incident in a storm, which Slack's rate limit spread over half an hour, and all day
 long a reply every few minutes in real time. Such changes ("alerts resolved", "auto-resolved", "reopened") are
 queued as one coalesced item per incident instead, sent after the notifier's coalescing window, or
-:data:`FLAPPING_REPLY_EVERY` later while the incident flaps (:func:`flapping`). When it is sent, it reads the
+:data:`FLAPPING_REPLY_EVERY` later while the incident flaps (:func:`flapping`); its "alerts joined" replies wait
+for that reply then (:func:`held_until`). When it is sent, it reads the
 incident's status entries after those the previous reply reported, up to the newest, and pins that range in its
 payload (a retry renders the same reply): a few are listed, more are counted.
 """
@@ -42,6 +43,13 @@ def flapping(session: Session, incident_id: int, now: datetime) -> bool:
         .limit(FLAPPING)
     ).all()
     return len(recent) == FLAPPING and min(recent) >= now - FLAP_WINDOW
+
+
+def held_until(session: Session, incident_id: int) -> datetime | None:
+    """When the incident's pending status reply is due (None: none is pending): while it flaps, "alerts joined"
+    replies wait for it too (each refire joins its alerts again). One read of the coalescing key's index."""
+    key = f"{OutboxKind.STATUS_CHANGES.value}:{incident_id}"
+    return session.scalar(select(OutboxItem.not_before).where(OutboxItem.coalesce_key == key))
 
 
 def reported_up_to(session: Session, item: OutboxItem) -> int:
