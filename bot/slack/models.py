@@ -27,6 +27,11 @@ class OutboxKind(enum.StrEnum):
     REMEDIATION_EDIT = "remediation_edit"  # a remediation request's message in the thread, edited (coalesced)
 
 
+def incident_coalesce_key(kind: OutboxKind, incident_id: int) -> str:
+    """The :attr:`OutboxItem.coalesce_key` of an incident's one pending item of ``kind``."""
+    return f"{kind.value}:{incident_id}"
+
+
 class OutboxStatus(enum.StrEnum):
     PENDING = "pending"
     DONE = "done"

@@ -19,7 +19,7 @@ from bot.db.base import UTCDateTime
 from bot.incidents.models import CategoryLabel, Incident, IncidentAlert, TimelineEntry
 from bot.ingest.models import Alert
 from bot.settings import Route
-from bot.slack.models import IncidentTimer, OutboxItem, OutboxKind, OutboxStatus
+from bot.slack.models import IncidentTimer, OutboxItem, OutboxKind, OutboxStatus, incident_coalesce_key
 from bot.slack.status_changes import FLAPPING_REPLY_EVERY, STATUS_KINDS, flapping, held_until
 from knowledge.alerts import severity_rank
 
@@ -206,7 +206,7 @@ def enqueue_coalesced(
             "kind": kind.value,
             "incident_id": incident.id,
             "channel": channel,
-            "key": f"{kind.value}:{incident.id}",
+            "key": incident_coalesce_key(kind, incident.id),
             "not_before": not_before,
             "created_at": not_before,
         },

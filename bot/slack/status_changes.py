@@ -5,9 +5,9 @@ hundreds of replies for one incident in a storm, which Slack's rate limit spread
 long a reply every few minutes in real time. Such changes ("alerts resolved", "auto-resolved", "reopened") are
 queued as one coalesced item per incident instead, sent after the notifier's coalescing window, or
 :data:`FLAPPING_REPLY_EVERY` later while the incident flaps (:func:`flapping`); its "alerts joined" replies wait
-for that reply then (:func:`held_until`). When it is sent, it reads the
-incident's status entries after those the previous reply reported, up to the newest, and pins that range in its
-payload (a retry renders the same reply): a few are listed, more are counted.
+for that reply then (:func:`held_until`). When it is sent, it reads the incident's status entries after those the
+previous reply reported, up to the newest, and pins that range in its payload (a retry renders the same reply): a
+few are listed, more are counted.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from bot.incidents.models import TimelineEntry
 from bot.slack import mrkdwn
 from bot.slack.blocks import MAX_SECTION_CHARS
-from bot.slack.models import OutboxItem, OutboxKind
+from bot.slack.models import OutboxItem, OutboxKind, incident_coalesce_key
 
 STATUS_KINDS = ("auto_resolved", "reopened", "alerts_resolved")  # timeline kinds the alerts' status changes write
 LISTED = 5  # entries one reply lists in full; more are counted
@@ -48,7 +48,7 @@ def flapping(session: Session, incident_id: int, now: datetime) -> bool:
 def held_until(session: Session, incident_id: int) -> datetime | None:
     """When the incident's pending status reply is due (None: none is pending): while it flaps, "alerts joined"
     replies wait for it too (each refire joins its alerts again). One read of the coalescing key's index."""
-    key = f"{OutboxKind.STATUS_CHANGES.value}:{incident_id}"
+    key = incident_coalesce_key(OutboxKind.STATUS_CHANGES, incident_id)
     return session.scalar(select(OutboxItem.not_before).where(OutboxItem.coalesce_key == key))
 
 
