@@ -184,3 +184,31 @@ def test_bad_input_exits_2_naming_it(tmp_path: Path, day: Path) -> None:
     topology.write_text('{"clusters": "none"}')
     _, err = _run(["eval", "dedup", "--stream", str(day / "storm.jsonl"), "--topology", str(topology)], status=2)
     assert "topology.json" in err and "clusters" in err
+
+
+def _incidents(predictions: Path) -> dict[int, str]:
+    return {p["index"]: p["incident"] for p in map(json.loads, predictions.read_text().splitlines())}
+
+
+def test_a_threshold_override_replays_the_same_correlator_at_another_threshold(
+    day: Path, evaluated: tuple[str, list[dict[str, Any]]]
+) -> None:
+    printed, with_own = evaluated
+    own = float(printed.split("(threshold ")[1].split(",")[0])
+    args = ["eval", "dedup", "--stream", str(day / "storm.jsonl"), "--topology", str(day / "topology.json")]
+    _run([*args, "--threshold", str(own), "--predictions-out", str(day / "same.jsonl")])
+    assert _incidents(day / "same.jsonl") == {p["index"]: p["incident"] for p in with_own}
+    strict, _ = _run([*args, "--threshold", "0.999", "--predictions-out", str(day / "strict.jsonl")])
+    assert f"threshold 1.00 by --threshold, the model's own {own:.2f}" in strict
+    # Almost no learned join reaches 0.999: the same lines fall into many more incidents.
+    loose, tight = _incidents(day / "same.jsonl"), _incidents(day / "strict.jsonl")
+    assert tight.keys() == loose.keys()
+    assert len(set(tight.values())) > 1.5 * len(set(loose.values()))
+
+
+def test_a_threshold_outside_0_to_1_is_refused_naming_the_option(day: Path) -> None:
+    for bad in ("0", "1", "1.5", "-0.2", "often"):
+        with pytest.raises(SystemExit) as exited, contextlib.redirect_stderr(io.StringIO()) as err:
+            main(["eval", "dedup", "--stream", str(day / "storm.jsonl"), "--threshold", bad])
+        assert exited.value.code == 2
+        assert "--threshold" in err.getvalue() and bad in err.getvalue()

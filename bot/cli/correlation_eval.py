@@ -1,8 +1,9 @@
 """``incibot eval dedup``: the correlator over a labelled alert stream in simulated time, scored beside baselines.
 
 Needs no database, server or network: the pair model is the shipped default (or the newest under
-``--models-dir``), the embedder the local one, the topology an optional file. Predictions are written as each
-line is applied; the scores are printed when the stream says the truth.
+``--models-dir``), at its own threshold unless ``--threshold`` says another, the embedder the local one, the
+topology an optional file. Predictions are written as each line is applied; the scores are printed when the stream
+says the truth.
 """
 
 from __future__ import annotations
@@ -34,7 +35,25 @@ def add_parser(eval_commands: Any) -> None:
     dedup.add_argument(
         "--models-dir", type=Path, default=None, help="use the newest model under DIR/correlate/ (default: shipped)"
     )
+    dedup.add_argument(
+        "--threshold",
+        type=join_threshold,
+        default=None,
+        metavar="P",
+        help="join when the pair model's probability reaches P (0 < P < 1; default: the model's own threshold)",
+    )
     dedup.set_defaults(handler=eval_dedup)
+
+
+def join_threshold(text: str) -> float:
+    """``--threshold``'s value: a probability strictly between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a probability between 0 and 1, got {text!r}") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a probability between 0 and 1 (exclusive), got {text}")
+    return value
 
 
 def eval_dedup(settings: Settings, args: argparse.Namespace) -> int:
@@ -66,12 +85,13 @@ def eval_dedup(settings: Settings, args: argparse.Namespace) -> int:
     except (ModelError, EmbeddingModelError) as exc:
         print(f"incibot: {exc}", file=sys.stderr)
         return 1
-    correlator = Correlator(model, embedder, topology, correlation_policy(settings, model.threshold))
+    threshold = model.threshold if args.threshold is None else args.threshold
+    correlator = Correlator(model, embedder, topology, correlation_policy(settings, threshold))
     graph = None if topology is not None else DependencyGraph()
     causes = IncidentCauses(RootCauseRanker(topology, graph), graph)
     print(
         f"stream {args.stream}: {len(lines)} lines; topology {args.topology or 'none'}; "
-        f"model {model.card.version} (threshold {model.threshold:.2f}, {model.path})"
+        f"model {model.card.version} (threshold {_threshold_said(threshold, model.threshold)}, {model.path})"
     )
     started = time.monotonic()
     predicted: dict[int, str] = {}
@@ -96,6 +116,10 @@ def eval_dedup(settings: Settings, args: argparse.Namespace) -> int:
     baseline_roots = earliest_service_baseline(lines, predicted)
     print(format_root_cause("root cause, baseline earliest alert's service", root_cause_metrics(lines, baseline_roots)))
     return 0
+
+
+def _threshold_said(threshold: float, own: float) -> str:
+    return f"{threshold:.2f}" if threshold == own else f"{threshold:.2f} by --threshold, the model's own {own:.2f}"
 
 
 def _write(handle: IO[str] | None, prediction: dict[str, Any]) -> None:
