@@ -127,6 +127,21 @@ def test_a_trained_model_with_corrections_saves_and_loads_the_same(small_pairs: 
     assert probabilities.min() >= 0 and probabilities.max() <= 1
 
 
+def test_a_given_threshold_is_the_models_and_its_held_out_scores_are_read_at_it(small_pairs: TrainingSet) -> None:
+    chosen = train(small_pairs, "test", min_pairs=1000)
+    given = 0.45 if chosen.card.threshold != 0.45 else 0.35
+    model = train(small_pairs, "test --threshold", min_pairs=1000, threshold=given)
+    assert model.card.threshold == given and model.threshold == given
+    assert model.card.threshold_choice is not None and model.card.threshold_choice.method == f"--threshold {given:.2f}"
+    rows, labels, _ = small_pairs.pairs.arrays()
+    assert np.array_equal(model.probabilities(rows[:100]), chosen.probabilities(rows[:100]))  # the same fit
+    assert model.card.held_out.rule == chosen.card.held_out.rule
+    assert (model.card.held_out.join_precision, model.card.held_out.join_recall) != (
+        chosen.card.held_out.join_precision,
+        chosen.card.held_out.join_recall,
+    )
+
+
 def test_loading_takes_the_newest_valid_artefact_and_skips_bad_ones(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -167,6 +182,10 @@ def test_train_command_rejects_bad_input_with_exit_2(tmp_path: Path) -> None:
     assert "line 1: no truth.incident" in err
     _, err = _run(train_args, 2)
     assert "nothing to train on" in err
+    for bad in ("0", "1.2", "half"):
+        with pytest.raises(SystemExit) as exited, contextlib.redirect_stderr(io.StringIO()) as refused:
+            main([*train_args, "--threshold", bad])
+        assert exited.value.code == 2 and "--threshold" in refused.getvalue() and bad in refused.getvalue()
 
 
 def test_list_marks_the_active_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

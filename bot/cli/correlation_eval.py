@@ -16,6 +16,7 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import IO, Any
 
+from bot.cli.arguments import probability
 from bot.correlation.wiring import correlation_policy
 from bot.settings import Settings
 from knowledge.correlation.correlator import Correlator
@@ -37,23 +38,12 @@ def add_parser(eval_commands: Any) -> None:
     )
     dedup.add_argument(
         "--threshold",
-        type=join_threshold,
+        type=probability,
         default=None,
         metavar="P",
         help="join when the pair model's probability reaches P (0 < P < 1; default: the model's own threshold)",
     )
     dedup.set_defaults(handler=eval_dedup)
-
-
-def join_threshold(text: str) -> float:
-    """``--threshold``'s value: a probability strictly between 0 and 1."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a probability between 0 and 1, got {text!r}") from None
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a probability between 0 and 1 (exclusive), got {text}")
-    return value
 
 
 def eval_dedup(settings: Settings, args: argparse.Namespace) -> int:

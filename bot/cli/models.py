@@ -21,6 +21,7 @@ import numpy as np
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.cli import registry
+from bot.cli.arguments import probability
 from bot.correlation.wiring import LazyEmbedder, correlation_policy, models_dir
 from bot.registry.data import Provenance, pair_corrections, pair_line, provenance
 from bot.registry.lifecycle import challenge
@@ -62,6 +63,14 @@ def register(commands: Any) -> None:
         "--generated", type=int, default=DEFAULT_GENERATED, metavar="N", help="generated 24 h streams (default 8)"
     )
     correlate.add_argument("--seed", type=int, default=1, help="first generator seed, and the split's seed")
+    correlate.add_argument(
+        "--threshold",
+        type=probability,
+        default=None,
+        metavar="P",
+        help="the join threshold, instead of the one the validation replays score best (their scores still go "
+        "on the model card)",
+    )
     correlate.add_argument(
         "--out",
         type=Path,
@@ -126,6 +135,7 @@ def train_correlate_command(settings: Settings, args: argparse.Namespace) -> int
             *(f"--stream={value}" for value in args.stream),
             f"--generated={args.generated}",
             f"--seed={args.seed}",
+            *([f"--threshold={args.threshold:g}"] if args.threshold is not None else []),
         ]
     )
     extra, people = people_corrections(settings, args.corrections_weight)
@@ -133,7 +143,9 @@ def train_correlate_command(settings: Settings, args: argparse.Namespace) -> int
     embedder = LazyEmbedder(settings.embedding_model, precision=settings.embedding_precision)
     policy = correlation_policy(settings)
     try:
-        model = train_correlate(streams, args.generated, args.seed, embedder, command, policy, extra=extra)
+        model = train_correlate(
+            streams, args.generated, args.seed, embedder, command, policy, extra=extra, threshold=args.threshold
+        )
         directory = model.save(args.out or models_dir(settings) / KIND / model.card.version)
         print(model.card.summary())
         print(f"saved to {directory}")

@@ -204,10 +204,12 @@ def train(
     seed: int = 0,
     min_pairs: int = MIN_PAIRS,
     created_at: datetime | None = None,
+    threshold: float | None = None,
 ) -> PairModel:
     """Fit on the training split of ``data`` (plus ``extra``, weighted, training only) and score on the held-out
-    decisions. The threshold is the one whose free-running replays of the ``validation`` streams score best
-    (:func:`choose_threshold`); without validation streams, the one with the best join F1 on the held-out split."""
+    decisions. The threshold is ``threshold`` when given, else the one whose free-running replays of the
+    ``validation`` streams score best (:func:`choose_threshold`; their scores go on the card either way); without
+    validation streams, the one with the best join F1 on the held-out split."""
     rows, labels, groups = data.pairs.arrays()
     total = len(labels) + sum(len(e.labels) for e in extra)
     if total < min_pairs:
@@ -244,9 +246,18 @@ def train(
         notes=[f"extra pairs weighted {e.weight:g}: {e.description}" for e in extra],
     )
     model = PairModel(fitted, card)
+    choice = card.threshold_choice
     if validation:
-        choice = choose_threshold(model, validation, embedder, policy or CorrelationPolicy())
-        threshold = float(max(choice.scores, key=lambda t: choice.scores[t]))
+        replayed = choose_threshold(model, validation, embedder, policy or CorrelationPolicy())
+        best = float(max(replayed.scores, key=lambda t: replayed.scores[t]))
+        choice = replayed
+        if threshold is None:
+            threshold = best
+        elif threshold != best:
+            choice = replace(replayed, method=f"--threshold {threshold:.2f} (over {best:.2f}, {replayed.method})")
+    elif threshold is not None:
+        choice = ThresholdChoice(f"--threshold {threshold:.2f}", [], {})
+    if threshold is not None:
         model.card = replace(
             card, threshold=threshold, held_out=held_out_scores(*held, rule, threshold), threshold_choice=choice
         )
@@ -377,18 +388,28 @@ def train_correlate(
     policy: CorrelationPolicy | None = None,
     progress: Callable[[str], None] = print,
     extra: Sequence[ExtraPairs] = (),
+    threshold: float | None = None,
 ) -> PairModel:
     """Everything ``incibot models train correlate`` does but saving: collect the pairs of the given streams and
     of ``generated`` generated days (seeds from ``seed``), add ``extra`` (people's corrections), fit, and choose
     the threshold on the next :data:`VALIDATION_DAYS` generated days and the given labelled streams replayed
     free-running (a generated world only imitates a real stream's kind: a threshold chosen on generated days alone
-    fits the generator)."""
+    fits the generator), unless ``threshold`` is given."""
     with tempfile.TemporaryDirectory(prefix="incibot-train-") as folder:
         days = generated_streams(generated + VALIDATION_DAYS, seed, Path(folder))
         data = collect([*streams, *days[:generated]], embedder, policy, progress)
         validation = [*days[generated:], *streams]
         progress(f"choosing the threshold on {VALIDATION_DAYS} more generated days and {len(streams)} labelled streams")
-        return train(data, command, extra=extra, validation=validation, embedder=embedder, policy=policy, seed=seed)
+        return train(
+            data,
+            command,
+            extra=extra,
+            validation=validation,
+            embedder=embedder,
+            policy=policy,
+            seed=seed,
+            threshold=threshold,
+        )
 
 
 def _pair_f1(predicted: npt.NDArray[np.bool_], labels: Labels) -> float:
