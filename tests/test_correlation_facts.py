@@ -12,6 +12,7 @@ from knowledge.correlation.correlator import Correlator
 from knowledge.correlation.facts import HOST, POD, REPORTER, SERVICE, WORKLOAD, AlertFacts, alert_facts
 from knowledge.correlation.features import FEATURES, pair_features
 from knowledge.correlation.profile import IncidentProfile
+from knowledge.correlation.topology import FAR, Topology
 
 T0 = datetime(2025, 3, 10, 4, 0, tzinfo=UTC)
 KSM = {"job": "kube-state-metrics", "service": "kube-state-metrics", "instance": "10.9.9.9:8443"}
@@ -76,3 +77,56 @@ def test_a_join_through_the_reporter_alone_says_so() -> None:
     decision = Correlator(Confident(), None).decide(second, T0 + timedelta(minutes=2), [incident])
     assert decision.incident == 7
     assert "reported by the same exporter (kube-state-metrics) as #7" in decision.reason
+
+
+# web → api → {db, cache}: the database and the cache are siblings (a common caller), not a dependency chain.
+SHOP = Topology.from_document(
+    {
+        "clusters": [
+            {
+                "name": "c1",
+                "services": [
+                    {"name": "web", "depends_on": ["api"]},
+                    {"name": "api", "depends_on": ["db", "cache"]},
+                    {"name": "db"},
+                    {"name": "cache"},
+                ],
+            }
+        ]
+    }
+)
+
+
+def incident_of(number: int, first: AlertFacts) -> IncidentProfile:
+    incident = IncidentProfile(number, T0, T0)
+    incident.add(first, T0, SHOP.components(first))
+    return incident
+
+
+def topology_row(alert: AlertFacts, incident: IncidentProfile) -> dict[str, float]:
+    rows, _ = pair_features(alert, T0 + timedelta(minutes=1), [incident], [0.5], SHOP, SHOP.components(alert))
+    return dict(zip(FEATURES, rows[0], strict=True))
+
+
+def test_dependency_direction_tells_a_caller_and_a_dependency_from_a_sibling() -> None:
+    database_down = incident_of(1, facts("PostgresDown", service="db"))
+    caller = topology_row(facts("HttpErrors", service="web"), database_down)
+    assert (caller["topology_distance"], caller["alert_depends_on_incident"]) == (2.0, 2.0)
+    assert caller["incident_depends_on_alert"] == FAR
+    sibling = topology_row(facts("RedisDown", service="cache"), database_down)
+    assert sibling["topology_distance"] == 2.0  # undirected, the sibling is as near as the caller...
+    assert sibling["alert_depends_on_incident"] == sibling["incident_depends_on_alert"] == FAR  # ...but on no path
+    web_errors = incident_of(2, facts("HttpErrors", service="web"))
+    dependency = topology_row(facts("PostgresDown", service="db"), web_errors)
+    assert (dependency["alert_depends_on_incident"], dependency["incident_depends_on_alert"]) == (FAR, 2.0)
+
+
+def test_a_join_says_which_way_the_dependency_goes() -> None:
+    correlator = Correlator(Confident(), None, SHOP)
+    at = T0 + timedelta(minutes=2)
+    caller = correlator.decide(facts("HttpErrors", service="web"), at, [incident_of(7, facts("Down", service="db"))])
+    assert "depends on #7's services (2 dependency hops)" in caller.reason
+    cause = correlator.decide(facts("PostgresDown", service="db"), at, [incident_of(8, facts("Err", service="api"))])
+    assert "#8's services depend on it (1 dependency hop)" in cause.reason
+    sibling = correlator.decide(facts("RedisDown", service="cache"), at, [incident_of(9, facts("Down", service="db"))])
+    assert "2 dependency hops away" in sibling.reason

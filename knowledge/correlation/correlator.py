@@ -185,11 +185,25 @@ def _explain(facts: AlertFacts, candidate: IncidentProfile, why: PairEvidence) -
     if why.runs_on:
         parts.append("runs on a node of its alerts" if not why.shared else "on a shared node")
     if why.topology_distance < FAR:
-        hops = why.topology_distance
-        parts.append("same service" if hops == 0 else f"{hops} dependency hop{'s' if hops > 1 else ''} away")
+        parts.append(_topology_relation(candidate.id, why))
     if why.same_group_key:
         parts.append("same source group")
     minutes = why.minutes_since_latest
     parts.append(f"{minutes:.0f} min after its latest alert" if minutes >= 1 else "within a minute of its latest alert")
     parts.append(f"text similarity {why.text_similarity:.2f}")
     return ", ".join(parts)
+
+
+def _topology_relation(incident: int, why: PairEvidence) -> str:
+    hops = why.topology_distance
+    if hops == 0:
+        return "same service"
+    if why.depends_on_it == hops:
+        return f"depends on #{incident}'s services ({_hops(hops)})"
+    if why.it_depends_on == hops:
+        return f"#{incident}'s services depend on it ({_hops(hops)})"
+    return f"{_hops(hops)} away"
+
+
+def _hops(count: int) -> str:
+    return f"{count} dependency hop{'s' if count > 1 else ''}"

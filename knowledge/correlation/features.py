@@ -40,7 +40,9 @@ FEATURES: tuple[str, ...] = (
     "same_group_key",
     "same_alertname",
     "text_similarity",
-    "topology_distance",  # dependency hops (FAR: unrelated or unknown)
+    "topology_distance",  # dependency hops either way (FAR: unrelated or unknown)
+    "alert_depends_on_incident",  # hops along "depends on" from the alert's services to the incident's
+    "incident_depends_on_alert",  # ... and back: siblings with a common caller have neither
     "runs_on",
     "topology_known",
     "candidates",  # log1p, how crowded the moment is
@@ -56,6 +58,8 @@ class PairEvidence:
     shared: tuple[tuple[str, str], ...]  # the shared entities, most specific first
     text_similarity: float
     topology_distance: int
+    depends_on_it: int  # hops along "depends on" from the alert's services to the incident's (FAR: no path)
+    it_depends_on: int  # ... from the incident's services to the alert's
     runs_on: bool
     same_group_key: bool
 
@@ -82,12 +86,14 @@ def pair_features(
         )
         kinds = {kind for kind, _ in shared}
         specific = [holders[entity] for entity in shared if entity[0] in _SPECIFIC]
-        distance, runs_on, known = FAR, False, False
+        distance, downstream, upstream, runs_on, known = FAR, FAR, FAR, False, False
         if topology is not None and components is not None:
             theirs = candidate.components
             known = bool((components.services or components.nodes) and (theirs.services or theirs.nodes))
             if known:
                 distance = topology.distance(components.services, theirs.services)
+                downstream = topology.dependency_hops(components.services, theirs.services)
+                upstream = topology.dependency_hops(theirs.services, components.services)
                 runs_on = topology.runs_on(components, theirs)
         latest = _minutes(at, candidate.last_at)
         same_group = bool(facts.group_key) and facts.group_key in candidate.group_keys
@@ -112,11 +118,15 @@ def pair_features(
             float(facts.alertname in candidate.alertnames),
             similarity,
             float(distance),
+            float(downstream),
+            float(upstream),
             float(runs_on),
             float(known),
             crowd,
         )
-        evidence.append(PairEvidence(latest, tuple(shared), similarity, distance, runs_on, same_group))
+        evidence.append(
+            PairEvidence(latest, tuple(shared), similarity, distance, downstream, upstream, runs_on, same_group)
+        )
     return rows, evidence
 
 

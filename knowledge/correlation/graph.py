@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from knowledge.correlation.facts import instance_host
-from knowledge.correlation.topology import Topology, TopologyError, _all_distances
+from knowledge.correlation.topology import Topology, TopologyError
 from knowledge.rootcause.model import SERVICE
 from knowledge.rootcause.subjects import subject_of
 from knowledge.text import workload_name
@@ -140,7 +140,7 @@ class DependencyGraph:
         for ip, node in self.node_ips.items():
             topology.ips[ip] = node
             topology.node_names[node] = node
-        topology._distances = _all_distances(topology.services)
+        topology.index()
         return topology
 
     def to_json(self) -> dict[str, Any]:

@@ -45,7 +45,8 @@ class Topology:
     hosts: dict[str, str] = field(default_factory=dict)  # public host → service
     names: dict[str, set[str]] = field(default_factory=dict)  # bare service name → services in every cluster
     node_names: dict[str, str] = field(default_factory=dict)  # cluster/node name → node
-    _distances: dict[str, dict[str, int]] = field(default_factory=dict)
+    _distances: dict[str, dict[str, int]] = field(default_factory=dict)  # hops either way along dependencies
+    _dependency_hops: dict[str, dict[str, int]] = field(default_factory=dict)  # hops along depends_on only
 
     @classmethod
     def load(cls, path: str | Path) -> Topology:
@@ -109,8 +110,13 @@ class Topology:
                 local = f"{cluster_name}/{dependency}".lower()
                 targets = {local} if local in topology.services else topology.names.get(dependency.lower(), set())
                 topology.services[component].update(targets)
-        topology._distances = _all_distances(topology.services)
+        topology.index()
         return topology
+
+    def index(self) -> None:
+        """Compute the hop tables once ``services`` holds every dependency."""
+        self._distances = _hops(_undirected(self.services))
+        self._dependency_hops = _hops(self.services)
 
     def components(self, facts: AlertFacts) -> Components:
         """The services and nodes ``facts`` is about (empty when the topology knows none of them)."""
@@ -144,13 +150,12 @@ class Topology:
 
     def distance(self, a: Iterable[str], b: Iterable[str]) -> int:
         """Fewest dependency hops between any service of ``a`` and any of ``b`` (``FAR`` if none)."""
-        targets = set(b)
-        best = FAR
-        for service in a:
-            reach = self._distances.get(service, {})
-            for target in targets:
-                best = min(best, reach.get(target, FAR))
-        return best
+        return _fewest(self._distances, a, b)
+
+    def dependency_hops(self, a: Iterable[str], b: Iterable[str]) -> int:
+        """Fewest hops from a service of ``a`` along "depends on" to one of ``b`` (``FAR`` if none): ``a``'s
+        alerts may be symptoms of a fault in ``b``."""
+        return _fewest(self._dependency_hops, a, b)
 
     def runs_on(self, a: Components, b: Components) -> bool:
         """Whether a service of one runs on a node of the other, or both are on one node."""
@@ -161,21 +166,35 @@ class Topology:
         )
 
 
-def _all_distances(graph: Mapping[str, set[str]]) -> dict[str, dict[str, int]]:
+def _fewest(hops: Mapping[str, Mapping[str, int]], a: Iterable[str], b: Iterable[str]) -> int:
+    targets = set(b)
+    best = FAR
+    for service in a:
+        reach = hops.get(service, {})
+        for target in targets:
+            best = min(best, reach.get(target, FAR))
+    return best
+
+
+def _undirected(graph: Mapping[str, set[str]]) -> dict[str, set[str]]:
     undirected: dict[str, set[str]] = {node: set() for node in graph}
     for node, targets in graph.items():
         for target in targets:
             undirected[node].add(target)
             undirected.setdefault(target, set()).add(node)
+    return undirected
+
+
+def _hops(graph: Mapping[str, set[str]]) -> dict[str, dict[str, int]]:
     distances: dict[str, dict[str, int]] = {}
-    for start in undirected:
+    for start in graph:
         reach = {start: 0}
         queue = deque([start])
         while queue:
             node = queue.popleft()
             if reach[node] >= FAR - 1:
                 continue
-            for neighbour in undirected[node]:
+            for neighbour in graph.get(node, ()):
                 if neighbour not in reach:
                     reach[neighbour] = reach[node] + 1
                     queue.append(neighbour)
