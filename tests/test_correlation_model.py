@@ -133,7 +133,7 @@ def test_a_given_threshold_is_the_models_and_its_held_out_scores_are_read_at_it(
     model = train(small_pairs, "test --threshold", min_pairs=1000, threshold=given)
     assert model.card.threshold == given and model.threshold == given
     assert model.card.threshold_choice is not None and model.card.threshold_choice.method == f"--threshold {given:.2f}"
-    rows, labels, _ = small_pairs.pairs.arrays()
+    rows, _, _ = small_pairs.pairs.arrays()
     assert np.array_equal(model.probabilities(rows[:100]), chosen.probabilities(rows[:100]))  # the same fit
     assert model.card.held_out.rule == chosen.card.held_out.rule
     assert (model.card.held_out.join_precision, model.card.held_out.join_recall) != (
