@@ -5,6 +5,10 @@ the state (teacher forcing): at each new occurrence that the same-alert rule doe
 the live index would offer becomes a pair, labelled 1 when it is the alert's true incident. Each stream is
 replayed with its topology and without, so that the model works both ways. The model is a gradient-boosted
 classifier calibrated by isotonic regression; a held-out split of whole decisions gives the card's scores.
+
+It stays one module: collecting the pairs, fitting, scoring the held-out split and choosing the threshold by
+replays are the steps of one pipeline (:func:`train_correlate`) over the same :class:`Pairs` and
+:class:`LabelledStream`; the registry's challenge reuses its collection and generated streams, not a part of its own.
 """
 
 from __future__ import annotations
