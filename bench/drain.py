@@ -12,6 +12,10 @@ ingest (and yields the lock while deliveries pour in). This one isolates the wor
    beside the embedding prefetch that the worker process runs with it, and nothing else (no outbox sender, no
    suggestions, no ingest).
 
+``--history N`` first gives the accepted state N incidents resolved a year ago, each with the Slack writes an
+incident leaves in the outbox (sent, kept: a post, updates, thread replies), as a service that has run for a while
+has: a query of the worker that scans a table growing with history shows up as a slower drain.
+
 Reported per run: seconds to drain, events applied (new occurrences, resolves), events/s, worker rounds (one
 prepare outside the write lock plus one write transaction each), texts the embedder had to encode, and how many
 incidents the storm became. Medians over ``--runs`` are printed and written to ``bench/results/drain.json``. At
@@ -33,18 +37,27 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import ingest  # bench/ingest.py (a script's directory is on sys.path): service start/stop, the token
-from sqlalchemy import text
+from sqlalchemy import create_engine, insert, text
 
 from bot.cli.replay import read_stream, replay
+from bot.incidents.models import Incident, IncidentStatus
+from bot.slack.models import OutboxItem, OutboxKind, OutboxStatus
 
 BENCH_DIR = Path(__file__).resolve().parent
 DEFAULT_STREAM = BENCH_DIR.parent.parent / "shared" / "data" / "storm" / "storm.jsonl.gz"
 DEFAULT_OUTPUT = BENCH_DIR / "results" / "drain.json"
+HISTORY_ITEMS = (  # the outbox items one past incident left (posted, edited, a few thread replies)
+    [OutboxKind.POST_INCIDENT]
+    + [OutboxKind.UPDATE_INCIDENT] * 4
+    + [OutboxKind.ALERTS_JOINED] * 2
+    + [OutboxKind.STATUS_CHANGES] * 2
+    + [OutboxKind.THREAD_REPLY]
+)
 
 
 @dataclass
@@ -72,6 +85,51 @@ def accept_storm(cfg: ingest.Config, stream: Path, rate: int, state_dir: Path) -
     if sent.errors:
         raise ingest.BenchError(f"the replay had {sent.errors} HTTP errors")
     return {"lines": sent.lines, "webhooks": sent.webhooks, "alerts_per_second": round(sent.rate, 1)}
+
+
+def add_history(state_dir: Path, incidents: int) -> None:
+    """Give the stored state ``incidents`` incidents resolved a year ago, with their sent Slack writes."""
+    year_ago = datetime.now(UTC) - timedelta(days=365)
+    engine = create_engine(f"sqlite:///{state_dir / 'incibot.db'}")
+    with engine.begin() as connection:
+        first = connection.scalar(text("SELECT coalesce(max(id), 0) FROM incidents")) + 1_000_000
+        ids = range(first, first + incidents)
+        connection.execute(
+            insert(Incident),
+            [
+                {
+                    "id": i,
+                    "status": IncidentStatus.RESOLVED,
+                    "title": f"past incident {i}",
+                    "severity": "warning",
+                    "source": "alertmanager",
+                    "group_key": f"past/{i}",
+                    "opened_at": year_ago,
+                    "last_alert_at": year_ago,
+                    "resolved_at": year_ago,
+                }
+                for i in ids
+            ],
+        )
+        for start in range(0, incidents, 1_000):
+            connection.execute(
+                insert(OutboxItem),
+                [
+                    {
+                        "kind": kind,
+                        "incident_id": i,
+                        "channel": "C0HISTORY1",
+                        "payload": {},
+                        "status": OutboxStatus.DONE,
+                        "not_before": year_ago,
+                        "created_at": year_ago,
+                        "sent_at": year_ago,
+                    }
+                    for i in ids[start : start + 1_000]
+                    for kind in HISTORY_ITEMS
+                ],
+            )
+    engine.dispose()
 
 
 def drain(state_dir: Path) -> DrainRun:
@@ -125,16 +183,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="drains of the same accepted storm (3); medians")
     parser.add_argument("--incibot", type=Path, default=Path(sys.executable).parent / "incibot")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON results file")
+    parser.add_argument(
+        "--history", type=int, default=0, help=f"past incidents (each with {len(HISTORY_ITEMS)} sent Slack writes) (0)"
+    )
     args = parser.parse_args(argv)
     if not args.stream.is_file():
         parser.error(f"{args.stream} not found (the dev storm is in /work/shared/data/storm/); pass --stream")
-    if args.runs < 1 or args.rate < 1:
-        parser.error("need --runs >= 1 and --rate >= 1")
+    if args.runs < 1 or args.rate < 1 or args.history < 0:
+        parser.error("need --runs >= 1, --rate >= 1 and --history >= 0")
     cfg = ingest.parse_args(["--db", "sqlite", "--incibot", str(args.incibot)])
     started = time.monotonic()
     try:
         with ingest.phase_dir(cfg, "drain") as accepted:
             replayed = accept_storm(cfg, args.stream, args.rate, accepted)
+            if args.history:
+                add_history(accepted, args.history)
             runs = []
             for number in range(1, args.runs + 1):
                 with ingest.phase_dir(cfg, f"drain-run{number}") as state_dir:
@@ -183,7 +246,14 @@ def _write(
             "python_version": platform.python_version(),
             "git_commit": git.stdout.strip(),
         },
-        "config": {"stream": args.stream.name, "rate": args.rate, "runs": args.runs, "replay": replayed},
+        "config": {
+            "stream": args.stream.name,
+            "rate": args.rate,
+            "runs": args.runs,
+            "history_incidents": args.history,
+            "history_outbox_items": args.history * len(HISTORY_ITEMS),
+            "replay": replayed,
+        },
         "medians": medians,
         "runs": [asdict(run) for run in runs],
     }

@@ -50,6 +50,9 @@ class OutboxItem(Base):
     __table_args__ = (
         Index("ix_slack_outbox_due", "status", "not_before", "id"),
         Index("uq_slack_outbox_coalesce", "coalesce_key", unique=True),
+        # An incident's items of one kind: "was it posted?" on every timeline entry, its earlier status replies. The
+        # outbox keeps what it sent, so without it each of those reads the whole history.
+        Index("ix_slack_outbox_incident", "incident_id", "kind", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
