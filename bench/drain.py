@@ -12,9 +12,10 @@ ingest (and yields the lock while deliveries pour in). This one isolates the wor
    beside the embedding prefetch that the worker process runs with it, and nothing else (no outbox sender, no
    suggestions, no ingest).
 
-``--history N`` first gives the accepted state N incidents resolved a year ago, each with the Slack writes an
-incident leaves in the outbox (sent, kept: a post, updates, thread replies), as a service that has run for a while
-has: a query of the worker that scans a table growing with history shows up as a slower drain.
+``--history N`` also drains, in each run, a copy of the same accepted state that has N incidents resolved a year
+ago, each with the Slack writes an incident leaves in the outbox (sent, kept: a post, updates, thread replies), as
+a service that has run for a while has: a query of the worker that scans a table growing with history shows up as
+the difference between the two drains (``medians`` and ``medians_with_history``).
 
 Reported per run: seconds to drain, events applied (new occurrences, resolves), events/s, worker rounds (one
 prepare outside the write lock plus one write transaction each), texts the embedder had to encode, and how many
@@ -193,26 +194,35 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("need --runs >= 1, --rate >= 1 and --history >= 0")
     cfg = ingest.parse_args(["--db", "sqlite", "--incibot", str(args.incibot)])
     started = time.monotonic()
+    variants = ["fresh"] + (["with_history"] if args.history else [])
+    runs: dict[str, list[DrainRun]] = {variant: [] for variant in variants}
     try:
-        with ingest.phase_dir(cfg, "drain") as accepted:
+        with ingest.phase_dir(cfg, "drain") as accepted, ingest.phase_dir(cfg, "drain-history") as with_history:
             replayed = accept_storm(cfg, args.stream, args.rate, accepted)
-            if args.history:
-                add_history(accepted, args.history)
-            runs = []
+            if args.history:  # the same accepted storm, after a year of incidents
+                shutil.rmtree(with_history)
+                shutil.copytree(accepted, with_history)
+                add_history(with_history, args.history)
             for number in range(1, args.runs + 1):
-                with ingest.phase_dir(cfg, f"drain-run{number}") as state_dir:
-                    shutil.rmtree(state_dir)
-                    shutil.copytree(accepted, state_dir)
-                    runs.append(_in_child(state_dir))
-                print(f"  run {number}/{args.runs}: {_describe(runs[-1])}", flush=True)
+                for variant in variants:
+                    with ingest.phase_dir(cfg, f"drain-run{number}") as state_dir:
+                        shutil.rmtree(state_dir)
+                        shutil.copytree(accepted if variant == "fresh" else with_history, state_dir)
+                        runs[variant].append(_in_child(state_dir))
+                    print(f"  run {number}/{args.runs} ({variant}): {_describe(runs[variant][-1])}", flush=True)
     except ingest.BenchError as exc:
         print(f"drain benchmark could not run: {exc}", file=sys.stderr)
         return 2
-    medians = {name: statistics.median(getattr(run, name) for run in runs) for name in asdict(runs[0])}
-    print(f"medians of {len(runs)} runs: {_describe(DrainRun(**medians))}")
+    medians = {variant: _medians(done) for variant, done in runs.items()}
+    for variant, values in medians.items():
+        print(f"medians of {args.runs} runs ({variant}): {_describe(DrainRun(**values))}")
     _write(args, replayed, runs, medians, time.monotonic() - started)
     print(f"results in {args.output}")
     return 0
+
+
+def _medians(runs: list[DrainRun]) -> dict[str, float]:
+    return {name: statistics.median(getattr(run, name) for run in runs) for name in asdict(runs[0])}
 
 
 def _in_child(state_dir: Path) -> DrainRun:
@@ -233,7 +243,11 @@ def _describe(run: DrainRun) -> str:
 
 
 def _write(
-    args: argparse.Namespace, replayed: dict[str, Any], runs: list[DrainRun], medians: dict[str, float], wall: float
+    args: argparse.Namespace,
+    replayed: dict[str, Any],
+    runs: dict[str, list[DrainRun]],
+    medians: dict[str, dict[str, float]],
+    wall: float,
 ) -> None:
     git = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False, cwd=BENCH_DIR)
     document = {
@@ -254,8 +268,16 @@ def _write(
             "history_outbox_items": args.history * len(HISTORY_ITEMS),
             "replay": replayed,
         },
-        "medians": medians,
-        "runs": [asdict(run) for run in runs],
+        "medians": medians["fresh"],
+        "runs": [asdict(run) for run in runs["fresh"]],
+        **(
+            {
+                "medians_with_history": medians["with_history"],
+                "runs_with_history": [asdict(r) for r in runs["with_history"]],
+            }
+            if "with_history" in runs
+            else {}
+        ),
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(document, indent=2) + "\n")
