@@ -3,16 +3,19 @@ correlator class and shipped model the worker uses (in simulated time, with the 
 
 from __future__ import annotations
 
-from collections import defaultdict
+import random
+from collections import Counter, defaultdict
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from knowledge.correlation.correlator import CorrelationPolicy, Correlator
-from knowledge.correlation.generator import GeneratedStream, Scenario, build_world
+from knowledge.correlation.generator import GeneratedStream, Scenario, World, build_world
 from knowledge.correlation.model import load_pair_model
 from knowledge.correlation.stream import StreamLine, correlate, read_stream
+from knowledge.correlation.topology import Topology
 from knowledge.embeddings import Embedder
 
 
@@ -97,3 +100,86 @@ def test_a_thousand_alert_storm_from_one_fault_is_one_incident(correlator: Corre
     assert len({line.alert.fingerprint for line in firing}) >= 30  # many different alerts, not one re-sent
     (pieces,) = _pieces(lines, correlator).values()
     assert len(pieces) == 1
+
+
+# Faults of a service of its own (a node, DNS, the control plane or the ingress is shared by everything).
+SERVICE_FAULTS = (
+    "db_down",
+    "cache_down",
+    "queue_down",
+    "db_saturation",
+    "cache_memory",
+    "db_replication",
+    "db_disk_full",
+    "consumer_stuck",
+    "bad_deploy",
+    "memory_leak",
+    "cert_expiry",
+    "storage_degraded",
+)
+OVERLAP_WORLDS = range(400, 440)
+# Measured with the shipped model on these 40 worlds (2026-12-07): 9 merged with the topology, 10 without. Not yet
+# right (see the README): the bound keeps a retrained model from doing worse.
+MOST_MERGED = 12
+
+
+def _affected(world: World, cluster: str, service: str) -> set[str]:
+    """``service`` and every service of ``cluster`` that depends on it, directly or not."""
+    found, todo = {service}, [service]
+    while todo:
+        for caller_cluster, caller in world.callers_of(cluster, todo.pop()):
+            if caller_cluster == cluster and caller not in found:
+                found.add(caller)
+                todo.append(caller)
+    return found
+
+
+def _unrelated_faults(seed: int) -> GeneratedStream:
+    """Two faults of kinds drawn at random in one cluster, on services that no service depends on both of (directly
+    or not), the second starting 2 to 10 minutes after the first."""
+    rng = random.Random(seed)
+    world = build_world(seed, clusters=1)
+    cluster = world.cluster_names[0]
+    while True:
+        first_kind, second_kind = rng.choice(SERVICE_FAULTS), rng.choice(SERVICE_FAULTS)
+        if not (roots := world.root_options(first_kind, cluster)):
+            continue
+        first = rng.choice(roots)
+        reach = _affected(world, cluster, first)
+        if others := [
+            r for r in world.unrelated_roots(second_kind, cluster, first) if not _affected(world, cluster, r) & reach
+        ]:
+            break
+    second, gap = rng.choice(others), rng.uniform(2, 10)
+    return world.stream(
+        [
+            Scenario(first_kind, start_min=10, duration_min=25, cluster=cluster, root=first),
+            Scenario(second_kind, start_min=10 + gap, duration_min=25, cluster=cluster, root=second),
+        ]
+    )
+
+
+def _merged(lines: Sequence[StreamLine], correlator: Correlator) -> bool:
+    """Whether the incident that got most of one fault's firing alerts also got most of the other's."""
+    predicted = {a.index: a.incident for a in correlate(lines, correlator)}
+    landed: dict[str, Counter[int]] = defaultdict(Counter)
+    for line in lines:
+        if line.alert.status == "firing":
+            assert line.truth is not None and line.truth["kind"] == "cascade"
+            landed[str(line.truth["incident"])][predicted[line.index]] += 1
+    first, second = (counts.most_common(1)[0][0] for counts in landed.values())
+    return first == second
+
+
+@pytest.mark.parametrize("topology", [True, False], ids=["with topology", "without topology"])
+def test_two_unrelated_faults_overlapping_in_one_cluster_mostly_stay_two_incidents(
+    correlator: Correlator, topology: bool, tmp_path: Path
+) -> None:
+    merged = []
+    for seed in OVERLAP_WORLDS:
+        path, topology_path = _unrelated_faults(seed).write(tmp_path / str(seed), compress=False)
+        known = Topology.load(topology_path) if topology else None
+        used = Correlator(correlator.scorer, correlator.embedder, known, correlator.policy)
+        if _merged(list(read_stream(path)), used):
+            merged.append(seed)
+    assert len(merged) <= MOST_MERGED, merged

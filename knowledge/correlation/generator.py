@@ -398,6 +398,21 @@ class World:
         nodes = [n for n in self._cluster(cluster).nodes.values() if n.role == "worker"]
         return max(nodes, key=lambda n: (len(n.pods), n.name)).name
 
+    def root_options(self, kind: str, cluster: str) -> list[str]:
+        """Components of ``cluster`` that can be the root of a ``kind`` fault (services, or nodes)."""
+        return _root_options(self, kind, self._cluster(cluster))
+
+    def unrelated_roots(self, kind: str, cluster: str, root: str) -> list[str]:
+        """The :meth:`root_options` of a ``kind`` fault that are neither ``root`` nor a service that depends on it or
+        that it depends on: a second fault there is unrelated to one at ``root`` (the overlaps of
+        :meth:`random_scenarios`)."""
+        services = self._cluster(cluster).services.values()
+        neighbours = {
+            s.name: [d.name for d in self.dependencies(s)] + [c.name for c in self.callers(s)] for s in services
+        }
+        related = {root} | {name for name, around in neighbours.items() if root in around}
+        return [option for option in self.root_options(kind, cluster) if option not in related]
+
     def callers_of(self, cluster: str, service: str) -> list[tuple[str, str]]:
         """``(cluster, service)`` of the services that depend on ``service`` (other clusters included)."""
         return [(s.cluster, s.name) for s in self._callers.get((cluster, service), [])]
@@ -1789,13 +1804,7 @@ def _schedule(
         anchor, moved = scenarios[j], scenarios[i]
         if "global_rollout" in (anchor.kind, moved.kind) or anchor.cluster is None:
             continue
-        cluster = world._cluster(anchor.cluster)
-        related = {anchor.root} | {
-            s.name
-            for s in cluster.services.values()
-            if anchor.root in ([d.name for d in world.dependencies(s)] + [c.name for c in world.callers(s)])
-        }
-        options = [r for r in _root_options(world, moved.kind, cluster) if r not in related]
+        options = world.unrelated_roots(moved.kind, anchor.cluster, anchor.root or "")
         if options:
             start = min(max(0.0, anchor.start_min + rng.uniform(-6, 15)), max(0.0, span - moved.duration_min - 10))
             scenarios[i] = replace(moved, start_min=round(start, 3), cluster=anchor.cluster, root=rng.choice(options))
