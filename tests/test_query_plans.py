@@ -10,12 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 
+from bot.db.database import Database
+from bot.knowledge.service import KnowledgeService
+from bot.remediation.models import ActionRequest
+from bot.remediation.runner import _automatic_reruns
+from bot.runtime import utc_now
 from bot.settings import Settings
+from bot.slack.suggester import Suggester
 from knowledge.embeddings import Embedder
 from tests.slack_support import running_bot
 from tests.support import FakeClock, am_alert, am_group
@@ -90,3 +96,17 @@ def test_the_worker_and_the_outbox_read_no_whole_table(settings: Settings, share
         assert sent and sent >= 3  # the post, its update, thread replies: the outbox was read and written
         assert len(statements) > 20
         assert table_scans(engine, statements) == []
+
+
+def test_the_suggesters_poll_and_a_runs_rerun_count_read_no_whole_table(settings: Settings) -> None:
+    """The suggester polls ten times a second for posts queued in the last hour; a remediation run counts its
+    request's automatic re-runs in the audit log. Both tables keep everything."""
+    database = Database(settings.effective_database_url)
+    assert settings.effective_database_url.startswith("sqlite")
+    with recorded(database.engine) as statements:
+        assert Suggester(database, cast(KnowledgeService, None), utc_now).run_once() == 0  # nothing waits
+        with database.read() as session:
+            assert _automatic_reruns(session, ActionRequest(id=1, attempt=1)) == 0
+    assert len(statements) == 2
+    assert table_scans(database.engine, statements) == []
+    database.dispose()

@@ -53,6 +53,8 @@ class OutboxItem(Base):
         # An incident's items of one kind: "was it posted?" on every timeline entry, its earlier status replies. The
         # outbox keeps what it sent, so without it each of those reads the whole history.
         Index("ix_slack_outbox_incident", "incident_id", "kind", "id"),
+        # The suggester's poll (ten times a second): posts queued in the last hour.
+        Index("ix_slack_outbox_kind_created", "kind", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
