@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.agent.answers import ASK_HUMAN_ACTION, LOOKING, NOTIFY_ACTION, REPORT_ACTION
+from bot.agent.exchange import ANSWER_GRACE
 from bot.agent.models import AgentQuestion
 from bot.settings import Rate, Route, Settings
 from bot.slack.models import OutboxItem, OutboxKind, OutboxStatus
@@ -212,10 +213,17 @@ def test_an_answer_slack_rate_limits_is_edited_in_by_the_outbox_after_retry_afte
     bot.standin.add_fault("ratelimited", method="chat.update", retry_after=3)
     said = bot.driver.direct_message("how do I connect to the VPN?", user="U0BOB")
     wait_for(lambda: len(bot.standin.calls("chat.update")) == 2 or None)
-    with bot.runtime.database.read() as session:
-        item = session.scalars(select(OutboxItem).where(OutboxItem.status == OutboxStatus.PENDING)).one()
-        asked = session.scalars(select(AgentQuestion).where(AgentQuestion.asker == "U0BOB")).one()
-    assert item.kind == OutboxKind.AGENT_ANSWER and asked.answered_at is not None
+
+    def rescheduled() -> tuple[OutboxItem, AgentQuestion] | None:
+        """The queued edit once the refused one moved it (the bot writes that after Slack's answer came back)."""
+        with bot.runtime.database.read() as session:
+            item = session.scalars(select(OutboxItem).where(OutboxItem.status == OutboxStatus.PENDING)).one()
+            asked = session.scalars(select(AgentQuestion).where(AgentQuestion.asker == "U0BOB")).one()
+        assert item.kind == OutboxKind.AGENT_ANSWER and asked.answered_at is not None
+        return (item, asked) if item.not_before != asked.answered_at + ANSWER_GRACE else None
+
+    item, asked = wait_for(rescheduled)
+    assert asked.answered_at is not None
     assert item.not_before - asked.answered_at == timedelta(seconds=3)  # Slack's Retry-After
     bot.drain()
     assert [call["status"] for call in bot.standin.calls("chat.update")] == [200, 429, 200]
