@@ -124,17 +124,18 @@ class LearnedCorrelation:
 
     def decide(self, session: Session, alert: Alert, at: datetime) -> Decision:
         facts = self._facts(alert)
-        candidates = self.store.candidates(session, facts, at)
+        rows = self.store.candidate_rows(session, facts, at)
         prepared = self._prepared.pop(alert.id, None)
         if prepared is not None:
             decision = resolved(session, prepared)
-            if decision is not None and set(decision.considered) == set(_considered(candidates)):
+            # The same incidents at the same versions: it stands, and no profile is built (this is the write lock).
+            if decision is not None and set(decision.considered) == {(r.id, r.correlation_version) for r in rows}:
                 return decision
         if self._planning:
             self._drop_plan()  # what follows was planned on a state the database did not reach
         if may_decide_later():
             raise DecideLater(alert.id)  # prepare decides it again, before the next transaction
-        return self.correlator.decide(facts, at, candidates)
+        return self.correlator.decide(facts, at, self.store.profiles_of(session, rows))
 
     def record(self, session: Session, incident: Incident, alert: Alert, at: datetime, decision: Decision) -> None:
         facts = self._facts(alert)
@@ -169,11 +170,6 @@ class ShadowCorrelation:
         if link is not None:
             link.shadow_reason = text
         log.info("shadow correlation: alert %d (%s) → #%d; learned %s", alert.id, alert.alertname, incident.id, text)
-
-
-def _considered(candidates: Sequence[IncidentProfile]) -> tuple[tuple[int, int], ...]:
-    """What a decision on ``candidates`` read: each one's (incident, version), as ``Decision.considered``."""
-    return tuple((c.id, c.version) for c in candidates)
 
 
 def _prefix(prepared: OrderedDict[int, Decision], upcoming: dict[int, datetime]) -> bool:

@@ -69,22 +69,26 @@ class ProfileStore:
         self._statements: dict[int, Select[Any]] = {}  # the candidates query by number of keys
 
     def candidates(self, session: Session, facts: AlertFacts, at: datetime) -> list[IncidentProfile]:
-        """One query: the most recent ``PER_KEY`` incidents of each index key, still live; the profiles' JSON is
-        read and parsed only for incidents whose version is not cached."""
+        """The profiles of :meth:`candidate_rows`."""
+        return self.profiles_of(session, self.candidate_rows(session, facts, at))
+
+    def candidate_rows(self, session: Session, facts: AlertFacts, at: datetime) -> list[Any]:
+        """One query: the most recent ``PER_KEY`` incidents of each index key, still live, as rows of the profiles'
+        times and counts (``id`` and ``correlation_version`` say what a decision on them considered), most recent
+        first, :data:`MAX_CANDIDATES` at most. Nothing is parsed."""
         keys = list(dict.fromkeys(bounded_key(key, KEY_LENGTH) for key in index_keys(facts)))
         params: dict[str, Any] = {f"key{i}": key for i, key in enumerate(keys)}
         found = session.execute(self._candidates_statement(len(keys)), {**params, "since": at - self.horizon})
-        rows = sorted(found, key=lambda r: (r.last_alert_at, r.id), reverse=True)[:MAX_CANDIDATES]
-        return self._profiles(session, rows)
+        return sorted(found, key=lambda r: (r.last_alert_at, r.id), reverse=True)[:MAX_CANDIDATES]
 
     def profiles(self, session: Session, ids: Collection[int]) -> dict[int, IncidentProfile]:
         """The profiles of the incidents ``ids`` as candidates are read (merged ones are never candidates)."""
         if not ids:
             return {}
         rows = session.execute(select(*_PROFILE_COLUMNS).where(Incident.id.in_(ids), Incident.merged_into.is_(None)))
-        return {profile.id: profile for profile in self._profiles(session, list(rows))}
+        return {profile.id: profile for profile in self.profiles_of(session, list(rows))}
 
-    def _profiles(self, session: Session, rows: Sequence[Any]) -> list[IncidentProfile]:
+    def profiles_of(self, session: Session, rows: Sequence[Any]) -> list[IncidentProfile]:
         """Profiles of incident rows (:data:`_PROFILE_COLUMNS`), their sets parsed once per version."""
         self._parse_missing(session, {r.id: r.correlation_version for r in rows})
         profiles = []
