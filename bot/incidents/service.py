@@ -33,7 +33,7 @@ from bot.incidents.models import (
 from bot.ingest.models import Alert
 from bot.ingest.parsed import Action
 from knowledge.alerts import DEFAULT_SEVERITY, AlertStatus, severity_rank
-from knowledge.correlation.correlator import Decision
+from knowledge.correlation.correlator import Decision, Kind
 
 SYSTEM_ACTOR = "incibot"
 MANUAL_SOURCE = "manual"
@@ -205,7 +205,7 @@ class IncidentService:
             SYSTEM_ACTOR,
             "reopened",
             f"Reopened: {alert.alertname} fired again within {_minutes(self._reopen_window)} of the resolve."
-            if _holds_fingerprint(session, incident.id, alert.fingerprint)
+            if decision.kind == Kind.SAME_ALERT or _holds_fingerprint(session, incident.id, alert.fingerprint)
             else f"Reopened: {alert.alertname} joined it ({decision.reason}).",
         )
 
