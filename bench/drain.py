@@ -18,10 +18,11 @@ a service that has run for a while has: a query of the worker that scans a table
 the difference between the two drains (``medians`` and ``medians_with_history``).
 
 Reported per run: seconds to drain, events applied (new occurrences, resolves), events/s, worker rounds (one
-prepare outside the write lock plus one write transaction each), texts the embedder had to encode, and how many
-incidents the storm became. Medians over ``--runs`` are printed and written to ``bench/results/drain.json``. At
-the replay's compressed time the whole day is minutes apart, so the incidents say nothing of correlation quality
-(``incibot eval dedup`` measures that).
+prepare outside the write lock plus one write transaction each), texts the embedder had to encode, how many
+incidents the storm became, and per event the milliseconds the worker's transactions held SQLite's write lock (the
+one ingest needs too: at 1,000 alerts/s the storm's events arrive in 16 s) and the SQL statements run. Medians
+over ``--runs`` are printed and written to ``bench/results/drain.json``. At the replay's compressed time the whole
+day is minutes apart, so the incidents say nothing of correlation quality (``incibot eval dedup`` measures that).
 
 Run: ``.venv/bin/python bench/drain.py`` (``--runs 3``; a few minutes). Exit status: 0 ran, 2 could not run.
 """
@@ -69,6 +70,8 @@ class DrainRun:
     rounds: int
     texts_embedded: int
     incidents: int
+    lock_ms_per_event: float  # the worker's write transactions (SQLite's one write lock, shared with ingest)
+    statements_per_event: float  # SQL statements the drain ran (the worker and its prefetch)
 
 
 class _AcceptOnly(ingest.SqliteBackend):
@@ -148,6 +151,7 @@ def drain(state_dir: Path) -> DrainRun:
         events = session.scalar(
             text("SELECT coalesce(sum(json_array_length(events)), 0) FROM deliveries WHERE status = 'pending'")
         )
+    statements = _count_statements(runtime.database.engine)
     rounds, started = 0, time.perf_counter()
     if runtime.prefetch is not None:
         runtime.prefetch.start()
@@ -169,7 +173,22 @@ def drain(state_dir: Path) -> DrainRun:
         rounds=rounds,
         texts_embedded=getattr(embedder, "misses", 0) - misses,
         incidents=incidents,
+        lock_ms_per_event=round(1000 * runtime.worker.held_total / max(events or 0, 1), 2),
+        statements_per_event=round(statements[0] / max(events or 0, 1), 1),
     )
+
+
+def _count_statements(engine: Any) -> list[int]:
+    """A counter (one item) of the statements ``engine`` executes from now on."""
+    from sqlalchemy import event
+
+    counted = [0]
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def _count(*_args: Any) -> None:
+        counted[0] += 1
+
+    return counted
 
 
 def _pending(runtime: Any) -> bool:
@@ -238,7 +257,8 @@ def _in_child(state_dir: Path) -> DrainRun:
 def _describe(run: DrainRun) -> str:
     return (
         f"{run.events:,.0f} events in {run.seconds:.1f} s ({run.events_per_second:.1f}/s), {run.rounds:,.0f} rounds, "
-        f"{run.texts_embedded:,.0f} texts embedded, {run.incidents:,.0f} incidents"
+        f"{run.texts_embedded:,.0f} texts embedded, {run.incidents:,.0f} incidents; per event "
+        f"{run.lock_ms_per_event:.2f} ms of the write lock, {run.statements_per_event:.1f} SQL statements"
     )
 
 

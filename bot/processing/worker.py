@@ -75,6 +75,7 @@ class ProcessingWorker(BackgroundLoop):
         self._timer = timer
         super().__init__("processing-worker", idle_poll)
         self._held = 0.0  # seconds the last batch held the write lock
+        self.held_total = 0.0  # seconds all batches held it (benchmarks: the lock's share of a storm)
         self._chunked = False  # the last batch stopped a delivery between two chunks
         self._storm = True  # deliveries arrive faster than STORM_ARRIVALS_PER_SECOND (until measured: ingestion first)
         self._chunk_first = False  # whether this batch takes deliveries in progress before the others
@@ -155,6 +156,7 @@ class ProcessingWorker(BackgroundLoop):
                     blocked.add(delivery.order_key)
                     progress += delivery.status == DeliveryStatus.FAILED
         self._held = self._timer() - locked
+        self.held_total += self._held
         return progress
 
     def _newest_delivery(self) -> int:
