@@ -34,6 +34,9 @@ _PROFILE_COLUMNS = (
     Incident.alert_count,
     Incident.correlation_version,
 )
+_PROFILE_SETS = select(Incident.id, Incident.correlation_version, Incident.correlation).where(
+    Incident.id.in_(bindparam("ids", expanding=True))
+)  # read for every incident a candidate read finds changed: built once
 
 
 def profile_of(incident: Incident) -> IncidentProfile:
@@ -130,9 +133,7 @@ class ProfileStore:
             if i in self._parsed:
                 self._parsed.move_to_end(i)
         if missing:
-            read = session.execute(
-                select(Incident.id, Incident.correlation_version, Incident.correlation).where(Incident.id.in_(missing))
-            )
+            read = session.execute(_PROFILE_SETS, {"ids": missing})
             for incident_id, version, data in read:
                 self._parsed[incident_id] = _parsed_profile(incident_id, version, data)
         while len(self._parsed) > PARSED_PROFILES:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import Select, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from bot.db.database import Database
@@ -357,15 +357,36 @@ class IncidentService:
         return incident
 
 
+# The statements applied for every event, built once: building one per call (and its cache key) cost more than
+# running it, inside the write transaction that ingestion waits for.
+_ALERTS_BY_ID = select(Alert).where(Alert.id.in_(bindparam("ids", expanding=True)))
+_OWNERS = (
+    select(IncidentAlert.alert_id, Incident)
+    .join(Incident, Incident.id == IncidentAlert.incident_id)
+    .where(IncidentAlert.alert_id.in_(bindparam("ids", expanding=True)))
+)
+_HOLDS_FINGERPRINT = (
+    select(IncidentAlert.alert_id)
+    .join(Alert, Alert.id == IncidentAlert.alert_id)
+    .where(IncidentAlert.incident_id == bindparam("incident_id"), Alert.fingerprint == bindparam("fingerprint"))
+    .limit(1)
+)
+_ANY_FIRING = (
+    select(IncidentAlert.alert_id)
+    .join(Alert, Alert.id == IncidentAlert.alert_id)
+    .where(IncidentAlert.incident_id == bindparam("incident_id"), Alert.status == AlertStatus.FIRING.value)
+    .limit(1)
+)
+
+
 def _load_alerts(session: Session, events: Sequence[Sequence[object]]) -> tuple[dict[int, Alert], dict[int, Incident]]:
     """The events' alerts by id, and the incidents those already linked belong to, in two queries. (Held here: the
     session's identity map keeps no strong reference, so loading them only "into the session" let them go at
     once, and ``session.get`` queried each one again.)"""
     ids = [event[0] for event in events if event and isinstance(event[0], int)]
-    alerts = {alert.id: alert for alert in session.scalars(select(Alert).where(Alert.id.in_(ids)))}
+    alerts = {alert.id: alert for alert in session.scalars(_ALERTS_BY_ID, {"ids": ids})}
     owners: dict[int, Incident] = {}
-    linked = select(IncidentAlert.alert_id, Incident).join(Incident, Incident.id == IncidentAlert.incident_id)
-    for alert_id, incident in session.execute(linked.where(IncidentAlert.alert_id.in_(ids))).tuples():
+    for alert_id, incident in session.execute(_OWNERS, {"ids": ids}).tuples():
         owners.setdefault(alert_id, incident)
     return alerts, owners
 
@@ -373,12 +394,7 @@ def _load_alerts(session: Session, events: Sequence[Sequence[object]]) -> tuple[
 def _holds_fingerprint(session: Session, incident_id: int, fingerprint: str) -> bool:
     """Whether an alert with ``fingerprint`` is linked to the incident (a storm's incident links thousands: one row
     is looked for, none are loaded)."""
-    return _exists(
-        session,
-        select(IncidentAlert.alert_id)
-        .join(Alert, Alert.id == IncidentAlert.alert_id)
-        .where(IncidentAlert.incident_id == incident_id, Alert.fingerprint == fingerprint),
-    )
+    return session.scalar(_HOLDS_FINGERPRINT, {"incident_id": incident_id, "fingerprint": fingerprint}) is not None
 
 
 def _mark_resolved(incident: Incident, at: datetime, by: str) -> None:
@@ -391,16 +407,7 @@ def _mark_resolved(incident: Incident, at: datetime, by: str) -> None:
 
 def _any_firing(session: Session, incident_id: int) -> bool:
     """Whether any alert of the incident still fires (the first one found answers; none are counted)."""
-    return _exists(
-        session,
-        select(IncidentAlert.alert_id)
-        .join(Alert, Alert.id == IncidentAlert.alert_id)
-        .where(IncidentAlert.incident_id == incident_id, Alert.status == AlertStatus.FIRING.value),
-    )
-
-
-def _exists(session: Session, query: Select[tuple[int]]) -> bool:
-    return session.scalar(query.limit(1)) is not None
+    return session.scalar(_ANY_FIRING, {"incident_id": incident_id}) is not None
 
 
 def _service(alert: Alert) -> str | None:

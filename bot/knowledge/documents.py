@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from bot.incidents.models import Incident, IncidentAlert, TimelineEntry
@@ -21,14 +21,17 @@ from knowledge.text import alert_text
 _REINDEX_ON = frozenset({"resolved", "auto_resolved", "reopened"})
 
 
+_FIRST_ALERT = (  # read as incidents open, resolve and reopen (in the worker's write transaction): built once
+    select(Alert)
+    .join(IncidentAlert, IncidentAlert.alert_id == Alert.id)
+    .where(IncidentAlert.incident_id == bindparam("incident_id"))
+    .order_by(Alert.id)
+    .limit(1)
+)
+
+
 def first_alert(session: Session, incident_id: int) -> NormalizedAlert | None:
-    alert = session.scalar(
-        select(Alert)
-        .join(IncidentAlert, IncidentAlert.alert_id == Alert.id)
-        .where(IncidentAlert.incident_id == incident_id)
-        .order_by(Alert.id)
-        .limit(1)
-    )
+    alert = session.scalar(_FIRST_ALERT, {"incident_id": incident_id})
     return alert.normalized() if alert is not None else None
 
 

@@ -25,6 +25,7 @@ from typing import Any
 
 from sqlalchemy import func, or_, select, text
 from sqlalchemy.orm import Session, defer
+from sqlalchemy.orm.attributes import set_committed_value
 
 from bot.background import BackgroundLoop
 from bot.db.database import Database, is_transient
@@ -42,6 +43,7 @@ SQLITE_CALM_BUDGET = 0.05  # ... otherwise (fewer, larger transactions: each rou
 SQLITE_CHUNK_ROOM = 0.038  # ... and a chunk of a large delivery in progress this much longer
 CHUNK_BUDGET = 0.5  # elsewhere, seconds per chunk (its incident rows stay locked, e.g. to an acknowledge)
 CHUNK_EVENTS = 500  # events of one delivery applied per transaction at most
+SMALL_DELIVERY = 100  # alerts in a delivery whose events are read with its batch's (a larger one's when applied)
 CHUNK_YIELD_FACTOR = 1  # on SQLite, after a chunk, leave the lock free as long as the chunk held it
 STORM_ARRIVALS_PER_SECOND = 100  # above this, on SQLite, processing yields the write lock to ingestion
 STORM_YIELD_FACTOR = 4  # ... holding it at most a fifth of the time
@@ -202,7 +204,21 @@ class ProcessingWorker(BackgroundLoop):
             )
         }
         ready = {key for key in keys if oldest_pending.get(key) == first_in_batch[key]}
-        return [delivery for delivery in candidates if delivery.order_key in ready]
+        batch = [delivery for delivery in candidates if delivery.order_key in ready]
+        self._load_small_events(session, batch)
+        return batch
+
+    def _load_small_events(self, session: Session, batch: list[Delivery]) -> None:
+        """The events of the batch's small deliveries in one query (each one's own deferred load was a query built
+        per delivery, inside the write lock); a large one's are read when its first chunk is applied, and kept."""
+        small = [d.id for d in batch if d.alert_count <= SMALL_DELIVERY and d.id not in self._events]
+        if not small:
+            return
+        read = session.execute(select(Delivery.id, Delivery.events).where(Delivery.id.in_(small)))
+        events = dict(read.tuples().all())
+        for delivery in batch:
+            if delivery.id in events:
+                set_committed_value(delivery, "events", events[delivery.id])
 
     def _lock_group(self, session: Session, order_key: str) -> bool:
         """On PostgreSQL, one worker at a time per group (released at commit)."""

@@ -26,6 +26,12 @@ from knowledge.alerts import severity_rank
 REMINDER = "unacked_reminder"
 MERGED = "merged"  # the timeline entry of an incident merged into another: its post's last change
 COALESCE_WINDOW = timedelta(seconds=2)
+# Asked for every timeline entry of an incident not posted yet (inside the worker's write transaction): built once.
+_POST_OF = (
+    select(OutboxItem.id)
+    .where(OutboxItem.incident_id == bindparam("incident_id"), OutboxItem.kind == OutboxKind.POST_INCIDENT)
+    .limit(1)
+)
 
 _INSERT_COALESCED = text(
     "INSERT INTO slack_outbox (kind, incident_id, channel, payload, status, coalesce_key, attempts, not_before,"
@@ -165,14 +171,7 @@ class SlackNotifier:
         return {"repost_to": now} if now != posted else {}
 
     def _posted(self, session: Session, incident: Incident) -> bool:
-        return incident.slack_ts is not None or (
-            session.scalar(
-                select(OutboxItem.id)
-                .where(OutboxItem.incident_id == incident.id, OutboxItem.kind == OutboxKind.POST_INCIDENT)
-                .limit(1)
-            )
-            is not None
-        )
+        return incident.slack_ts is not None or session.scalar(_POST_OF, {"incident_id": incident.id}) is not None
 
     def _enqueue_post(self, session: Session, incident: Incident, now: datetime) -> None:
         channel = self._channel(session, incident)

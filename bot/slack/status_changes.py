@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from bot.incidents.models import TimelineEntry
@@ -31,25 +31,27 @@ FLAP_WINDOW = timedelta(minutes=10)
 FLAPPING_REPLY_EVERY = timedelta(minutes=5)  # how long a status reply of a flapping incident waits for more
 _CYCLE_KINDS = ("auto_resolved", "reopened")  # the whole incident going down and up (not one alert of many)
 _SAID = {"auto_resolved": "auto-resolved", "reopened": "reopened", "alerts_resolved": "some alerts resolved"}
+# Read for every status change of an incident (inside the worker's write transaction): built once.
+_RECENT_CYCLES = (
+    select(TimelineEntry.at)
+    .where(TimelineEntry.incident_id == bindparam("incident_id"), TimelineEntry.kind.in_(_CYCLE_KINDS))
+    .order_by(TimelineEntry.id.desc())
+    .limit(FLAPPING)
+)
+_DUE_BY_KEY = select(OutboxItem.not_before).where(OutboxItem.coalesce_key == bindparam("key"))
 
 
 def flapping(session: Session, incident_id: int, now: datetime) -> bool:
     """Whether the incident resolved and reopened :data:`FLAPPING` times within :data:`FLAP_WINDOW` (its newest
     entries are read, through the timeline's index, until that many of those are found)."""
-    recent = session.scalars(
-        select(TimelineEntry.at)
-        .where(TimelineEntry.incident_id == incident_id, TimelineEntry.kind.in_(_CYCLE_KINDS))
-        .order_by(TimelineEntry.id.desc())
-        .limit(FLAPPING)
-    ).all()
+    recent = session.scalars(_RECENT_CYCLES, {"incident_id": incident_id}).all()
     return len(recent) == FLAPPING and min(recent) >= now - FLAP_WINDOW
 
 
 def held_until(session: Session, incident_id: int) -> datetime | None:
     """When the incident's pending status reply is due (None: none is pending): while it flaps, "alerts joined"
     replies wait for it too (each refire joins its alerts again). One read of the coalescing key's index."""
-    key = incident_coalesce_key(OutboxKind.STATUS_CHANGES, incident_id)
-    return session.scalar(select(OutboxItem.not_before).where(OutboxItem.coalesce_key == key))
+    return session.scalar(_DUE_BY_KEY, {"key": incident_coalesce_key(OutboxKind.STATUS_CHANGES, incident_id)})
 
 
 def reported_up_to(session: Session, item: OutboxItem) -> int:
