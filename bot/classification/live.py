@@ -44,6 +44,17 @@ CHANGES = frozenset({"opened", "alerts_added", "merged_in", "split", "not_relate
 PENDING_BATCH = 50  # incidents classified per prepare at most
 APPLY_BUDGET = 0.012  # seconds one write transaction applies predictions for (on SQLite each blocks ingestion)
 _KEEP = 2_000  # predictions kept by classifier input at most (least recently used dropped first)
+_WAITING = (  # the incidents waiting for the model, read every round: built once
+    select(Incident.id, Incident.alert_count)
+    .where(
+        Incident.category_source.is_(None),
+        Incident.alert_count > 0,
+        Incident.merged_into.is_(None),
+        Incident.status.in_(OPEN_STATUSES),
+    )
+    .order_by(Incident.id)
+    .limit(PENDING_BATCH)
+)
 
 
 class LiveClassification:
@@ -110,17 +121,7 @@ class LiveClassification:
                 upcoming.append(self._upcoming[alert_id])
             while len(self._upcoming) > _KEEP:
                 self._upcoming.popitem(last=False)
-            waiting = session.execute(
-                select(Incident.id, Incident.alert_count)
-                .where(
-                    Incident.category_source.is_(None),
-                    Incident.alert_count > 0,
-                    Incident.merged_into.is_(None),
-                    Incident.status.in_(OPEN_STATUSES),
-                )
-                .order_by(Incident.id)
-                .limit(PENDING_BATCH)
-            ).all()
+            waiting = session.execute(_WAITING).all()
             inputs = {incident_id: classifier_input(session, incident_id) for incident_id, _ in waiting}
         with self._lock:  # an input predicted before (an incident whose new alerts repeat its texts) is not again
             known = {text: p for text in [*upcoming, *inputs.values()] if (p := self._prepared.get(text)) is not None}

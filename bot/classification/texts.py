@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from bot.incidents.models import IncidentAlert
@@ -11,19 +11,19 @@ from knowledge.classify.inputs import MAX_ALERTS, incident_text
 from knowledge.text import alert_text
 
 ALERTS_READ = 200  # the first alerts of an incident, in arrival order, are what it is about
+_FIRST_ALERTS = (  # read for every incident the worker classifies (each round): built once
+    select(Alert)
+    .join(IncidentAlert, IncidentAlert.alert_id == Alert.id)
+    .where(IncidentAlert.incident_id == bindparam("incident_id"))
+    .order_by(Alert.id)
+    .limit(ALERTS_READ)
+)
 
 
 def incident_texts(session: Session, incident_id: int, distinct: int = ALERTS_READ) -> list[str]:
     """The distinct canonical texts of the incident's first :data:`ALERTS_READ` alerts, in arrival order; the
     first ``distinct`` of them at most (the alerts after those are not read)."""
-    alerts = session.scalars(
-        select(Alert)
-        .join(IncidentAlert, IncidentAlert.alert_id == Alert.id)
-        .where(IncidentAlert.incident_id == incident_id)
-        .order_by(Alert.id)
-        .limit(ALERTS_READ)
-        .execution_options(yield_per=2 * distinct)
-    )
+    alerts = session.scalars(_FIRST_ALERTS, {"incident_id": incident_id}, execution_options={"yield_per": 2 * distinct})
     texts: dict[str, None] = {}
     for alert in alerts:
         texts[alert_text(alert.normalized())] = None

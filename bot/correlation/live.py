@@ -18,7 +18,7 @@ from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from bot.correlation.plan import Plan, resolved
@@ -27,7 +27,7 @@ from bot.db.database import Database
 from bot.incidents.grouping import SourceGrouping
 from bot.incidents.models import Incident, IncidentAlert
 from bot.incidents.service import DecideLater, may_decide_later
-from bot.ingest.models import Alert, Delivery, DeliveryStatus
+from bot.ingest.models import ALERTS_BY_ID, Alert, Delivery, DeliveryStatus
 from bot.ingest.parsed import Action
 from knowledge.alerts import AlertStatus
 from knowledge.correlation.correlator import Correlator, Decision
@@ -41,6 +41,14 @@ PREPARE_ALERTS = 200  # new alerts looked at per prepare (planned ahead at most)
 PLAN_STEP = 32  # new alerts added to the plan per prepare at most
 _KEEP = 2_000  # prepared decisions kept at most (a decision never applied is dropped, oldest first)
 _PLANNED_INCIDENTS = 500  # a plan touching more incidents is made again from the database (each is a profile copy)
+# Read every round (before each write transaction), built once.
+_NEXT_PENDING = (
+    select(Delivery.events, Delivery.events_applied, Delivery.received_at)
+    .where(Delivery.status == DeliveryStatus.PENDING)
+    .order_by(Delivery.id)
+    .limit(PREPARE_DELIVERIES)
+)
+_LINKED = select(IncidentAlert.alert_id).where(IncidentAlert.alert_id.in_(bindparam("ids", expanding=True)))
 
 
 def facts_of(alert: Alert) -> AlertFacts:
@@ -194,12 +202,7 @@ class _Upcoming:
 def _upcoming(session: Session) -> _Upcoming:
     """The new alerts of the next pending deliveries, and the resolves between them. A delivery's resolves count
     after its new alerts, as the worker settles its incidents once the delivery's events are applied."""
-    deliveries = session.execute(
-        select(Delivery.events, Delivery.events_applied, Delivery.received_at)
-        .where(Delivery.status == DeliveryStatus.PENDING)
-        .order_by(Delivery.id)
-        .limit(PREPARE_DELIVERIES)
-    )
+    deliveries = session.execute(_NEXT_PENDING)
     wanted: dict[int, datetime] = {}
     steps: list[tuple[list[int], list[int], datetime]] = []  # per delivery: alerts fired first, resolved
     for events, applied, received_at in deliveries:
@@ -218,7 +221,7 @@ def _upcoming(session: Session) -> _Upcoming:
             break
     if not wanted:
         return _Upcoming({}, {})
-    linked = set(session.scalars(select(IncidentAlert.alert_id).where(IncidentAlert.alert_id.in_(wanted))))
+    linked = set(session.scalars(_LINKED, {"ids": list(wanted)}))
     firing: dict[int, datetime] = {}
     resolves: dict[int, list[tuple[int, datetime]]] = {}
     since: list[tuple[int, datetime]] = []
@@ -279,7 +282,7 @@ def _load(session: Session, ids: Sequence[int]) -> list[Alert]:
     """The alerts of ``ids`` that exist, in the order given."""
     if not ids:
         return []
-    alerts = {a.id: a for a in session.scalars(select(Alert).where(Alert.id.in_(ids)))}
+    alerts = {a.id: a for a in session.scalars(ALERTS_BY_ID, {"ids": list(ids)})}
     return [alerts[i] for i in ids if i in alerts]
 
 

@@ -30,7 +30,7 @@ from bot.incidents.models import (
     IncidentStatus,
     TimelineEntry,
 )
-from bot.ingest.models import Alert
+from bot.ingest.models import ALERTS_BY_ID, Alert
 from bot.ingest.parsed import Action
 from knowledge.alerts import DEFAULT_SEVERITY, AlertStatus, severity_rank
 from knowledge.correlation.correlator import Decision, Kind
@@ -359,7 +359,6 @@ class IncidentService:
 
 # The statements applied for every event, built once: building one per call (and its cache key) cost more than
 # running it, inside the write transaction that ingestion waits for.
-_ALERTS_BY_ID = select(Alert).where(Alert.id.in_(bindparam("ids", expanding=True)))
 _OWNERS = (
     select(IncidentAlert.alert_id, Incident)
     .join(Incident, Incident.id == IncidentAlert.incident_id)
@@ -384,7 +383,7 @@ def _load_alerts(session: Session, events: Sequence[Sequence[object]]) -> tuple[
     session's identity map keeps no strong reference, so loading them only "into the session" let them go at
     once, and ``session.get`` queried each one again.)"""
     ids = [event[0] for event in events if event and isinstance(event[0], int)]
-    alerts = {alert.id: alert for alert in session.scalars(_ALERTS_BY_ID, {"ids": ids})}
+    alerts = {alert.id: alert for alert in session.scalars(ALERTS_BY_ID, {"ids": ids})}
     owners: dict[int, Incident] = {}
     for alert_id, incident in session.execute(_OWNERS, {"ids": ids}).tuples():
         owners.setdefault(alert_id, incident)

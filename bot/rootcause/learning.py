@@ -7,7 +7,7 @@ since. Nothing is saved: the alerts table is its source, and it is rebuilt from 
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from bot.ingest.models import Alert
@@ -15,6 +15,12 @@ from knowledge.correlation.graph import DependencyGraph
 
 WARM_START = 20_000  # alerts learned from at start-up (the newest)
 STEP = 5_000  # alerts learned from per look at most
+_ALERTS_AFTER = (  # read before every processing transaction: built once
+    select(Alert.id, Alert.labels, Alert.received_at)
+    .where(Alert.id > bindparam("after"))
+    .order_by(Alert.id)
+    .limit(bindparam("limit"))
+)
 
 
 class LearnedGraph:
@@ -28,8 +34,7 @@ class LearnedGraph:
         if self._last is None:
             newest = session.scalar(select(func.max(Alert.id))) or 0
             self._last, limit = max(newest - WARM_START, 0), WARM_START
-        query = select(Alert.id, Alert.labels, Alert.received_at).where(Alert.id > self._last)
-        rows = session.execute(query.order_by(Alert.id).limit(limit)).all()
+        rows = session.execute(_ALERTS_AFTER, {"after": self._last, "limit": limit}).all()
         for alert_id, labels, received_at in rows:
             self.graph.observe(labels or {}, received_at)
             self._last = alert_id

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import func, or_, select, text
+from sqlalchemy import bindparam, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from bot.changes.models import ChangeRecord
@@ -50,6 +50,21 @@ COALESCE = COALESCE_WINDOW  # a ranking's edit waits this long for more changes
 NOTE_AFTER = timedelta(seconds=30)  # a top cause replaced sooner (alerts arriving together) changes without a note
 ACTIVE = timedelta(hours=2)  # a new change event re-ranks the open incidents with an alert this recent
 
+# Read before every processing transaction: built once.
+_DUE = (
+    select(RootCauseRanking.incident_id, RootCauseRanking.generation, Incident)
+    .join(Incident, Incident.id == RootCauseRanking.incident_id)
+    .where(
+        RootCauseRanking.stale.is_(True),
+        or_(
+            RootCauseRanking.ranked_at.is_(None),
+            RootCauseRanking.ranked_at <= bindparam("ranked_before", type_=RootCauseRanking.ranked_at.type),
+        ),
+    )
+    .order_by(RootCauseRanking.incident_id)
+    .limit(BATCH)
+)
+_NEWEST_CHANGE = select(func.max(ChangeRecord.id))
 _MARK_STALE = text(
     "INSERT INTO root_cause_rankings (incident_id, stale, generation, candidates, alert_count)"
     " VALUES (:incident_id, true, 1, '[]', 0)"
@@ -158,16 +173,7 @@ class LiveRootCause:
 
     def _inputs(self, session: Session, now: datetime) -> list[_Inputs]:
         """What the ranker needs of each stale incident due for ranking."""
-        due = session.execute(
-            select(RootCauseRanking.incident_id, RootCauseRanking.generation, Incident)
-            .join(Incident, Incident.id == RootCauseRanking.incident_id)
-            .where(
-                RootCauseRanking.stale.is_(True),
-                or_(RootCauseRanking.ranked_at.is_(None), RootCauseRanking.ranked_at <= now - MIN_INTERVAL),
-            )
-            .order_by(RootCauseRanking.incident_id)
-            .limit(BATCH)
-        ).all()
+        due = session.execute(_DUE, {"ranked_before": now - MIN_INTERVAL}).all()
         inputs: list[_Inputs] = []
         for incident_id, generation, incident in due:
             if incident.merged_into is not None or incident.alert_count == 0:  # nothing to rank: cleared
@@ -228,7 +234,7 @@ class LiveRootCause:
     def _touched_by_changes(self, session: Session, now: datetime) -> list[int]:
         """The recently active open incidents, when a change event was recorded since the last look (they are
         ranked again with it)."""
-        latest = session.scalar(select(func.max(ChangeRecord.id))) or 0
+        latest = session.scalar(_NEWEST_CHANGE) or 0
         last, self._last_change = self._last_change, latest
         if last is None or latest <= last:
             return []
