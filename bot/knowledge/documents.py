@@ -1,7 +1,10 @@
 """Keeps each incident's search document up to date, in the transaction that changed the incident.
 
 An incident is indexed when it opens (the canonical text of its first alert, or its title when declared by
-hand) and again when it is resolved with a note or reopened; the indexer embeds each new revision.
+hand) and again when what that text is made of changes: a person resolves it (with a note or without), its alerts
+are merged or split (its first alert may change), or it reopens or auto-resolves while it has a resolution note
+(the note is shown only while it is resolved). A storm's flapping incident reopens and resolves hundreds of times
+with nothing to change. The indexer embeds each new revision.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from bot.knowledge.models import IncidentDocument
 from knowledge.alerts import NormalizedAlert
 from knowledge.text import alert_text
 
-_REINDEX_ON = frozenset({"resolved", "auto_resolved", "reopened"})
+_REINDEX_ON = frozenset({"opened", "resolved", "merged_in", "split", "not_related"})
+_NOTE_SHOWN_OR_HIDDEN_ON = frozenset({"auto_resolved", "reopened"})
 
 
 _FIRST_ALERT = (  # read as incidents open, resolve and reopen (in the worker's write transaction): built once
@@ -55,7 +59,9 @@ class DocumentRecorder:
         self._clock = clock
 
     def on_timeline(self, session: Session, incident: Incident, entry: TimelineEntry) -> None:
-        if entry.kind != "opened" and entry.kind not in _REINDEX_ON:
+        if entry.kind not in _REINDEX_ON and not (
+            entry.kind in _NOTE_SHOWN_OR_HIDDEN_ON and (incident.resolution_note or "").strip()
+        ):
             return
         document = session.get(IncidentDocument, incident.id)
         text = document_text(session, incident)
