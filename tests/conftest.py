@@ -8,6 +8,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from pydantic import SecretStr
 from sqlalchemy import text
@@ -18,7 +19,7 @@ from bot.db.models import Base
 from bot.runtime import Runtime
 from bot.settings import Settings
 from knowledge.embeddings import Embedder, load_embedder
-from tests.support import FakeClock
+from tests.support import FakeClock, serve_in_thread
 
 TOKEN = "test-token-alertmanager-7f3a"
 PD_ROUTING_KEY = "R0UT1NGKEY0123456789abcdefabcdef"
@@ -114,6 +115,16 @@ def runtime(settings: Settings, clock: FakeClock) -> Iterator[Runtime]:
 @pytest.fixture
 def database(runtime: Runtime) -> Database:
     return runtime.database
+
+
+@pytest.fixture
+def stored_service(settings: Settings, clock: FakeClock) -> Iterator[tuple[Runtime, httpx.Client]]:
+    """A service on loopback that stores deliveries and applies none (tests apply them with the worker, or read the
+    queue), with a client for it."""
+    runtime = Runtime.build(settings.model_copy(update={"process_deliveries": False}), clock=clock)
+    with serve_in_thread(runtime.asgi_app()) as url, httpx.Client(base_url=url, timeout=10) as http:
+        yield runtime, http
+    runtime.database.dispose()
 
 
 def auth(token: str = TOKEN) -> dict[str, str]:

@@ -3,22 +3,20 @@ changed (a storm's alerts repeat their texts; each round used to predict every w
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any, cast
 
 import httpx
-import pytest
 from sqlalchemy import select
 
 from bot.classification.live import MODEL, LiveClassification
 from bot.incidents.models import Incident
 from bot.runtime import Runtime
-from bot.settings import Settings
 from knowledge.classify.model import Prediction, TextClassifier
 from tests.conftest import auth
-from tests.support import FakeClock, am_alert, am_group, serve_in_thread
+from tests.support import am_alert, am_group
 
 
 @dataclass
@@ -31,13 +29,6 @@ class _CountingModel:
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
         self.asked.extend(texts)
         return [Prediction("database", 0.9, False) for _ in texts]
-
-
-@pytest.fixture
-def runtime_and_http(settings: Settings, clock: FakeClock) -> Iterator[tuple[Runtime, httpx.Client]]:
-    runtime = Runtime.build(settings.model_copy(update={"process_deliveries": False}), clock=clock)
-    with serve_in_thread(runtime.asgi_app()) as url, httpx.Client(base_url=url, timeout=10) as http:
-        yield runtime, http
 
 
 def _send_and_apply(runtime: Runtime, http: httpx.Client, alerts: list[dict[str, Any]]) -> None:
@@ -59,9 +50,9 @@ def _wait_for_the_model(runtime: Runtime) -> None:
 
 
 def test_an_incident_is_predicted_again_only_when_its_classifier_input_changed(
-    runtime_and_http: tuple[Runtime, httpx.Client],
+    stored_service: tuple[Runtime, httpx.Client],
 ) -> None:
-    runtime, http = runtime_and_http
+    runtime, http = stored_service
     _send_and_apply(runtime, http, [am_alert(pod="a"), am_alert(pod="b")])
     model = _CountingModel()
     live = LiveClassification(lambda: cast(TextClassifier, model))
@@ -97,9 +88,9 @@ class _SlowTimer:
 
 
 def test_one_write_transaction_applies_predictions_for_its_budget_and_the_rest_wait_for_the_next_prepare(
-    runtime_and_http: tuple[Runtime, httpx.Client],
+    stored_service: tuple[Runtime, httpx.Client],
 ) -> None:
-    runtime, http = runtime_and_http
+    runtime, http = stored_service
     for name in ("DiskFull", "PodCrashLooping", "HighLatency"):  # three source groups: three incidents
         group = am_group([am_alert(name, pod=name.lower())], group_key=f'{{}}:{{alertname="{name}"}}')
         assert http.post("/alerts/alertmanager", json=group, headers=auth()).status_code == 202

@@ -4,12 +4,11 @@ thread is encoding is waited for by another, never encoded twice."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
 import numpy as np
-import pytest
 from sqlalchemy import select
 
 from bot.correlation.prefetch import EmbeddingPrefetch
@@ -20,7 +19,7 @@ from knowledge.alerts import NormalizedAlert
 from knowledge.embeddings import Embedder
 from knowledge.text import alert_text
 from tests.conftest import auth
-from tests.support import FakeClock, am_alert, am_group, serve_in_thread
+from tests.support import FakeClock, am_alert, am_group
 
 
 class _GatedModel:
@@ -97,23 +96,14 @@ class _Recorder:
         return np.zeros((len(texts), 4), dtype=np.float32)
 
 
-@pytest.fixture
-def stored(settings: Settings, clock: FakeClock) -> Iterator[tuple[Runtime, httpx.Client]]:
-    """A service that stores deliveries and applies none (the queue the prefetch reads)."""
-    runtime = Runtime.build(settings.model_copy(update={"process_deliveries": False}), clock=clock)
-    with serve_in_thread(runtime.asgi_app()) as url, httpx.Client(base_url=url, timeout=10) as http:
-        yield runtime, http
-    runtime.database.dispose()
-
-
 def _send(http: httpx.Client, *alerts: dict[str, Any]) -> None:
     assert http.post("/alerts/alertmanager", json=am_group(list(alerts)), headers=auth()).status_code == 202
 
 
 def test_the_prefetch_embeds_each_queued_new_alert_text_once_in_queue_order(
-    stored: tuple[Runtime, httpx.Client],
+    stored_service: tuple[Runtime, httpx.Client],
 ) -> None:
-    runtime, http = stored
+    runtime, http = stored_service
     first = am_alert("PostgresDown", pod="orders-db-0")
     second = am_alert("KubePodCrashLooping", pod="cart-api-5d8f9c7b6-q2w4x")
     _send(http, first, second)

@@ -5,12 +5,10 @@ give the incident another first alert."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import httpx
-import pytest
 
 from bot.incidents.corrections import build_corrections
 from bot.knowledge.models import IncidentDocument
@@ -18,17 +16,9 @@ from bot.runtime import Runtime
 from bot.settings import Settings
 from knowledge.embeddings import Embedder
 from tests.conftest import auth
-from tests.support import T0, FakeClock, am_alert, am_group, serve_in_thread
+from tests.support import T0, FakeClock, am_alert, am_group
 
 NOTE = "rolled back the deploy"
-
-
-@pytest.fixture
-def served(settings: Settings, clock: FakeClock) -> Iterator[tuple[Runtime, httpx.Client]]:
-    runtime = Runtime.build(settings.model_copy(update={"process_deliveries": False}), clock=clock)
-    with serve_in_thread(runtime.asgi_app()) as url, httpx.Client(base_url=url, timeout=10) as http:
-        yield runtime, http
-    runtime.database.dispose()
 
 
 def _send(runtime: Runtime, http: httpx.Client, alert: dict[str, Any], group: str) -> None:
@@ -46,9 +36,9 @@ def _document(runtime: Runtime, incident_id: int) -> tuple[int, str]:
 
 
 def test_a_flapping_incident_keeps_its_document_and_a_resolution_note_shows_only_while_resolved(
-    served: tuple[Runtime, httpx.Client], clock: FakeClock
+    stored_service: tuple[Runtime, httpx.Client], clock: FakeClock
 ) -> None:
-    runtime, http = served
+    runtime, http = stored_service
     episode = T0
     _send(runtime, http, am_alert("DiskFull", starts_at=episode, pod="db-0"), "DiskFull")
     rev, about = _document(runtime, 1)
@@ -78,9 +68,9 @@ def test_a_flapping_incident_keeps_its_document_and_a_resolution_note_shows_only
 
 
 def test_a_merge_re_indexes_the_incident_whose_first_alert_changed(
-    served: tuple[Runtime, httpx.Client], settings: Settings, shared_embedder: Embedder
+    stored_service: tuple[Runtime, httpx.Client], settings: Settings, shared_embedder: Embedder
 ) -> None:
-    runtime, http = served
+    runtime, http = stored_service
     _send(runtime, http, am_alert("PostgresDown", pod="db-0"), "PostgresDown")  # #1, the older alert
     _send(runtime, http, am_alert("HighErrorRate", pod="api-0"), "HighErrorRate")  # #2
     rev, about = _document(runtime, 2)
