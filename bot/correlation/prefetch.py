@@ -24,7 +24,7 @@ from sqlalchemy import select
 from bot.background import BackgroundLoop
 from bot.correlation.live import facts_of
 from bot.db.database import Database
-from bot.ingest.models import Alert, Delivery, DeliveryStatus
+from bot.ingest.models import ALERTS_BY_ID, Delivery, DeliveryStatus
 from bot.ingest.parsed import Action
 from knowledge.correlation.correlator import TextEmbedder
 
@@ -61,7 +61,7 @@ class EmbeddingPrefetch(BackgroundLoop):
             if not deliveries:
                 return 0
             fired = {alert_id for _, events in deliveries for alert_id, action in events if action == Action.FIRING}
-            alerts = session.scalars(select(Alert).where(Alert.id.in_(fired)).order_by(Alert.id))
+            alerts = session.scalars(ALERTS_BY_ID, {"ids": list(fired)})
             texts = list(dict.fromkeys(facts_of(alert).text for alert in alerts))  # what correlation compares
         self._after = deliveries[-1].id
         for start in range(0, len(texts), BATCH):

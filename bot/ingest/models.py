@@ -105,6 +105,6 @@ class Alert(Base):
         )
 
 
-# Alerts by id (bound as ``ids``), read every round by the worker and its preparers: built once (building a statement
-# and its cache key costs more than running this one).
-ALERTS_BY_ID = select(Alert).where(Alert.id.in_(bindparam("ids", expanding=True)))
+# Alerts by id (bound as ``ids``), oldest first, read every round by the worker, its preparers and the embedding
+# prefetch: built once (building a statement and its cache key costs more than running this one).
+ALERTS_BY_ID = select(Alert).where(Alert.id.in_(bindparam("ids", expanding=True))).order_by(Alert.id)

@@ -58,7 +58,7 @@ _DUE = (
         RootCauseRanking.stale.is_(True),
         or_(
             RootCauseRanking.ranked_at.is_(None),
-            RootCauseRanking.ranked_at <= bindparam("ranked_before", type_=RootCauseRanking.ranked_at.type),
+            RootCauseRanking.ranked_at <= bindparam("ranked_before"),
         ),
     )
     .order_by(RootCauseRanking.incident_id)
