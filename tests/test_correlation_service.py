@@ -4,7 +4,7 @@ write lock, shadow mode, and the runaway guard. Real SQLite, real HTTP, the real
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -18,6 +18,7 @@ from bot.ingest.models import Alert, Delivery
 from bot.runtime import Runtime
 from bot.settings import Route, Settings
 from bot.standin.workspace import DEFAULT_BOT_TOKEN
+from knowledge.correlation.state import PER_KEY
 from knowledge.embeddings import Embedder
 from tests.conftest import auth
 from tests.slack_support import running_bot
@@ -211,6 +212,46 @@ def test_a_resolve_between_two_new_alerts_is_planned_so_the_later_decision_holds
         assert resolved.status == IncidentStatus.RESOLVED
         assert resolved.correlation_version > incident.correlation_version
         assert _apply(stack, later, decide_later=True) == 1  # it holds: no second decision in or before a transaction
+        assert len(stack.links()) == 2
+
+
+def test_a_planned_incident_that_fills_a_keys_list_leaves_the_later_decision_standing(stack_for: Any) -> None:
+    for stack in stack_for():
+        correlation = stack.runtime.incidents.correlation
+        assert isinstance(correlation, LearnedCorrelation)
+        # A busy cluster: PER_KEY incidents resolved in the last hour, listed under its key.
+        now = stack.clock.now
+        with stack.runtime.database.write() as session:
+            for i in range(PER_KEY):
+                at = now - timedelta(minutes=60) + timedelta(minutes=i)
+                incident = Incident(
+                    status=IncidentStatus.RESOLVED,
+                    title=f"Earlier fault {i}",
+                    severity="warning",
+                    source="alertmanager",
+                    group_key=f"earlier:{i}",
+                    alert_count=1,
+                    opened_at=at,
+                    last_alert_at=at,
+                    resolved_at=at + timedelta(seconds=30),
+                    correlation_version=1,
+                )
+                session.add(incident)
+                session.flush()
+                correlation.store.index(session, incident.id, ["cluster:prod-eu"], at)
+        place = {"cluster": "prod-eu", "namespace": "shop"}
+        stack.fire(
+            "DiskFull", group='alertname="DiskFull"', summary="Disk of ledger-db is full", service="ledger-db", **place
+        )
+        stack.clock.advance(seconds=30)
+        stack.fire(
+            "HighLatency", group='alertname="HighLatency"', summary="Search is slow", service="search-api", **place
+        )
+        # Both decided ahead; the first opens an incident, which takes the oldest one's place in the cluster's list.
+        assert correlation.prepare(stack.runtime.database) == 2
+        first, second = _pending_deliveries(stack)
+        assert _apply(stack, first, decide_later=True) == 1
+        assert _apply(stack, second, decide_later=True) == 1  # it holds: the plan left out the oldest one too
         assert len(stack.links()) == 2
 
 

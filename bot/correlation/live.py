@@ -21,7 +21,7 @@ from datetime import datetime
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from bot.correlation.plan import Plan, resolved
+from bot.correlation.plan import Plan, Recent, resolved
 from bot.correlation.store import ProfileStore
 from bot.db.database import Database
 from bot.incidents.grouping import SourceGrouping
@@ -101,20 +101,23 @@ class LearnedCorrelation:
                 facts = self._facts(alert)
                 at = upcoming.firing[alert.id]
                 fires = alert.status == AlertStatus.FIRING.value
-                reads.append((alert.id, facts, at, fires, self.store.candidates(session, facts, at)))
+                recent = self.store.recent(session, facts) if self._planning else {}
+                reads.append(_Read(alert.id, facts, at, fires, self.store.candidates(session, facts, at), recent))
             resolves = None
             if self._planning:
                 resolves = _Resolves.read(session, self.store, self._plan, upcoming, todo, reads)
-        self._embed_ahead([facts.text, *(t for c in read for t in c.texts)] for _, facts, _, _, read in reads)
-        for alert_id, facts, at, fires, read in reads:
+        self._embed_ahead([read.facts.text, *(t for c in read.candidates for t in c.texts)] for read in reads)
+        for read in reads:
             if resolves is not None:
-                resolves.apply(self._plan, alert_id)
-            candidates = self._plan.candidates(facts, read) if self._planning else read
-            decision = self.correlator.decide(facts, at, candidates)
-            self._prepared[alert_id] = decision
+                resolves.apply(self._plan, read.alert_id)
+            candidates = (
+                self._plan.candidates(read.facts, read.candidates, read.recent) if self._planning else read.candidates
+            )
+            decision = self.correlator.decide(read.facts, read.at, candidates)
+            self._prepared[read.alert_id] = decision
             if self._planning:
-                components = self.correlator.components(facts)
-                self._plan.add(alert_id, facts, at, decision, candidates, components, fires=fires)
+                components = self.correlator.components(read.facts)
+                self._plan.add(read.alert_id, read.facts, read.at, decision, candidates, components, fires=read.fires)
         while len(self._prepared) > _KEEP:
             self._prepared.popitem(last=False)
         return len(reads)
@@ -235,6 +238,19 @@ def _upcoming(session: Session) -> _Upcoming:
     return _Upcoming(firing, resolves)
 
 
+@dataclass(frozen=True, slots=True)
+class _Read:
+    """What a prepare read for one upcoming alert: its candidates in the database, and the per-key lists they were
+    found through (planning only)."""
+
+    alert_id: int
+    facts: AlertFacts
+    at: datetime
+    fires: bool
+    candidates: list[IncidentProfile]
+    recent: Recent
+
+
 @dataclass(slots=True)
 class _Resolves:
     """The resolves a prepare plans, with what the database says of them: the incident each resolved alert is
@@ -253,7 +269,7 @@ class _Resolves:
         plan: Plan,
         upcoming: _Upcoming,
         todo: Sequence[int],
-        reads: Sequence[tuple[int, AlertFacts, datetime, bool, list[IncidentProfile]]],
+        reads: Sequence[_Read],
     ) -> _Resolves:
         before = {alert_id: upcoming.resolves[alert_id] for alert_id in todo if alert_id in upcoming.resolves}
         resolved = {alert_id for pairs in before.values() for alert_id, _ in pairs}
@@ -262,7 +278,7 @@ class _Resolves:
         links = select(IncidentAlert.alert_id, IncidentAlert.incident_id).where(IncidentAlert.alert_id.in_(resolved))
         linked = dict(session.execute(links).tuples().all())
         # Any incident a resolve may reach: linked to a resolved alert, or one a planned alert joins (a candidate).
-        reachable = set(linked.values()) | {c.id for *_, read in reads for c in read} | set(plan.incidents())
+        reachable = set(linked.values()) | {c.id for read in reads for c in read.candidates} | set(plan.incidents())
         reachable = {i for i in reachable if i > 0}
         firing = select(IncidentAlert.incident_id).join(Alert, Alert.id == IncidentAlert.alert_id)
         firing = firing.where(IncidentAlert.incident_id.in_(reachable), Alert.status == AlertStatus.FIRING.value)

@@ -15,7 +15,7 @@ again from the database.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import select
@@ -25,7 +25,7 @@ from bot.incidents.models import IncidentAlert
 from knowledge.correlation.correlator import Decision
 from knowledge.correlation.facts import AlertFacts
 from knowledge.correlation.profile import IncidentProfile
-from knowledge.correlation.state import MAX_CANDIDATES, index_keys
+from knowledge.correlation.state import MAX_CANDIDATES, PER_KEY, index_keys
 from knowledge.correlation.topology import Components
 
 _PLACEHOLDER = re.compile(r"#-(\d+)\b")
@@ -36,10 +36,13 @@ def placeholder(alert_id: int) -> int:
     return -alert_id
 
 
+Recent = dict[str, list[tuple[int, datetime]]]
+"""Per index key: the incidents with the latest activity on it, newest first, with that time (``PER_KEY`` at most)."""
+
+
 @dataclass(slots=True)
 class _Planned:
     profile: IncidentProfile  # the incident as the plan leaves it (the plan's own copy)
-    keys: set[str] = field(default_factory=set)  # index keys the plan adds to it
     opened: int | None = None  # a new incident: its place among those the plan opens
     firing: int = 0  # alerts the plan joins to it that fire now
 
@@ -51,6 +54,7 @@ class Plan:
         self._planned: dict[int, _Planned] = {}
         self._opened = 0
         self._incident_of: dict[int, int] = {}  # alert id -> the incident the plan puts it in
+        self._keys: dict[str, dict[int, datetime]] = {}  # index key -> incidents the plan adds it to, and when
 
     def incidents(self) -> list[int]:
         """The incidents the plan changes (placeholders for those it opens)."""
@@ -63,14 +67,20 @@ class Plan:
     def __len__(self) -> int:
         return len(self._planned)
 
-    def candidates(self, facts: AlertFacts, read: list[IncidentProfile]) -> list[IncidentProfile]:
-        """``read`` (the database's candidates for ``facts``) as the planned decisions will leave them: joined
-        incidents as planned, and the planned ones that share an index key with the alert, in the database's order
-        (latest activity first, a new incident after every existing one) and number."""
-        keys = set(index_keys(facts))
-        found = {candidate.id: candidate for candidate in read}
+    def candidates(self, facts: AlertFacts, read: list[IncidentProfile], recent: Recent) -> list[IncidentProfile]:
+        """``read`` (the database's candidates for ``facts``, found through the lists of ``recent``) as the planned
+        decisions will leave them: joined incidents as planned, and the planned ones that share an index key with
+        the alert, in the database's order (latest activity first, a new incident after every existing one) and
+        number. Each key lists its ``PER_KEY`` most recent incidents, as the transaction's read does: one the plan
+        adds to a full list pushes that list's oldest out (a candidate no other key lists is one no longer)."""
+        listed: set[int] = set()
+        for key in dict.fromkeys(index_keys(facts)):
+            latest = dict(recent.get(key, ()))
+            latest.update(self._keys.get(key, {}))
+            listed.update(sorted(latest, key=latest.__getitem__, reverse=True)[:PER_KEY])
+        found = {candidate.id: candidate for candidate in read if candidate.id in listed}
         for incident, planned in self._planned.items():
-            if incident in found or planned.keys & keys:
+            if incident in listed:
                 found[incident] = planned.profile
         return sorted(found.values(), key=self._order, reverse=True)[:MAX_CANDIDATES]
 
@@ -100,7 +110,8 @@ class Plan:
                 next(c for c in candidates if c.id == decision.incident).copy()
             )
         planned.profile.add(facts, at, components)
-        planned.keys.update(index_keys(facts))
+        for key in index_keys(facts):
+            self._keys.setdefault(key, {})[planned.profile.id] = at
         planned.firing += fires
         self._planned[planned.profile.id] = planned
         self._incident_of[alert_id] = planned.profile.id

@@ -7,9 +7,10 @@ from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, bindparam, select, text, union_all
+from sqlalchemy import CompoundSelect, Select, bindparam, literal_column, select, text, union_all
 from sqlalchemy.orm import Session
 
+from bot.correlation.plan import Recent
 from bot.incidents.models import OPEN_STATUSES, Incident, IncidentKey, IncidentStatus
 from bot.ingest.keys import bounded_key
 from knowledge.correlation.facts import AlertFacts
@@ -71,10 +72,23 @@ class ProfileStore:
         self.horizon = horizon  # resolved incidents stay candidates this long
         self._parsed: OrderedDict[int, IncidentProfile] = OrderedDict()
         self._statements: dict[int, Select[Any]] = {}  # the candidates query by number of keys
+        self._recent_statements: dict[int, CompoundSelect[Any]] = {}  # the per-key lists by number of keys
 
     def candidates(self, session: Session, facts: AlertFacts, at: datetime) -> list[IncidentProfile]:
         """The profiles of :meth:`candidate_rows`."""
         return self.profiles_of(session, self.candidate_rows(session, facts, at))
+
+    def recent(self, session: Session, facts: AlertFacts) -> Recent:
+        """Per index key of ``facts``: the ``PER_KEY`` incidents with the latest activity on it (live or not), newest
+        first, with that time: the lists :meth:`candidate_rows` takes its candidates from (a plan that adds
+        incidents to a key pushes the oldest out of its list, as the transaction will)."""
+        keys = list(dict.fromkeys(index_keys(facts)))
+        bounded = {bounded_key(key, KEY_LENGTH): key for key in keys}
+        params = {f"key{i}": key for i, key in enumerate(bounded)}
+        recent: Recent = {key: [] for key in keys}
+        for number, incident_id, last_at in session.execute(self._recent_statement(len(bounded)), params):
+            recent[bounded[params[f"key{number}"]]].append((incident_id, last_at))
+        return recent
 
     def candidate_rows(self, session: Session, facts: AlertFacts, at: datetime) -> list[Any]:
         """One query: the most recent ``PER_KEY`` incidents of each index key, still live, as rows of the profiles'
@@ -125,6 +139,22 @@ class ProfileStore:
                 Incident.status.in_(OPEN_STATUSES) | (Incident.resolved_at >= bindparam("since")),
             )
             self._statements[keys] = statement
+        return statement
+
+    def _recent_statement(self, keys: int) -> CompoundSelect[Any]:
+        """The per-key lists of :meth:`recent` for ``keys`` index keys (bound as ``key0``...), built once."""
+        statement = self._recent_statements.get(keys)
+        if statement is None:
+            per_key = [
+                select(literal_column(str(i)).label("number"), IncidentKey.incident_id, IncidentKey.last_at)
+                .where(IncidentKey.key == bindparam(f"key{i}"))
+                .order_by(IncidentKey.last_at.desc())
+                .limit(PER_KEY)
+                .subquery()
+                for i in range(keys)
+            ]
+            statement = union_all(*(select(entries) for entries in per_key))
+            self._recent_statements[keys] = statement
         return statement
 
     def _parse_missing(self, session: Session, versions: dict[int, int]) -> None:
