@@ -82,21 +82,20 @@ class ProfileStore:
         """Per index key of ``facts``: the ``PER_KEY`` incidents with the latest activity on it (live or not), newest
         first, with that time: the lists :meth:`candidate_rows` takes its candidates from (a plan that adds
         incidents to a key pushes the oldest out of its list, as the transaction will)."""
-        keys = list(dict.fromkeys(index_keys(facts)))
-        bounded = {bounded_key(key, KEY_LENGTH): key for key in keys}
-        params = {f"key{i}": key for i, key in enumerate(bounded)}
-        recent: Recent = {key: [] for key in keys}
-        for number, incident_id, last_at in session.execute(self._recent_statement(len(bounded)), params):
-            recent[bounded[params[f"key{number}"]]].append((incident_id, last_at))
+        bounded = _bounded_keys(facts)
+        recent: Recent = {key: [] for key in index_keys(facts)}
+        keys = list(bounded.values())
+        for number, incident_id, last_at in session.execute(self._lists_statement(len(bounded)), _params(bounded)):
+            recent[keys[number]].append((incident_id, last_at))
         return recent
 
     def candidate_rows(self, session: Session, facts: AlertFacts, at: datetime) -> list[Any]:
         """One query: the most recent ``PER_KEY`` incidents of each index key, still live, as rows of the profiles'
         times and counts (``id`` and ``correlation_version`` say what a decision on them considered), most recent
         first, :data:`MAX_CANDIDATES` at most. Nothing is parsed."""
-        keys = list(dict.fromkeys(bounded_key(key, KEY_LENGTH) for key in index_keys(facts)))
-        params: dict[str, Any] = {f"key{i}": key for i, key in enumerate(keys)}
-        found = session.execute(self._candidates_statement(len(keys)), {**params, "since": at - self.horizon})
+        bounded = _bounded_keys(facts)
+        params = {**_params(bounded), "since": at - self.horizon}
+        found = session.execute(self._candidates_statement(len(bounded)), params)
         return sorted(found, key=lambda r: (r.last_alert_at, r.id), reverse=True)[:MAX_CANDIDATES]
 
     def profiles(self, session: Session, ids: Collection[int]) -> dict[int, IncidentProfile]:
@@ -124,25 +123,18 @@ class ProfileStore:
         """The candidates query for ``keys`` index keys (bound as ``key0``... and ``since``), built once."""
         statement = self._statements.get(keys)
         if statement is None:
-            per_key = [
-                select(IncidentKey.incident_id)
-                .where(IncidentKey.key == bindparam(f"key{i}"))
-                .order_by(IncidentKey.last_at.desc())
-                .limit(PER_KEY)
-                .subquery()
-                for i in range(keys)
-            ]
-            recent = union_all(*(select(ids.c.incident_id) for ids in per_key))
+            lists = self._lists_statement(keys).subquery()
             statement = select(*_PROFILE_COLUMNS).where(
-                Incident.id.in_(recent),
+                Incident.id.in_(select(lists.c.incident_id)),
                 Incident.merged_into.is_(None),
                 Incident.status.in_(OPEN_STATUSES) | (Incident.resolved_at >= bindparam("since")),
             )
             self._statements[keys] = statement
         return statement
 
-    def _recent_statement(self, keys: int) -> CompoundSelect[Any]:
-        """The per-key lists of :meth:`recent` for ``keys`` index keys (bound as ``key0``...), built once."""
+    def _lists_statement(self, keys: int) -> CompoundSelect[Any]:
+        """The ``PER_KEY`` most recent incidents of each of ``keys`` index keys (bound as ``key0``...), as rows of
+        the key's number, the incident and its time on the key, built once."""
         statement = self._recent_statements.get(keys)
         if statement is None:
             per_key = [
@@ -187,6 +179,16 @@ class ProfileStore:
             for key in dict.fromkeys(keys)
         ]
         session.execute(_INDEX_KEY, rows)
+
+
+def _bounded_keys(facts: AlertFacts) -> dict[str, str]:
+    """The alert's index keys as stored (bounded to the column), each with its own key, in order."""
+    return {bounded_key(key, KEY_LENGTH): key for key in index_keys(facts)}
+
+
+def _params(bounded: dict[str, str]) -> dict[str, Any]:
+    """The keys bound as the per-key lists' statement expects them (``key0``...)."""
+    return {f"key{i}": key for i, key in enumerate(bounded)}
 
 
 def _parsed_profile(incident_id: int, version: int, data: dict[str, Any] | None) -> IncidentProfile:
