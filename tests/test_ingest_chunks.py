@@ -194,7 +194,28 @@ def test_chunks_read_neither_the_body_nor_each_alert_again(bot: Bot) -> None:
     SQLite's write lock for hundreds of milliseconds (mostly in garbage collection), and fetching its alerts one
     query each made it crawl."""
     big = bot.send(250, BIG, "big-")
-    worker = bot.worker(chunk_events=50, timer=FakeTimer())
+    transactions, selects = _drained(bot.worker(chunk_events=50, timer=FakeTimer()), bot)
+    assert transactions == 5 and bot.progress()[big] == ("done", 250)
+    assert not [statement for statement in selects if "deliveries.body" in statement]
+    assert len([statement for statement in selects if re.search(r"deliveries\.events\b", statement)]) == 1  # once
+    assert not [statement for statement in selects if re.search(r"FROM alerts WHERE alerts\.id = ", statement)]
+    [incident] = bot.incidents()
+    assert (incident.alert_count, bot.links(incident.id)) == (250, 250)
+
+
+def test_a_small_deliverys_events_are_read_once_however_many_transactions_claim_it(bot: Bot) -> None:
+    """During a storm a SQLite transaction applies a few deliveries of the batch it claims, and the next claims
+    most of the others again: their events were read (and parsed) again in every one, inside the write lock."""
+    small = [bot.send(1, f'{{}}:{{pod="small-{n}"}}', f"small-{n}-") for n in range(6)]
+    # Each read of the timer is past the budget: on SQLite a transaction applies one delivery.
+    transactions, selects = _drained(bot.worker(chunk_events=50, timer=FakeTimer(step=0.02)), bot)
+    assert _done(bot) == len(small)
+    assert transactions == (len(small) if bot.runtime.database.is_sqlite else 1)
+    assert len([statement for statement in selects if re.search(r"deliveries\.events\b", statement)]) == 1  # once
+
+
+def _drained(worker: ProcessingWorker, bot: Bot) -> tuple[int, list[str]]:
+    """Run ``worker`` until nothing is left; returns its transactions and the SELECT statements it ran."""
     statements: list[str] = []
 
     def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
@@ -208,14 +229,7 @@ def test_chunks_read_neither_the_body_nor_each_alert_again(bot: Bot) -> None:
             transactions += 1
     finally:
         event.remove(engine, "before_cursor_execute", record)
-
-    assert transactions == 5 and bot.progress()[big] == ("done", 250)
-    selects = [statement for statement in statements if statement.startswith("SELECT")]
-    assert not [statement for statement in selects if "deliveries.body" in statement]
-    assert len([statement for statement in selects if re.search(r"deliveries\.events\b", statement)]) == 1  # once
-    assert not [statement for statement in selects if re.search(r"FROM alerts WHERE alerts\.id = ", statement)]
-    [incident] = bot.incidents()
-    assert (incident.alert_count, bot.links(incident.id)) == (250, 250)
+    return transactions, [statement for statement in statements if statement.startswith("SELECT")]
 
 
 def _done(bot: Bot) -> int:

@@ -23,9 +23,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, text
+from sqlalchemy import bindparam, func, or_, select, text
 from sqlalchemy.orm import Session, defer
-from sqlalchemy.orm.attributes import set_committed_value
 
 from bot.background import BackgroundLoop
 from bot.db.database import Database, is_transient
@@ -48,6 +47,19 @@ CHUNK_YIELD_FACTOR = 1  # on SQLite, after a chunk, leave the lock free as long 
 STORM_ARRIVALS_PER_SECOND = 100  # above this, on SQLite, processing yields the write lock to ingestion
 STORM_YIELD_FACTOR = 4  # ... holding it at most a fifth of the time
 STORM_CALM_AFTER = 0.5  # seconds below that rate before a storm counts as over
+
+# Run in every transaction (inside the write lock): built once (building a statement costs more than running these).
+_OLDEST_PENDING = (  # per group, its oldest pending delivery up to the batch's last
+    select(Delivery.order_key, func.min(Delivery.id))
+    .with_hint(Delivery, "INDEXED BY ix_deliveries_queue", "sqlite")
+    .where(
+        Delivery.status == DeliveryStatus.PENDING,
+        Delivery.id <= bindparam("last"),
+        Delivery.order_key.in_(bindparam("keys", expanding=True)),
+    )
+    .group_by(Delivery.order_key)
+)
+_EVENTS_OF = select(Delivery.id, Delivery.events).where(Delivery.id.in_(bindparam("ids", expanding=True)))
 
 
 class ProcessingWorker(BackgroundLoop):
@@ -72,6 +84,18 @@ class ProcessingWorker(BackgroundLoop):
         self._max_attempts = max_attempts
         # Short write transactions on SQLite (each holds the only write lock), larger ones elsewhere.
         self._batch_size = batch_size or (SQLITE_BATCH if database.is_sqlite else BATCH)
+        self._due = (  # the first due pending deliveries, claimed (bound: now)
+            select(Delivery)
+            .where(
+                Delivery.status == DeliveryStatus.PENDING,
+                or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= bindparam("now")),
+            )
+            .order_by(Delivery.id)
+            .limit(self._batch_size)
+            .with_for_update(skip_locked=True)
+            # A large delivery's body and events are megabytes: never read the body, and parse its events once.
+            .options(defer(Delivery.body), defer(Delivery.events))
+        )
         self._chunk_events = chunk_events
         self._calm_budget = calm_budget  # on SQLite, seconds a transaction takes deliveries on outside storms
         self._timer = timer
@@ -82,7 +106,7 @@ class ProcessingWorker(BackgroundLoop):
         self._storm = True  # deliveries arrive faster than STORM_ARRIVALS_PER_SECOND (until measured: ingestion first)
         self._chunk_first = False  # whether this batch takes deliveries in progress before the others
         self._newest = 0  # the newest delivery id seen, and when: the arrival rate tells a storm
-        self._events: dict[int, Sequence[Any]] = {}  # the events of deliveries in progress (they never change)
+        self._events: dict[int, Sequence[Any]] = {}  # parsed events of claimed deliveries (they never change)
         self._checked = timer()
         self._resume_at = 0.0  # on SQLite, when the next transaction may take the write lock (see step)
 
@@ -166,22 +190,12 @@ class ProcessingWorker(BackgroundLoop):
             return session.scalar(select(func.max(Delivery.id))) or 0
 
     def _claim(self, session: Session, now: datetime) -> list[Delivery]:
-        candidates = list(
-            session.scalars(
-                select(Delivery)
-                .where(
-                    Delivery.status == DeliveryStatus.PENDING,
-                    or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
-                )
-                .order_by(Delivery.id)
-                .limit(self._batch_size)
-                .with_for_update(skip_locked=True)
-                # A large delivery's body and events are megabytes: never read the body, and parse its events once.
-                .options(defer(Delivery.body), defer(Delivery.events))
-            )
-        )
+        candidates = list(session.scalars(self._due, {"now": now}))
         if not candidates:
+            self._events.clear()
             return []
+        listed = {delivery.id for delivery in candidates}  # parsed events of deliveries no longer due are dropped
+        self._events = {key: events for key, events in self._events.items() if key in listed}
         first_in_batch: dict[str, int] = {}
         for delivery in candidates:
             first_in_batch.setdefault(delivery.order_key, delivery.id)
@@ -190,19 +204,9 @@ class ProcessingWorker(BackgroundLoop):
         # retry, or held by another worker). The candidates are the first due pending deliveries by id, so only
         # pending ids below the last candidate's can be older: a short range of the queue index, where the group
         # index would read every delivery its group ever had (a storm's groups have thousands of re-sends).
-        oldest_pending = {
-            key: first
-            for key, first in session.execute(
-                select(Delivery.order_key, func.min(Delivery.id))
-                .with_hint(Delivery, "INDEXED BY ix_deliveries_queue", "sqlite")
-                .where(
-                    Delivery.status == DeliveryStatus.PENDING,
-                    Delivery.id <= candidates[-1].id,
-                    Delivery.order_key.in_(keys),
-                )
-                .group_by(Delivery.order_key)
-            )
-        }
+        oldest_pending = dict(
+            session.execute(_OLDEST_PENDING, {"last": candidates[-1].id, "keys": keys}).tuples().all()
+        )
         ready = {key for key in keys if oldest_pending.get(key) == first_in_batch[key]}
         batch = [delivery for delivery in candidates if delivery.order_key in ready]
         self._load_small_events(session, batch)
@@ -210,15 +214,12 @@ class ProcessingWorker(BackgroundLoop):
 
     def _load_small_events(self, session: Session, batch: list[Delivery]) -> None:
         """The events of the batch's small deliveries in one query (each one's own deferred load was a query built
-        per delivery, inside the write lock); a large one's are read when its first chunk is applied, and kept."""
+        per delivery, inside the write lock), kept until each is applied: during a storm a transaction applies a
+        few of the batch, and the next claims most of the others again. A large one's are read when its first
+        chunk is applied, and kept too."""
         small = [d.id for d in batch if d.alert_count <= SMALL_DELIVERY and d.id not in self._events]
-        if not small:
-            return
-        read = session.execute(select(Delivery.id, Delivery.events).where(Delivery.id.in_(small)))
-        events = dict(read.tuples().all())
-        for delivery in batch:
-            if delivery.id in events:
-                set_committed_value(delivery, "events", events[delivery.id])
+        if small:
+            self._events.update(session.execute(_EVENTS_OF, {"ids": small}).tuples().all())
 
     def _lock_group(self, session: Session, order_key: str) -> bool:
         """On PostgreSQL, one worker at a time per group (released at commit)."""
@@ -233,7 +234,7 @@ class ProcessingWorker(BackgroundLoop):
         """Apply the delivery's next chunk; False when it failed. It stays ``pending`` while chunks remain: also
         when a new alert's correlation is to be decided before the next transaction (``decide_later``, see
         :meth:`IncidentService.apply_events`)."""
-        events = self._events.pop(delivery.id, None) or delivery.events
+        events = self._events.pop(delivery.id) if delivery.id in self._events else delivery.events
         try:
             with session.begin_nested():
                 start = delivery.events_applied
