@@ -3,6 +3,7 @@ thread is encoding is waited for by another, never encoded twice."""
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -11,7 +12,7 @@ import httpx
 import numpy as np
 from sqlalchemy import select
 
-from bot.correlation.prefetch import EmbeddingPrefetch
+from bot.correlation.prefetch import MAX_NICE, NICENESS, EmbeddingPrefetch, lower_thread_priority
 from bot.ingest.models import Alert
 from bot.runtime import Runtime
 from bot.settings import Settings
@@ -137,3 +138,23 @@ def test_the_runtime_prefetches_for_learned_correlation_only(settings: Settings,
     finally:
         learned.database.dispose()
         source.database.dispose()
+
+
+def test_the_prefetch_thread_runs_niced_never_idle_scheduled() -> None:
+    """An idle-scheduled thread gets no CPU while busy processes fill the cores; if it holds the interpreter lock
+    then, the worker's thread waits for it. Niced, it is only slowed."""
+    seen: dict[str, int] = {}
+
+    def run() -> None:
+        thread = threading.get_native_id()
+        seen["before"] = os.getpriority(os.PRIO_PROCESS, thread)
+        lower_thread_priority()
+        seen["after"] = os.getpriority(os.PRIO_PROCESS, thread)
+        seen["policy"] = os.sched_getscheduler(thread)
+
+    started = threading.Thread(target=run)
+    started.start()
+    started.join()
+    assert seen["after"] == min(MAX_NICE, seen["before"] + NICENESS)
+    assert seen["policy"] == os.SCHED_OTHER
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == seen["before"]  # this thread: unchanged
