@@ -9,9 +9,8 @@ The thread runs at a lower CPU priority than everything else (``nice`` +10 over 
 that ingestion, which shares the machine, keeps the cores it needs during a storm; a worker that waits for a text
 it is encoding leaves it the worker's core. It is not scheduled as idle (Linux ``SCHED_IDLE``): such a thread gets
 no CPU at all while busy processes fill the cores, and when that happened while it held the interpreter lock (between
-torch's operations), the worker's thread, in the same interpreter, waited for it: on the dev storm the service
-processed 475 alerts/s with ``SCHED_IDLE`` and 491/s with nice 19 (medians of 5 runs each, in turns, lag p99 17.7
-against 16.4 s), and the replay could send 1,000 alerts/s more often (see the README). Nothing waits for this
+torch's operations), the worker's thread, in the same interpreter, waited for it (the storm measured both ways is in
+the README). Nothing waits for this
 loop: a text it has not reached is embedded by prepare, one it is encoding right now is waited for
 (:meth:`~knowledge.embeddings.Embedder.embed`), and a delivery it skipped (committed after a later id was read, on
 PostgreSQL) only costs prepare the time it would have taken anyway.

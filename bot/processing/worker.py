@@ -191,11 +191,10 @@ class ProcessingWorker(BackgroundLoop):
 
     def _claim(self, session: Session, now: datetime) -> list[Delivery]:
         candidates = list(session.scalars(self._due, {"now": now}))
-        if not candidates:
-            self._events.clear()
-            return []
         listed = {delivery.id for delivery in candidates}  # parsed events of deliveries no longer due are dropped
         self._events = {key: events for key, events in self._events.items() if key in listed}
+        if not candidates:
+            return []
         first_in_batch: dict[str, int] = {}
         for delivery in candidates:
             first_in_batch.setdefault(delivery.order_key, delivery.id)
