@@ -434,16 +434,46 @@ def _processes() -> list[_Process]:
     return processes
 
 
-def _tree_cpu(processes: Sequence[_Process], root: int) -> float:
-    """CPU seconds of ``root`` and all its descendants."""
-    tree, total, grew = {root}, 0.0, True
+def _tree(processes: Sequence[_Process], root: int) -> set[int]:
+    """``root`` and all its descendants."""
+    tree, grew = {root}, True
     while grew:
         grown = tree | {process.pid for process in processes if process.parent in tree}
         grew, tree = grown != tree, grown
+    return tree
+
+
+def _tree_cpu(processes: Sequence[_Process], root: int) -> float:
+    """CPU seconds of ``root`` and all its descendants."""
+    tree = _tree(processes, root)
+    return sum(process.cpu for process in processes if process.pid in tree)
+
+
+def thread_cpu(root: int) -> dict[str, float]:
+    """CPU seconds of each thread of ``root`` and its descendants, summed by ``process/thread`` name (incibot's
+    threads carry their names into the operating system: ``bot.threads``; a process's main thread has its name)."""
+    processes = _processes()
+    tree = _tree(processes, root)
+    seconds: dict[str, float] = {}
     for process in processes:
-        if process.pid in tree:
-            total += process.cpu
-    return total
+        if process.pid not in tree:
+            continue
+        tasks: list[Path] = []
+        with contextlib.suppress(OSError):  # the process ended meanwhile
+            tasks = list(Path(f"/proc/{process.pid}/task").iterdir())
+        for task in tasks:
+            with contextlib.suppress(OSError, IndexError, ValueError):  # the thread ended meanwhile
+                head, _, tail = (task / "stat").read_text().rpartition(")")
+                fields = tail.split()
+                key = f"{process.name}/{head.partition('(')[2]}"
+                seconds[key] = seconds.get(key, 0.0) + (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return seconds
+
+
+def thread_cpu_used(before: dict[str, float], after: dict[str, float], *, least: float = 0.05) -> dict[str, float]:
+    """CPU seconds each thread name used between two :func:`thread_cpu` samples (at least ``least``), most first."""
+    used = {name: round(seconds - before.get(name, 0.0), 2) for name, seconds in after.items()}
+    return dict(sorted(((n, s) for n, s in used.items() if s >= least), key=lambda item: -item[1]))
 
 
 def sample_cpu(service_pid: int) -> CpuSample:

@@ -11,7 +11,9 @@ stand-in), once the worker has started:
 2. Reported: alerts fully processed per second (alerts of deliveries ``done`` / time from the first delivery's
    ``received_at`` to the last ``processed_at``), processing lag p50/p99 (``processed_at - received_at`` per
    delivery), deliveries left pending, the stand-in's Slack Web API calls (its call log), incidents opened and
-   posted to Slack, and what the replay achieved (alerts/s sent, webhooks, HTTP errors).
+   posted to Slack, and what the replay achieved (alerts/s sent, webhooks, HTTP errors). Where the CPU went: the
+   service's CPU seconds by process and thread name (incibot names its threads: ``bot/threads.py``), while the
+   replay sent and after it until everything was applied (``thread_cpu`` in the results).
 
 In the same run, single-alert ingest throughput of incibot's webhook (bench/ingest.py's wrk phase) and of Debian's
 ``prometheus-alertmanager`` on its ``POST /api/v2/alerts`` (same wrk settings, same alerts; a route to a receiver
@@ -141,6 +143,8 @@ class StormRun:
     slack_calls: dict[str, int]  # the stand-in's call log, by method
     slack_outbox_pending: int
     cpu: dict[str, float]
+    # CPU seconds by process/thread name of the service, while the replay sent and after it until all was applied
+    thread_cpu: dict[str, dict[str, float]] = field(default_factory=dict)
     service: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -155,12 +159,17 @@ def storm_run(opts: Options, backend: ingest.Backend, lines: Sequence[StreamLine
         url = backend.url(state_dir)
         with ingest.running_service(cfg, backend, state_dir, stats) as service:
             ingest._wait_for_log(state_dir / "server.log", "incibot started (worker", timeout=300)
-            before = ingest.sample_cpu(service.pid)
+            before, threads_before = ingest.sample_cpu(service.pid), ingest.thread_cpu(service.pid)
             sent = replay(
                 lines, f"http://127.0.0.1:{service.port}", ingest.TOKEN, rate=rate, connections=opts.connections
             )
+            threads_sent = ingest.thread_cpu(service.pid)
             _drain(url, opts.drain_timeout)
             cpu = ingest.cpu_usage(before, ingest.sample_cpu(service.pid), "generator")
+            thread_cpu = {
+                "replay": ingest.thread_cpu_used(threads_before, threads_sent),
+                "after_replay": ingest.thread_cpu_used(threads_sent, ingest.thread_cpu(service.pid)),
+            }
             slack_calls = _slack_calls(state_dir)
         figures = _processing_figures(url)
     return StormRun(
@@ -171,6 +180,7 @@ def storm_run(opts: Options, backend: ingest.Backend, lines: Sequence[StreamLine
         http_errors=sent.errors,
         slack_calls=slack_calls,
         cpu=cpu,
+        thread_cpu=thread_cpu,
         service=stats,
         **figures,
     )
@@ -345,6 +355,7 @@ def bench_database(opts: Options, backend: ingest.Backend, lines: Sequence[Strea
             if run.http_errors:
                 result.failures.append(f"{label}: {run.http_errors} HTTP errors")
             print(f"  {label}: {_describe(run)}", flush=True)
+            print(f"    {_describe_threads(run)}", flush=True)
             if run.cpu["other_pct"] > ingest.NOISY_OTHER_PCT:
                 print(f"!!! {label}: other processes used {run.cpu['other_pct']:.0f}% of a core", file=sys.stderr)
         label = f"{backend.name} run {number}/{runs} single-alert ingest"
@@ -373,6 +384,14 @@ def _describe(run: StormRun) -> str:
         f" ({run.incidents_posted:,} posted), {run.slack_call_count:,} Slack calls"
         f" ({run.slack_outbox_pending:,} in the outbox); CPU "
         + ", ".join(f"{key.removesuffix('_pct')} {value:.0f}%" for key, value in run.cpu.items())
+    )
+
+
+def _describe_threads(run: StormRun, shown: int = 8) -> str:
+    during, after = run.thread_cpu.get("replay", {}), run.thread_cpu.get("after_replay", {})
+    busiest = sorted(during.keys() | after.keys(), key=lambda name: -(during.get(name, 0.0) + after.get(name, 0.0)))
+    return "CPU s by thread, during the replay + after it: " + ", ".join(
+        f"{name} {during.get(name, 0.0):.1f} + {after.get(name, 0.0):.1f}" for name in busiest[:shown]
     )
 
 

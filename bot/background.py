@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import threading
 
+from bot.threads import NamedThread
+
 log = logging.getLogger(__name__)
 
 
@@ -37,7 +39,7 @@ class BackgroundLoop:
 
     def start(self) -> None:
         self._stopping.clear()
-        self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+        self._thread = NamedThread(target=self._run, name=self._name, daemon=True)
         self._thread.start()
 
     def stop(self) -> None:

@@ -15,6 +15,8 @@ import subprocess
 import sys
 import threading
 
+from bot.threads import NamedThread
+
 log = logging.getLogger(__name__)
 
 RESTART_DELAY = 1.0
@@ -31,7 +33,7 @@ class WorkerProcess:
 
     def start(self) -> None:
         self._spawn()
-        self._watcher = threading.Thread(target=self._watch, name="worker-supervisor", daemon=True)
+        self._watcher = NamedThread(target=self._watch, name="worker-supervisor", daemon=True)
         self._watcher.start()
 
     def stop(self) -> None:

@@ -150,7 +150,8 @@ def _children(pid: int) -> list[int]:
 def test_serve_runs_its_worker_at_a_lower_cpu_priority(
     env: dict[str, str], database_url: str, state_dir: Path, tmp_path: Path
 ) -> None:
-    """Ingestion comes first where the two share cores: the worker child is niced, serve itself is not."""
+    """Ingestion comes first where the two share cores: the worker child is niced, serve itself is not. The child
+    goes by its role's name in ps and top, not "python"."""
     ours = os.getpriority(os.PRIO_PROCESS, 0)
     with ServeProcess({**env, "INCIBOT_WORKER_NICE": "7"}, tmp_path / "serve.log") as server:
         assert server.process is not None
@@ -158,6 +159,7 @@ def test_serve_runs_its_worker_at_a_lower_cpu_priority(
         assert wait_for(lambda: _children(server.process.pid))  # type: ignore[union-attr]
         [worker] = _children(server.process.pid)
         assert wait_for(lambda: os.getpriority(os.PRIO_PROCESS, worker) == min(ours + 7, 19))
+        assert wait_for(lambda: Path(f"/proc/{worker}/comm").read_text().strip() == "incibot-worker")
 
 
 def test_serve_refuses_a_public_address_without_a_token(env: dict[str, str], state_dir: Path) -> None:

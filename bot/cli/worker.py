@@ -20,6 +20,7 @@ from bot.knowledge.wiring import KnowledgeConfigurationError
 from bot.runtime import Runtime
 from bot.settings import Settings
 from bot.slack.integration import SlackConfigurationError
+from bot.threads import name_this_thread
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ def register(commands: Any) -> None:
 
 
 def run_worker(settings: Settings, args: argparse.Namespace) -> int:
+    name_this_thread("incibot-worker")  # what ps and top show for this process (its main thread's name)
     lower_priority(settings.worker_nice)
     try:
         runtime = Runtime.build(settings.model_copy(update={"process_deliveries": True}))

@@ -22,6 +22,7 @@ from sqlalchemy import Connection
 from bot.db.database import Database, DatabaseUnavailable, is_transient
 from bot.ingest.parsed import ParsedDelivery
 from bot.ingest.store import DeliveryStore, StoredDelivery
+from bot.threads import NamedThread
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ class DeliveryWriter:
         return self._accepting
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="delivery-writer", daemon=True)
+        self._thread = NamedThread(target=self._run, name="delivery-writer", daemon=True)
         self._accepting = True
         self._thread.start()
 

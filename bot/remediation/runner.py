@@ -39,6 +39,7 @@ from bot.remediation.models import ActionRequest, AuditEntry, RequestState
 from bot.remediation.parameters import ParameterError, ResolvedRun, resolve_run
 from bot.remediation.requests import RequestView, approvals_of, transition
 from bot.remediation.service import RemediationService
+from bot.threads import NamedThread
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ class Runner:
 
     def start(self) -> None:
         self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="remediation")
-        self._thread = threading.Thread(target=self._loop, name="remediation-runner", daemon=True)
+        self._thread = NamedThread(target=self._loop, name="remediation-runner", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from bot.settings import Settings
 from bot.slack.check import CheckResult, SlackUnreachable, check_client, check_slack
+from bot.threads import NamedThread
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ class SlackHealth:
         """Start checking; waits a moment for the first result, never longer."""
         self._stopping.clear()
         self._wake.clear()
-        self._thread = threading.Thread(target=self._run, name="slack-health", daemon=True)
+        self._thread = NamedThread(target=self._run, name="slack-health", daemon=True)
         self._thread.start()
         self._checked.wait(START_WAIT_SECONDS)
 

@@ -40,6 +40,7 @@ from bot.standin.server import StandinServer
 from bot.standin.workspace import Workspace
 from bot.standin.workspace.actions import BotLink
 from bot.state_files import write_private_json
+from bot.threads import NamedThread
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +189,7 @@ class SlackIntegration:
             self._stopping.clear()
             self.socket_handler = SocketModeHandler(self.app, self.app_token, web_client=self.client)
             if not self._connect_socket():  # ingest must not wait for Slack: keep trying in the background
-                threading.Thread(target=self._keep_connecting, name="slack-socket", daemon=True).start()
+                NamedThread(target=self._keep_connecting, name="slack-socket", daemon=True).start()
         self.health.start()  # the set-up check, logged; /readyz waits for it
 
     def _connect_socket(self) -> bool:

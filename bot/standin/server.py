@@ -26,6 +26,7 @@ from bot.standin.faults import Fault, FaultKind
 from bot.standin.socket_mode import Ack
 from bot.standin.workspace import User, Workspace
 from bot.standin.workspace.actions import BotLink
+from bot.threads import NamedThread
 
 HOST = "127.0.0.1"
 START_TIMEOUT = 10.0
@@ -96,7 +97,7 @@ class StandinServer:
         server = uvicorn.Server(config)
         self._server = server
         self._stopping.clear()
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._serve(server)), name="standin", daemon=True)
+        self._thread = NamedThread(target=lambda: asyncio.run(self._serve(server)), name="standin", daemon=True)
         self._thread.start()
         deadline = time.monotonic() + START_TIMEOUT
         while not server.started:
