@@ -22,11 +22,13 @@ from slack_sdk import WebClient
 from sqlalchemy import func, select
 
 from bot.incidents.models import Incident, TimelineEntry
+from bot.knowledge.models import IncidentDocument
 from bot.runtime import Runtime
 from bot.settings import Route, Settings
 from bot.slack.blocks import CLASSIFY_ACTION, MAX_HEADER_CHARS, MAX_SECTION_CHARS, RESOLVE_ACTION
 from bot.slack.models import OutboxItem, OutboxStatus
 from bot.slack.outbox import OutboxWorker
+from bot.slack.suggester import AHEAD
 from bot.standin.faults import FaultKind
 from bot.standin.server import StandinServer
 from bot.standin.workspace import BOT_USER_ID, DEFAULT_BOT_TOKEN, ChannelSeed, Workspace
@@ -660,6 +662,41 @@ def test_suggestions_are_found_when_the_incident_opens_and_never_hold_a_post_ove
         outbox.run_once()
         edited = standin.messages("incidents")[2]
         assert edited["edits"] and "looking for runbooks" not in json.dumps(edited["blocks"])
+    finally:
+        standin.stop()
+        runtime.database.dispose()
+
+
+def test_in_a_storm_suggestions_are_found_for_a_channels_next_posts_only_and_each_post_goes_with_them(
+    knowledge_settings: Settings, clock: FakeClock, shared_embedder: Embedder
+) -> None:
+    """A channel takes one post a second: searching at once for the posts further back takes the CPU from the
+    storm and sends nothing sooner. Their turn comes, and each is searched for before it is sent."""
+    runtime = Runtime.build(knowledge_settings, clock=clock, embedder=shared_embedder)
+    outbox, standin = runtime.slack.outbox, runtime.slack.standin
+    assert outbox.suggester is not None and standin is not None
+    standin.start()
+    standin.set_rate_limits(False)  # the outbox paces itself by this test's clock: one post a second
+    try:
+        with runtime.database.write() as session:
+            ids = [
+                runtime.incidents.declare(session, f"Disk almost full on db-{n}", ALICE, "alice").id for n in range(6)
+            ]
+        assert outbox.suggester.run_once() == AHEAD == 3
+        assert outbox.suggester.run_once() == 0  # the others wait for their turn
+        with runtime.database.read() as session:
+            found = session.scalars(
+                select(IncidentDocument.incident_id).where(IncidentDocument.suggestions.is_not(None))
+            )
+            assert sorted(found) == ids[:AHEAD]
+        for turn in range(len(ids)):
+            outbox.run_once()  # one post (the channel's pace) …
+            assert outbox.suggester.run_once() == (1 if turn < len(ids) - AHEAD else 0)  # … and one more searched
+            clock.advance(seconds=1)
+        posts = standin.messages("incidents")
+        assert len(posts) == len(ids)
+        assert not [post for post in posts if "looking for runbooks" in json.dumps(post["blocks"])]
+        assert not [post for post in posts if post.get("edits")]  # none went without them: no edit was needed
     finally:
         standin.stop()
         runtime.database.dispose()

@@ -6,11 +6,17 @@ hour and that have no stored suggestions. It finds and stores them (a failed sea
 post says plainly) and makes the waiting post due at once. The outbox sends a first post when its
 suggestions are stored or ``budget`` (one second) after the incident opened, whichever is first; suggestions
 found later are stored and arrive as an edit of the post.
+
+Only the next :data:`AHEAD` first posts of each channel are searched for before they are sent: a channel takes one
+post a second, so in a storm a post further back in the queue cannot go sooner, and searching for it at once
+(embedding its alert's lines, tens of milliseconds) takes the CPU from applying the storm's alerts. Its turn comes,
+and its suggestions are found before it.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -30,6 +36,8 @@ log = logging.getLogger(__name__)
 
 BUDGET = 1.0  # seconds a first post may wait for its suggestions
 BATCH = 20
+AHEAD = 3  # a channel's next first posts whose suggestions are found before their turn
+QUEUE_READ = 500  # queued first posts read per look (a storm's queue, oldest first)
 MAX_AGE = timedelta(hours=1)  # suggestions for an older post are not worth an edit (nor a search at start-up)
 
 
@@ -69,23 +77,40 @@ class Suggester(BackgroundLoop):
         return stored
 
     def _waiting(self) -> list[int]:
-        """Incidents whose first post was queued lately and whose suggestions are not stored: posts still waiting
-        first, then those that went without them, oldest first."""
+        """Incidents whose first post was queued lately and whose suggestions are not stored: posts among the next
+        :data:`AHEAD` of their channel first, then posts that went without them, oldest first."""
+        since = self._clock() - MAX_AGE
         with self._database.read() as session:
-            return list(
-                session.scalars(
-                    select(OutboxItem.incident_id)
-                    .outerjoin(IncidentDocument, IncidentDocument.incident_id == OutboxItem.incident_id)
-                    .where(
-                        OutboxItem.kind == OutboxKind.POST_INCIDENT,
-                        OutboxItem.status != OutboxStatus.FAILED,
-                        OutboxItem.created_at >= self._clock() - MAX_AGE,
-                        IncidentDocument.suggestions.is_(None),
-                    )
-                    .order_by(OutboxItem.status != OutboxStatus.PENDING, OutboxItem.id)
-                    .limit(BATCH)
+            queued = session.execute(
+                select(OutboxItem.incident_id, OutboxItem.channel, IncidentDocument.suggestions.is_(None))
+                .outerjoin(IncidentDocument, IncidentDocument.incident_id == OutboxItem.incident_id)
+                .where(
+                    OutboxItem.kind == OutboxKind.POST_INCIDENT,
+                    OutboxItem.status == OutboxStatus.PENDING,
+                    OutboxItem.created_at >= since,
                 )
+                .order_by(OutboxItem.id)
+                .limit(QUEUE_READ)
+            ).tuples()
+            turns: Counter[str] = Counter()
+            waiting = []
+            for incident_id, channel, missing in queued:
+                turns[channel] += 1
+                if missing and turns[channel] <= AHEAD and incident_id is not None:
+                    waiting.append(incident_id)
+            went_without = session.scalars(
+                select(OutboxItem.incident_id)
+                .outerjoin(IncidentDocument, IncidentDocument.incident_id == OutboxItem.incident_id)
+                .where(
+                    OutboxItem.kind == OutboxKind.POST_INCIDENT,
+                    OutboxItem.status == OutboxStatus.DONE,
+                    OutboxItem.created_at >= since,
+                    IncidentDocument.suggestions.is_(None),
+                )
+                .order_by(OutboxItem.id)
+                .limit(BATCH)
             )
+            return [*waiting[:BATCH], *went_without][:BATCH]
 
     def _store(self, session: Session, incident_id: int, data: dict[str, object]) -> None:
         incident = session.get(Incident, incident_id)
