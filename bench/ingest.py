@@ -422,15 +422,21 @@ class _Process:
     cpu: float  # seconds, user + system
 
 
+def _stat(path: Path) -> tuple[str, int, float]:
+    """A process's or thread's ``stat`` file (``/proc/<pid>`` or ``/proc/<pid>/task/<tid>``): its name, parent and
+    CPU seconds (user + system)."""
+    head, _, tail = (path / "stat").read_text().rpartition(")")
+    fields = tail.split()  # state, ppid, ... utime (12th), stime (13th)
+    return head.partition("(")[2], int(fields[1]), (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
 def _processes() -> list[_Process]:
     processes = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             with contextlib.suppress(OSError, IndexError, ValueError):  # gone, or not ours to read
-                head, _, tail = (entry / "stat").read_text().rpartition(")")
-                fields = tail.split()  # state, ppid, ... utime (12th), stime (13th)
-                cpu = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-                processes.append(_Process(int(entry.name), int(fields[1]), head.partition("(")[2], cpu))
+                name, parent, cpu = _stat(entry)
+                processes.append(_Process(int(entry.name), parent, name, cpu))
     return processes
 
 
@@ -463,10 +469,9 @@ def thread_cpu(root: int) -> dict[str, float]:
             tasks = list(Path(f"/proc/{process.pid}/task").iterdir())
         for task in tasks:
             with contextlib.suppress(OSError, IndexError, ValueError):  # the thread ended meanwhile
-                head, _, tail = (task / "stat").read_text().rpartition(")")
-                fields = tail.split()
-                key = f"{process.name}/{head.partition('(')[2]}"
-                seconds[key] = seconds.get(key, 0.0) + (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+                name, _, cpu = _stat(task)
+                key = f"{process.name}/{name}"
+                seconds[key] = seconds.get(key, 0.0) + cpu
     return seconds
 
 

@@ -30,14 +30,12 @@ class NamedThread(threading.Thread):
         super().run()
 
 
-def name_this_thread(name: str) -> bool:
-    """Give the calling thread ``name`` (its first :data:`NAME_BYTES` bytes) in the operating system; False
-    where that cannot be done (not Linux, no C library), which changes nothing else."""
+def name_this_thread(name: str) -> None:
+    """Give the calling thread ``name`` (its first :data:`NAME_BYTES` bytes) in the operating system, where that
+    can be done (Linux, with a C library); elsewhere nothing changes."""
     prctl = _prctl()
-    if prctl is None:
-        return False
-    encoded = name.encode("utf-8", "replace")[:NAME_BYTES]
-    return bool(prctl(_PR_SET_NAME, ctypes.c_char_p(encoded), 0, 0, 0) == 0)
+    if prctl is not None:
+        prctl(_PR_SET_NAME, ctypes.c_char_p(name.encode("utf-8", "replace")[:NAME_BYTES]), 0, 0, 0)
 
 
 @cache
