@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import gzip
 import json
+import socket
+import socketserver
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -169,6 +172,49 @@ def test_503_is_sent_again_after_retry_after(tmp_path: Path, capsys: pytest.Capt
         assert main(["replay", str(stream), "--url", url, "--token", TOKEN]) == 0
     assert answers == []
     assert "1 accepted, 0 HTTP errors, 1 retried after 503/429" in capsys.readouterr().out
+
+
+class _ClosesAfterEachAnswer(socketserver.StreamRequestHandler):
+    """Answers one request per connection and closes it without saying so (no ``Connection: close``), as a
+    server does when a keep-alive connection has been idle past its timeout."""
+
+    bodies: list[bytes] = []
+
+    def handle(self) -> None:
+        length = 0
+        self.rfile.readline()
+        while (header := self.rfile.readline()) not in (b"\r\n", b""):
+            name, _, value = header.partition(b":")
+            length = int(value) if name.strip().lower() == b"content-length" else length
+        self.bodies.append(self.rfile.read(length))
+        self.wfile.write(b"HTTP/1.1 202 Accepted\r\nContent-Length: 2\r\n\r\n{}")
+
+
+def test_a_keep_alive_connection_the_server_closed_is_opened_again_and_nothing_is_sent_twice(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _ClosesAfterEachAnswer.bodies = []
+    stream = write_stream(tmp_path / "storm.jsonl", [line(minute, "PodCrash", "api-1") for minute in range(4)])
+    with socketserver.ThreadingTCPServer(("127.0.0.1", 0), _ClosesAfterEachAnswer) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        # One connection, so each webhook after the first finds it closed.
+        code = main(["replay", str(stream), "--url", url, "--token", TOKEN, "--rate", "40", "--connections", "1"])
+        server.shutdown()
+    assert code == 0
+    assert "sent 4 lines in 4 webhooks; 4 accepted, 0 HTTP errors" in capsys.readouterr().out
+    assert len(_ClosesAfterEachAnswer.bodies) == 4
+
+
+def test_a_bot_that_cannot_be_reached_exits_1_saying_why(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))  # a port nobody listens on
+        url = f"http://127.0.0.1:{unused.getsockname()[1]}"
+        stream = write_stream(tmp_path / "storm.jsonl", STREAM[:2])
+        assert main(["replay", str(stream), "--url", url, "--token", TOKEN, "--rate", "1000"]) == 1
+    out = capsys.readouterr().out
+    assert "0 accepted, 2 HTTP errors" in out
+    assert "2 webhooks not answered: ConnectionRefusedError" in out
 
 
 @pytest.mark.parametrize(
