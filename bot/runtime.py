@@ -158,7 +158,9 @@ class Runtime:
         worker = ProcessingWorker(
             database, incidents, metrics, clock, max_attempts=settings.max_attempts, idle_poll=WORKER_IDLE_POLL
         )
-        prefetch = build_prefetch(database, incidents.correlation)
+        prefetch = build_prefetch(  # the classifier predicts ahead for what it embedded, on its thread
+            database, incidents.correlation, classification.predict_ahead if classification is not None else None
+        )
         writer = DeliveryWriter(
             database,
             DeliveryStore(settings.ignore_alertnames),

@@ -13,8 +13,10 @@ from sqlalchemy import select
 
 from bot.classification.live import MODEL, LiveClassification
 from bot.incidents.models import Incident
+from bot.ingest.models import Alert
 from bot.runtime import Runtime
-from knowledge.classify.model import Prediction, TextClassifier
+from knowledge.classify.model import Prediction, TextClassifier, incident_text
+from knowledge.text import alert_text
 from tests.conftest import auth
 from tests.support import am_alert, am_group
 
@@ -74,6 +76,23 @@ def test_an_incident_is_predicted_again_only_when_its_classifier_input_changed(
     live.prepare(runtime.database)
     assert len(model.asked) == 2 and "payment client" in model.asked[-1]  # a new text: predicted again
     assert _incident(runtime).category_source == MODEL
+
+
+def test_what_the_prefetch_predicted_ahead_is_not_predicted_again(stored_service: tuple[Runtime, httpx.Client]) -> None:
+    runtime, http = stored_service
+    _send_and_apply(runtime, http, [am_alert(pod="a")])
+    model = _CountingModel()
+    live = LiveClassification(lambda: cast(TextClassifier, model))
+    with runtime.database.read() as session:
+        text = alert_text(session.scalars(select(Alert)).one().normalized())
+    assert live.predict_ahead([text, text]) == 1
+    assert model.asked == [incident_text([text])]  # the input of the incident that alert opens
+    assert live.predict_ahead([text]) == 0
+
+    live.prepare(runtime.database)  # the incident waiting for the model reads the same: its prediction is reused
+    assert len(model.asked) == 1
+    incident = _incident(runtime)
+    assert (incident.category, incident.category_source) == ("database", MODEL)
 
 
 class _SlowTimer:

@@ -20,7 +20,7 @@ from knowledge.alerts import NormalizedAlert
 from knowledge.embeddings import Embedder
 from knowledge.text import alert_text
 from tests.conftest import auth
-from tests.support import FakeClock, am_alert, am_group
+from tests.support import FakeClock, am_alert, am_group, serve_in_thread
 
 
 class _GatedModel:
@@ -110,15 +110,18 @@ def test_the_prefetch_embeds_each_queued_new_alert_text_once_in_queue_order(
     _send(http, first, second)
     _send(http, am_alert("PostgresDown", status="resolved", pod="orders-db-0"))  # no new alert: nothing to embed
     recorder = _Recorder()
-    prefetch = EmbeddingPrefetch(runtime.database, recorder)
+    handed: list[list[str]] = []
+    prefetch = EmbeddingPrefetch(runtime.database, recorder, then=handed.append)
     assert prefetch.run_once() == 2  # deliveries read
     texts = [alert_text(_normalized(runtime, alert)) for alert in (first, second)]
     assert recorder.batches == [texts]
+    assert handed == [texts]  # once embedded, the round's texts are handed on (the classifier predicts ahead)
     assert prefetch.run_once() == 0  # read already: never again
+    assert len(handed) == 1
     third = am_alert("NodeDiskFull", node="worker-9")
     _send(http, third)
     assert prefetch.run_once() == 1
-    assert recorder.batches[-1] == [alert_text(_normalized(runtime, third))]
+    assert recorder.batches[-1] == handed[-1] == [alert_text(_normalized(runtime, third))]
 
 
 def _normalized(runtime: Runtime, alert: dict[str, Any]) -> NormalizedAlert:
@@ -138,6 +141,24 @@ def test_the_runtime_prefetches_for_learned_correlation_only(settings: Settings,
     finally:
         learned.database.dispose()
         source.database.dispose()
+
+
+def test_the_runtimes_prefetch_has_the_classifier_predict_ahead_for_what_it_embedded(
+    settings: Settings, clock: FakeClock
+) -> None:
+    update = {"correlation": "learned", "classification": True, "process_deliveries": False}
+    runtime = Runtime.build(settings.model_copy(update=update), clock=clock)
+    try:
+        assert runtime.prefetch is not None and runtime.classification is not None
+        with serve_in_thread(runtime.asgi_app()) as url, httpx.Client(base_url=url, timeout=10) as http:
+            _send(http, am_alert("PostgresDown", pod="orders-db-0"))
+            assert runtime.prefetch.run_once() == 1  # while the app runs (its shutdown stops the prefetch)
+        with runtime.database.read() as session:
+            text = alert_text(session.scalars(select(Alert)).one().normalized())
+        assert runtime.classification.predict_ahead([text]) == 0  # predicted on the prefetch's round already
+        assert runtime.classification.predict_ahead(["NodeDiskFull on worker-9"]) == 1
+    finally:
+        runtime.database.dispose()
 
 
 def test_the_prefetch_thread_runs_niced_never_idle_scheduled() -> None:

@@ -6,7 +6,8 @@ open), and of each open incident waiting for the model, and applies the latter i
 of its own. In the processing transaction, :meth:`on_timeline` (a listener told before Slack's) gives a newly
 opened incident its prepared category, so that its post shows it and is routed by it; an incident whose alerts
 changed waits for the next prepare. The model never runs inside a write transaction. A person's category is
-never replaced.
+never replaced. The embedding prefetch calls :meth:`predict_ahead` with the new alert texts it embedded, on its own
+thread, so that in a storm most of prepare's predictions are made before the worker's thread needs them.
 
 An incident waits for the model while its ``category_source`` is None: never classified, or its alerts changed
 since (its last category stays shown meanwhile). An abstention is stored as ``category`` None with the source
@@ -123,9 +124,24 @@ class LiveClassification:
                 self._upcoming.popitem(last=False)
             waiting = session.execute(_WAITING).all()
             inputs = {incident_id: classifier_input(session, incident_id) for incident_id, _ in waiting}
-        with self._lock:  # an input predicted before (an incident whose new alerts repeat its texts) is not again
-            known = {text: p for text in [*upcoming, *inputs.values()] if (p := self._prepared.get(text)) is not None}
-        wanted = [text for text in dict.fromkeys([*upcoming, *inputs.values()]) if text not in known]
+        every, predicted = self._predictions([*upcoming, *inputs.values()])
+        if waiting:
+            self._apply_waiting(database, [(i, count, every[inputs[i]]) for i, count in waiting])
+        return predicted
+
+    def predict_ahead(self, alert_texts: Sequence[str]) -> int:
+        """Predict the category of each alert text's own incident, should it open one (called by the embedding
+        prefetch with the texts it embedded, on its thread, ahead of prepare); returns how many were predicted."""
+        from knowledge.classify.model import incident_text
+
+        return self._predictions([incident_text([text]) for text in alert_texts])[1]
+
+    def _predictions(self, inputs: Sequence[str]) -> tuple[dict[str, Prediction], int]:
+        """The prediction for each classifier input, and how many of them the model made now: an input predicted
+        before (an incident whose new alerts repeat its texts, or one the prefetch predicted) is not again."""
+        with self._lock:
+            known = {text: p for text in inputs if (p := self._prepared.get(text)) is not None}
+        wanted = [text for text in dict.fromkeys(inputs) if text not in known]
         predicted = dict(zip(wanted, self.model.predict(wanted), strict=True)) if wanted else {}
         with self._lock:
             for text, prediction in predicted.items():
@@ -134,10 +150,7 @@ class LiveClassification:
                 self._prepared.move_to_end(text)
             while len(self._prepared) > _KEEP:
                 self._prepared.popitem(last=False)
-        if waiting:
-            every = {**known, **predicted}
-            self._apply_waiting(database, [(i, count, every[inputs[i]]) for i, count in waiting])
-        return len(wanted)
+        return {**known, **predicted}, len(wanted)
 
     def _apply_waiting(self, database: Database, results: Sequence[tuple[int, int, Prediction]]) -> None:
         """Apply predictions to incidents still waiting with the alerts they were made from, for

@@ -3,7 +3,10 @@
 In a storm the embedding model is most of the worker's cost: each new alert text is compared with its candidates'.
 The worker's prepare embeds what it needs when it needs it; this loop reads the pending deliveries past the last
 one it read and embeds their new alerts' texts into the shared embedder's cache first, in small batches, while the
-worker does its database work. Torch computes outside the interpreter lock, so the two use a core each.
+worker does its database work. Torch computes outside the interpreter lock, so the two use a core each. Each
+round's texts, once embedded, are handed to ``then``: the runtime passes the classifier's
+:meth:`~bot.classification.live.LiveClassification.predict_ahead`, so that a new alert's category is predicted on
+this thread too, not on the worker's (whose one thread is what a storm waits for).
 
 The thread runs at a lower CPU priority than everything else (``nice`` +10 over its process, 19 in the service), so
 that ingestion, which shares the machine, keeps the cores it needs during a storm; a worker that waits for a text
@@ -21,6 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 
 from sqlalchemy import select
 
@@ -43,10 +47,18 @@ IDLE_POLL = 0.5  # seconds between looks at the queue when nothing was new (inge
 class EmbeddingPrefetch(BackgroundLoop):
     """Keeps the embedder's cache ahead of the processing worker (``run_once``: one read of the queue)."""
 
-    def __init__(self, database: Database, embedder: TextEmbedder, *, idle_poll: float = IDLE_POLL) -> None:
+    def __init__(
+        self,
+        database: Database,
+        embedder: TextEmbedder,
+        *,
+        then: Callable[[list[str]], object] | None = None,
+        idle_poll: float = IDLE_POLL,
+    ) -> None:
         super().__init__("embedding-prefetch", idle_poll)
         self._database = database
         self._embedder = embedder
+        self._then = then  # given each round's texts once they are embedded (the classifier predicts ahead)
         self._after = 0  # the newest delivery read
 
     def _run(self) -> None:
@@ -70,8 +82,10 @@ class EmbeddingPrefetch(BackgroundLoop):
         self._after = deliveries[-1].id
         for start in range(0, len(texts), BATCH):
             if self.stopping:
-                break
+                return len(deliveries)
             self._embedder.embed(texts[start : start + BATCH])
+        if self._then is not None and texts:
+            self._then(texts)
         return len(deliveries)
 
 

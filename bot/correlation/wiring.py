@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -97,12 +97,15 @@ def correlation_policy(settings: Settings, threshold: float = DEFAULT_THRESHOLD)
     )
 
 
-def build_prefetch(database: Database, correlation: Correlation) -> EmbeddingPrefetch | None:
-    """The embedding prefetch for the worker of ``correlation`` (None: it embeds nothing)."""
+def build_prefetch(
+    database: Database, correlation: Correlation, then: Callable[[list[str]], object] | None = None
+) -> EmbeddingPrefetch | None:
+    """The embedding prefetch for the worker of ``correlation`` (None: it embeds nothing); ``then`` is given the
+    texts of each round once they are embedded."""
     learned = correlation.learned if isinstance(correlation, ShadowCorrelation) else correlation
     if not isinstance(learned, LearnedCorrelation) or learned.correlator.embedder is None:
         return None
-    return EmbeddingPrefetch(database, learned.correlator.embedder)
+    return EmbeddingPrefetch(database, learned.correlator.embedder, then=then)
 
 
 def build_correlation(settings: Settings, embedder: Embedder | None = None) -> Correlation:
