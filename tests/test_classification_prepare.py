@@ -10,9 +10,11 @@ from typing import Any, cast
 
 import httpx
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from bot.classification.live import MODEL, LiveClassification
-from bot.incidents.models import Incident
+from bot.classification.live import MODEL, PERSON, LiveClassification
+from bot.classification.texts import ALERTS_READ
+from bot.incidents.models import Incident, TimelineEntry
 from bot.ingest.models import Alert
 from bot.runtime import Runtime
 from knowledge.classify.model import Prediction, TextClassifier, incident_text
@@ -93,6 +95,31 @@ def test_what_the_prefetch_predicted_ahead_is_not_predicted_again(stored_service
     assert len(model.asked) == 1
     incident = _incident(runtime)
     assert (incident.category, incident.category_source) == ("database", MODEL)
+
+
+def test_alerts_joining_an_incident_past_the_alerts_the_model_reads_leave_its_category_alone() -> None:
+    """The model reads an incident's first ALERTS_READ alerts; a storm's big incident is not read again for each
+    alert that joins after them, until a merge or a split changes which alerts come first."""
+    live = LiveClassification(lambda: cast(TextClassifier, _CountingModel()))
+    incident = Incident(id=7, alert_count=ALERTS_READ, category="database", category_source=MODEL)
+
+    def joined(count: int, kind: str = "alerts_added") -> str | None:
+        incident.category_source = MODEL  # as the last prepare left it
+        incident.alert_count = count
+        live.on_timeline(cast(Session, None), incident, TimelineEntry(incident_id=7, kind=kind, text=""))
+        return incident.category_source
+
+    assert joined(ALERTS_READ) is None  # its first alerts may have changed: it waits for the model
+    assert joined(ALERTS_READ + 1) is None  # the 200th may have come with this one
+    assert joined(ALERTS_READ + 2) == MODEL  # the first ALERTS_READ were there before: nothing to read again
+    assert joined(ALERTS_READ + 40) == MODEL
+    assert joined(ALERTS_READ + 40, "split") is None
+    assert joined(ALERTS_READ + 41) is None  # after a split, read once more
+    assert joined(ALERTS_READ + 42) == MODEL
+    assert joined(ALERTS_READ + 42, "merged_in") is None
+    incident.category_source = PERSON
+    live.on_timeline(cast(Session, None), incident, TimelineEntry(incident_id=7, kind="split", text=""))
+    assert incident.category_source == PERSON  # a person's category is never replaced
 
 
 class _SlowTimer:

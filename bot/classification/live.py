@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.classification.texts import classifier_input
+from bot.classification.texts import ALERTS_READ, classifier_input
 from bot.correlation.live import upcoming_alerts
 from bot.db.database import Database
 from bot.incidents.models import OPEN_STATUSES, Incident, TimelineEntry
@@ -68,6 +68,7 @@ class LiveClassification:
         self._service: IncidentService | None = None
         self._prepared: OrderedDict[str, Prediction] = OrderedDict()  # by classifier input
         self._upcoming: OrderedDict[int, str] = OrderedDict()  # the classifier input of upcoming alerts, by id
+        self._full: OrderedDict[int, None] = OrderedDict()  # incidents past ALERTS_READ alerts when alerts last joined
         self._lock = threading.Lock()
 
     def attach(self, service: IncidentService) -> None:
@@ -97,6 +98,8 @@ class LiveClassification:
     def on_timeline(self, session: Session, incident: Incident, entry: TimelineEntry) -> None:
         if entry.kind not in CHANGES or incident.category_source == PERSON:
             return
+        if self._reads_the_same(incident, entry):
+            return
         incident.category_source = None  # waits for the model, unless its prediction is ready
         if entry.kind != "opened":
             return
@@ -104,6 +107,24 @@ class LiveClassification:
             prediction = self._prepared.get(classifier_input(session, incident.id))
         if prediction is not None:
             self._apply(incident, prediction)
+
+    def _reads_the_same(self, incident: Incident, entry: TimelineEntry) -> bool:
+        """Whether alerts joining leave what the model reads of the incident as it was: its first
+        :data:`ALERTS_READ` alerts were all there before (it had more when alerts last joined it), and the alerts
+        joining now arrived after them (all but one of a delivery applied late, which then leaves the category as
+        its first alerts gave it). A storm's big incident was read again at every round for the same input. A
+        merge or a split changes which alerts come first: the incident is read again."""
+        full = incident.alert_count > ALERTS_READ and entry.kind == "alerts_added"
+        with self._lock:
+            was_full = incident.id in self._full
+            if full:
+                self._full[incident.id] = None
+                self._full.move_to_end(incident.id)
+                while len(self._full) > _KEEP:
+                    self._full.popitem(last=False)
+            else:
+                self._full.pop(incident.id, None)
+        return full and was_full
 
     # --- before it ------------------------------------------------------------------------------------
 
