@@ -111,9 +111,10 @@ class LiveClassification:
     def _reads_the_same(self, incident: Incident, entry: TimelineEntry) -> bool:
         """Whether alerts joining leave what the model reads of the incident as it was: its first
         :data:`ALERTS_READ` alerts were all there before (it had more when alerts last joined it), and the alerts
-        joining now arrived after them (all but one of a delivery applied late, which then leaves the category as
-        its first alerts gave it). A storm's big incident was read again at every round for the same input. A
-        merge or a split changes which alerts come first: the incident is read again."""
+        joining now arrived after them (an alert of a delivery applied late, with an earlier id than the last of
+        those, is the exception: the category stays as the first alerts gave it). A storm's big incident was read
+        again at every round for the same input. A merge or a split changes which alerts come first: the incident
+        is read again."""
         full = incident.alert_count > ALERTS_READ and entry.kind == "alerts_added"
         with self._lock:
             was_full = incident.id in self._full
